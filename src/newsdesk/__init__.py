@@ -1,0 +1,2 @@
+"""newsdesk."""
+__version__ = "0.1.0"

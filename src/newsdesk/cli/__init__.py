@@ -1,0 +1,1 @@
+"""The `newsdesk` command line: thin commands over the library."""
