@@ -1,0 +1,60 @@
+"""Contracts of the recommendation models (the plug points of the multi-stage recommender).
+
+    CandidateGenerator  fit on a dataset, then propose candidates for a request
+    Recommender         the whole pipeline loaded from a bundle: candidates -> rank -> re-rank
+
+The serving layer and the evaluation harness depend only on these classes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What is known about one recommendation request."""
+
+    user_id: str
+    now: float  # Unix seconds, UTC
+    surface: str = "front_page"
+    k: int = 10
+    current_article_id: str | None = None  # article page / related articles
+    locale: str | None = None
+    device: str | None = None
+    exclude: frozenset[str] = frozenset()  # ids the caller never wants (e.g. blocklist)
+    filters: dict[str, Any] = field(default_factory=dict)  # e.g. {"category": "sports"}
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredArticle:
+    article_id: str
+    score: float
+    reason: str = ""  # short human explanation: "trending in Politics", "because you read ..."
+    source: str = ""  # the candidate generator that proposed it
+
+
+class CandidateGenerator(ABC):
+    """One source of candidates (trending, recency, content, co-clicks, CF, category)."""
+
+    name: str
+
+    @abstractmethod
+    def candidates(self, ctx: RequestContext, n: int) -> list[ScoredArticle]:
+        """Up to n candidates for the request, best first."""
+
+
+class Recommender(ABC):
+    """A loaded pipeline; thread-safe for concurrent `recommend` calls."""
+
+    version: str
+
+    @abstractmethod
+    def recommend(self, ctx: RequestContext) -> list[ScoredArticle]:
+        """Up to ctx.k ranked articles for the request (may return fewer)."""
+
+    @abstractmethod
+    def related(self, article_id: str, k: int, now: float) -> list[ScoredArticle]:
+        """Articles related to one article (content + co-clicks)."""
