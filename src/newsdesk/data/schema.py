@@ -112,6 +112,8 @@ class Interaction(_Record):
     timestamp: datetime
     request_id: str | None = None
     dwell_seconds: float | None = Field(default=None, ge=0.0, le=86_400.0)
+    # explicit strength where the source has one (MovieLens stars); None for news events
+    rating: float | None = None
 
     _utc_ts = field_validator("timestamp")(lambda v: _utc(v))
 
@@ -171,6 +173,7 @@ INTERACTIONS = pa.schema(
         pa.field("timestamp", TS, nullable=False),
         pa.field("request_id", pa.string()),
         pa.field("dwell_seconds", pa.float64()),
+        pa.field("rating", pa.float64()),
     ]
 )
 
