@@ -9,8 +9,13 @@ The serving layer and the evaluation harness depend only on these classes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+
+from newsdesk.data.schema import Article
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +52,14 @@ class CandidateGenerator(ABC):
 
 
 class Recommender(ABC):
-    """A loaded pipeline; thread-safe for concurrent `recommend` calls."""
+    """A loaded pipeline; thread-safe for concurrent `recommend` calls.
+
+    A recommender reads real-time state from the `OnlineStore` it was built with (user clicks,
+    article statistics), and keeps its own live catalog (article metadata, embeddings, ANN
+    index). Whoever owns the event stream (the serving app, the replay evaluator) writes events
+    to the online store and catalog changes through `upsert_articles` / `remove_article`; the
+    recommender never reads the future because it only sees what was written before the call.
+    """
 
     version: str
 
@@ -58,3 +70,19 @@ class Recommender(ABC):
     @abstractmethod
     def related(self, article_id: str, k: int, now: float) -> list[ScoredArticle]:
         """Articles related to one article (content + co-clicks)."""
+
+    @abstractmethod
+    def score(self, ctx: RequestContext, article_ids: Sequence[str]) -> np.ndarray:
+        """Ranking scores (higher is better) for given ids, shape (len(article_ids),).
+
+        Used by the MIND protocol and the replay evaluator, which rank a logged impression's
+        own slate; unknown ids get a finite score (cold start), never an error.
+        """
+
+    @abstractmethod
+    def upsert_articles(self, articles: Sequence[Article]) -> None:
+        """Add or update live articles (embedded on the way in); recommendable on return."""
+
+    @abstractmethod
+    def remove_article(self, article_id: str) -> bool:
+        """Remove an article from the live catalog at once; False if it was unknown."""
