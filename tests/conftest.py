@@ -1,0 +1,87 @@
+"""Shared fixtures: a real redis-server for the tests that need one.
+
+`redis_server` (session) starts one `redis-server` on 127.0.0.1 and a free port, without
+persistence, and yields its URL; tests sharing it should use their own key prefix or flush the
+database. `redis_process` (function) starts a private server a test may kill (failure tests).
+Both skip with a clear reason when the binary is missing (install: apt-get install redis-server).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REDIS_BINARY = "redis-server"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisProcess:
+    """A redis-server child process on 127.0.0.1; `url` to connect, `kill()` to crash it."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which(REDIS_BINARY)
+        if binary is None:
+            pytest.skip("redis-server binary not found; install it with "
+                        "'apt-get install redis-server' to run the redis tests")
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(workdir), "--protected-mode", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"redis-server did not answer on port {self.port} in {timeout_s}s")
+
+    def kill(self) -> None:
+        """SIGKILL the server and reap it (idempotent)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a redis-server shared by the whole session (killed at the end)."""
+    server = RedisProcess(tmp_path_factory.mktemp("redis-session"))
+    try:
+        yield server.url
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A private redis-server for one test, which the test may kill."""
+    server = RedisProcess(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        server.kill()
