@@ -1,0 +1,150 @@
+"""Where importers put rows: validation, the skip/fail policy, reference tracking, progress.
+
+Every importer parses its source into canonical rows and hands them to an `ImportSink`, one
+*source row* at a time (a MIND behaviors line is one source row that yields an impression,
+its clicks and a history row). The sink validates all of them and writes all or none, so a
+skipped line never leaves half of itself behind. Bad rows become `RowError`s (file, 1-based
+line, field); with `skip_invalid=False` the import raises `ImportFailed` at the end, before
+anything is committed, so the previous dataset stays in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from newsdesk.data.dataset import DatasetWriter
+from newsdesk.data.importers.report import MAX_MISSING_SAMPLE, ImportReport
+from newsdesk.data.importers.validate import validate
+from newsdesk.errors import ImportFailed, RowError
+
+Row = tuple[str, dict[str, Any]]  # (table name, canonical row)
+
+
+class Progress:
+    """A rich progress bar over bytes read; a no-op when disabled."""
+
+    def __init__(self, total_bytes: int, *, enabled: bool, label: str) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+        if enabled and total_bytes > 0:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(
+                TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+                TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
+            )
+            self._task = self._bar.add_task(label, total=total_bytes)
+            self._bar.start()
+
+    def advance(self, nbytes: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, nbytes)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+class ImportSink:
+    """Validates source rows and writes the good ones through a `DatasetWriter`."""
+
+    def __init__(self, writer: DatasetWriter, report: ImportReport, *, skip_invalid: bool,
+                 progress: Progress | None = None) -> None:
+        self.writer = writer
+        self.report = report
+        self.skip_invalid = skip_invalid
+        self.progress = progress or Progress(0, enabled=False, label="")
+        self.written: dict[str, int] = {}
+        self.duplicates: dict[str, int] = {}
+        self._referenced: set[str] = set()
+        self._catalog: set[str] = set()
+
+    # -- rows ---------------------------------------------------------------------------------
+    def accept(self, rows: Sequence[Row], file: str, line: int,
+               columns: Mapping[str, str] | None = None) -> bool:
+        """Validate the rows of one source row and write them all, or reject them all.
+
+        `columns` maps canonical field names to the source's column names, so the error names
+        the column the user sees in their file. Returns False when the source row was rejected.
+        """
+        checked: list[Row] = []
+        for table, row in rows:
+            good, problems = validate(table, row)
+            if good is None:
+                field, message = problems[0]
+                self.reject(file, line, (columns or {}).get(field, field), message)
+                return False
+            checked.append((table, good))
+        if self.report.bad_rows and not self.skip_invalid:
+            return True  # the import will fail anyway: keep counting, stop writing
+        for table, row in checked:
+            if self.writer.table(table).write_row(row):
+                self.written[table] = self.written.get(table, 0) + 1
+                self._track(table, row)
+            else:
+                self.duplicates[table] = self.duplicates.get(table, 0) + 1
+        return True
+
+    def reject(self, file: str, line: int, field: str, message: str) -> None:
+        """Record one bad source row (parse errors call this directly)."""
+        self.report.add_error(RowError(file=file, line=line, field=field, message=message))
+
+    def _track(self, table: str, row: dict[str, Any]) -> None:
+        if table == "articles":
+            self._catalog.add(row["article_id"])
+        elif table == "interactions":
+            self._referenced.add(row["article_id"])
+        else:
+            self._referenced.update(row["article_ids"])
+
+    # -- end ----------------------------------------------------------------------------------
+    def finish(self) -> ImportReport:
+        """Fill the report's counts; raise ImportFailed on bad rows unless skipping them."""
+        self.progress.close()
+        rep = self.report
+        if rep.bad_rows and not self.skip_invalid:
+            raise ImportFailed(list(rep.errors), rep.bad_rows)
+        rep.rows = {t: self.written.get(t, 0) for t in
+                    ("articles", "impressions", "interactions", "histories")}
+        rep.duplicates = {t: n for t, n in self.duplicates.items() if n}
+        missing = self._referenced - self._catalog
+        rep.referenced_article_ids = len(self._referenced)
+        rep.missing_article_ids = len(missing)
+        rep.missing_sample = sorted(missing)[:MAX_MISSING_SAMPLE]
+        return rep
+
+
+def iter_lines(path: Path, sink: ImportSink, *, encoding: str = "utf-8",
+               skip: int = 0) -> Iterator[tuple[int, str]]:
+    """Yield `(line_number, text)` of a text file, 1-based, without the line ending.
+
+    Reads bytes so progress is exact; a line that does not decode is rejected (field
+    "(encoding)") instead of aborting the whole file. Blank lines are skipped.
+    """
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            sink.progress.advance(len(raw))
+            if number <= skip:
+                continue
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                sink.reject(path.name, number, "(encoding)", f"not valid {encoding}: {exc.reason}")
+                continue
+            text = text.rstrip("\r\n")
+            if text.strip():
+                yield number, text
+
+
+def total_size(paths: Sequence[Path]) -> int:
+    return sum(p.stat().st_size for p in paths if p.is_file())
