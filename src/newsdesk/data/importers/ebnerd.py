@@ -20,16 +20,12 @@ Rows are read in Arrow batches; line numbers in errors are 1-based row numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from newsdesk.data.importers.base import Importer, need
-from newsdesk.data.importers.sink import ImportSink
+from newsdesk.data.importers.sink import ImportSink, iter_parquet
 from newsdesk.data.importers.validate import as_id, as_utc
-from newsdesk.errors import InvalidInput
 
 BEHAVIOR_COLUMNS = {"request_id": "impression_id", "user_id": "user_id",
                     "timestamp": "impression_time", "article_ids": "article_ids_inview",
@@ -40,25 +36,6 @@ ARTICLE_COLUMNS = {"abstract": "subtitle", "category": "category_str",
                    "published_at": "published_time", "updated_at": "last_modified_time",
                    "entities": "ner_clusters", "tags": "topics"}
 MAX_DWELL = 86_400.0
-
-
-def iter_rows(path: Path, sink: ImportSink, required: list[str],
-              optional: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield `(row_number, row_dict)` from a Parquet file in batches (bounded memory)."""
-    pf = pq.ParquetFile(path)
-    names = set(pf.schema_arrow.names)
-    missing = [c for c in required if c not in names]
-    if missing:
-        raise InvalidInput(f"{path.name} lacks column(s) {', '.join(missing)}", field=missing[0])
-    columns = required + [c for c in optional if c in names]
-    total_rows = max(pf.metadata.num_rows, 1)
-    size = path.stat().st_size
-    number = 0
-    for batch in pf.iter_batches(batch_size=8192, columns=columns):
-        sink.progress.advance(size * batch.num_rows // total_rows)
-        for row in batch.to_pylist():
-            number += 1
-            yield number, row
 
 
 def _ids(values: Any) -> Any:
@@ -85,7 +62,7 @@ class EbnerdImporter(Importer):
 
     def _behaviors(self, path: Path, sink: ImportSink) -> int:
         out_of_range = 0
-        rows_iter = iter_rows(
+        rows_iter = iter_parquet(
             path, sink, ["impression_id", "impression_time", "user_id", "article_ids_inview"],
             ["article_ids_clicked", "article_id", "read_time", "next_read_time"])
         for number, r in rows_iter:
@@ -121,7 +98,7 @@ class EbnerdImporter(Importer):
         return out_of_range
 
     def _history(self, path: Path, sink: ImportSink) -> None:
-        rows_iter = iter_rows(path, sink, ["user_id", "article_id_fixed"],
+        rows_iter = iter_parquet(path, sink, ["user_id", "article_id_fixed"],
                               ["impression_time_fixed"])
         for number, r in rows_iter:
             times = [t for t in (r.get("impression_time_fixed") or []) if t is not None]
@@ -134,7 +111,7 @@ class EbnerdImporter(Importer):
     def _articles(self, path: Path, sink: ImportSink) -> None:
         optional = ["subtitle", "body", "category_str", "url", "last_modified_time",
                     "ner_clusters", "topics"]
-        rows_iter = iter_rows(path, sink, ["article_id", "title", "published_time"], optional)
+        rows_iter = iter_parquet(path, sink, ["article_id", "title", "published_time"], optional)
         for number, r in rows_iter:
             row = {
                 "article_id": as_id(r["article_id"]), "title": _strip(r["title"]),

@@ -180,3 +180,22 @@ class MindImporter(Importer):
             if sink.accept([("articles", row)], name, number, NEWS_COLUMNS) and published is None:
                 fallback += 1
         return fallback
+
+
+def behaviors_line(impression_id: str, user_id: str, ts: datetime, history: list[str],
+                   shown: list[str], clicked: set[str] | None) -> str:
+    """One behaviors.tsv line (no newline); `clicked=None` writes the unlabeled test form."""
+    if clicked is None:
+        items = " ".join(shown)
+    else:
+        items = " ".join(f"{n}-{1 if n in clicked else 0}" for n in shown)
+    return "\t".join([impression_id, user_id, format_time(ts), " ".join(history), items])
+
+
+def news_line(news_id: str, category: str, subcategory: str, title: str, abstract: str,
+              url: str, entities: list[tuple[str, str]]) -> str:
+    """One news.tsv line (no newline); `entities` are (WikidataId, Label) title entities."""
+    ents = [{"Label": label, "Type": "P", "WikidataId": qid, "Confidence": 1.0,
+             "OccurrenceOffsets": [0], "SurfaceForms": [label]} for qid, label in entities]
+    return "\t".join([news_id, category, subcategory, title, abstract, url,
+                      orjson.dumps(ents).decode(), "[]"])

@@ -14,10 +14,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from newsdesk.data.dataset import DatasetWriter
 from newsdesk.data.importers.report import MAX_MISSING_SAMPLE, ImportReport
 from newsdesk.data.importers.validate import validate
-from newsdesk.errors import ImportFailed, RowError
+from newsdesk.errors import ImportFailed, InvalidInput, RowError
 
 Row = tuple[str, dict[str, Any]]  # (table name, canonical row)
 
@@ -144,6 +146,25 @@ def iter_lines(path: Path, sink: ImportSink, *, encoding: str = "utf-8",
             text = text.rstrip("\r\n")
             if text.strip():
                 yield number, text
+
+
+def iter_parquet(path: Path, sink: ImportSink, required: list[str],
+              optional: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield `(row_number, row_dict)` from a Parquet file in batches (bounded memory)."""
+    pf = pq.ParquetFile(path)
+    names = set(pf.schema_arrow.names)
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise InvalidInput(f"{path.name} lacks column(s) {', '.join(missing)}", field=missing[0])
+    columns = required + [c for c in optional if c in names]
+    total_rows = max(pf.metadata.num_rows, 1)
+    size = path.stat().st_size
+    number = 0
+    for batch in pf.iter_batches(batch_size=8192, columns=columns):
+        sink.progress.advance(size * batch.num_rows // total_rows)
+        for row in batch.to_pylist():
+            number += 1
+            yield number, row
 
 
 def total_size(paths: Sequence[Path]) -> int:
