@@ -17,6 +17,7 @@ from newsdesk.errors import NewsdeskError
 
 COMMAND_MODULES = [
     "newsdesk.cli.data_cmds",
+    "newsdesk.cli.experiment_cmds",
 ]
 
 app = typer.Typer(
