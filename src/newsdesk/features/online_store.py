@@ -11,6 +11,11 @@ Contract (implementations: `MemoryOnlineStore` — in-process, optionally persis
 * user state is the most recent clicks (newest first), capped at `max_user_clicks`;
 * every method may raise `StoreUnavailable` when the backend cannot be reached; callers (the
   serving fallback chain, the circuit breaker) handle it.
+* `record_events` applies a batch of canonical events (the serving event path) in one round
+  trip where the backend can; `trending` lists only articles with at least one click.
+
+Decay: a count c observed at time t is worth c * 2**(-(now - t) / (half_life_hours * 3600)) at
+time `now` (`decay_factor`).
 
 Times are Unix seconds (float, UTC).
 """
@@ -20,6 +25,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from newsdesk.data.schema import Impression, Interaction, InteractionType
+
+
+def decay_factor(elapsed_s: float, half_life_hours: float) -> float:
+    """Weight after `elapsed_s` seconds: 2**(-elapsed_s / half_life); > 1 when elapsed < 0.
+
+    The exponent is clamped to +-1000 half-lives so that absurd clocks cannot overflow a float.
+    """
+    exponent = -elapsed_s / (half_life_hours * 3600.0)
+    return float(2.0 ** max(-1000.0, min(1000.0, exponent)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +81,15 @@ class OnlineStore(ABC):
     def trending(self, n: int, now: float, *, candidates: Iterable[str] | None = None
                  ) -> list[tuple[str, float]]:
         """Top-n article ids by decayed clicks at `now` (optionally among `candidates`)."""
+
+    def record_events(self, events: Iterable[Impression | Interaction]) -> None:
+        """Apply a batch of logged events: impressions count their shown articles, click
+        interactions count a click. Backends override this to use one round trip."""
+        for event in events:
+            if isinstance(event, Impression):
+                self.record_impressions(event.article_ids, event.timestamp.timestamp())
+            elif event.type is InteractionType.CLICK:
+                self.record_clicks(event.user_id, [event.article_id], event.timestamp.timestamp())
 
     @abstractmethod
     def ping(self) -> bool:

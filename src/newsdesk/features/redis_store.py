@@ -1,0 +1,286 @@
+"""The online store in Redis, shared by several serving replicas.
+
+Keys (all under `prefix`, default "nd:"):
+
+    {p}meta            hash: epoch (the trending reference time, Unix s)
+    {p}a:{article_id}  hash: imp, clk (raw counts); iv, ir / cv, cr (decayed impressions / clicks
+                       as value at reference time); last (latest event ts). Expires after
+                       `article_ttl_s` without events.
+    {p}trending        sorted set: article_id -> clicks scaled to the epoch (see below)
+    {p}u:{user_id}     list: "ts<TAB>article_id", newest first, capped (LPUSH + LTRIM)
+
+Decayed updates run in one Lua script, so concurrent replicas never lose an increment.
+
+Trending order without rewriting scores: a click at t is stored in the zset as
+2**((t - epoch) / half_life) instead of 1. The decayed clicks of an article at `now` are
+sum 2**(-(now - t_i) / half_life) = score * 2**(-(now - epoch) / half_life): the same factor
+for every member, so the zset's order *is* the order by decayed clicks at any `now`, and
+ZINCRBY keeps it valid with no periodic rewrite. Scores grow by 2x per half-life; before they
+near a double's range (512 half-lives) the script re-bases every score to a new epoch.
+
+Every redis error (refused, timeout, broken connection) becomes StoreUnavailable; sockets time
+out after 50 ms and redis-py's retries are off, so a dead server fails fast instead of hanging
+the request path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from newsdesk.data.schema import Impression, Interaction, InteractionType
+from newsdesk.deps import require
+from newsdesk.errors import ConfigError, StoreUnavailable
+from newsdesk.features.online_store import ArticleStats, Click, OnlineStore, decay_factor
+
+# KEYS: meta, trending, article keys...; ARGV: kind ('i'|'c'), ts, half_life_s, ttl_s, ids...
+_RECORD_LUA = """
+local kind, ts, hl, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local function fmt(x) return string.format('%.17g', x) end
+local function decay(dt)
+  local e = -dt / hl
+  if e > 1000 then e = 1000 elseif e < -1000 then e = -1000 end
+  return 2 ^ e
+end
+local cnt, vf, rf = 'imp', 'iv', 'ir'
+local epoch = nil
+if kind == 'c' then
+  cnt, vf, rf = 'clk', 'cv', 'cr'
+  epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch'))
+  if not epoch then
+    epoch = ts
+    redis.call('HSET', KEYS[1], 'epoch', ARGV[2])
+  elseif (ts - epoch) / hl > 512 then
+    local shift = decay(ts - epoch)
+    local all = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+    for i = 1, #all, 2 do
+      redis.call('ZADD', KEYS[2], fmt(tonumber(all[i + 1]) * shift), all[i])
+    end
+    epoch = ts
+    redis.call('HSET', KEYS[1], 'epoch', ARGV[2])
+  end
+end
+for i = 3, #KEYS do
+  local st = redis.call('HMGET', KEYS[i], vf, rf, 'last')
+  local v, r, last = tonumber(st[1]), tonumber(st[2]), tonumber(st[3])
+  if not v or v == 0 then v, r = 1, ts
+  elseif ts >= r then v, r = v * decay(ts - r) + 1, ts
+  else v = v + decay(r - ts) end
+  if not last or ts > last then last = ts end
+  redis.call('HINCRBY', KEYS[i], cnt, 1)
+  redis.call('HSET', KEYS[i], vf, fmt(v), rf, fmt(r), 'last', fmt(last))
+  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
+  if kind == 'c' then
+    redis.call('ZINCRBY', KEYS[2], fmt(2 ^ ((ts - epoch) / hl)), ARGV[i + 2])
+  end
+end
+return #KEYS - 2
+"""
+
+# KEYS: trending, meta; ARGV: n. Top n plus every member tied with the n-th (ties -> by id).
+_TOP_LUA = """
+local top = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+if #top == 0 or not epoch then return {{}, {}, '0'} end
+local last = top[#top]
+return {top, redis.call('ZRANGEBYSCORE', KEYS[1], last, last), epoch}
+"""
+
+_FIELDS = ("imp", "clk", "iv", "ir", "cv", "cr", "last")
+
+
+class RedisOnlineStore(OnlineStore):
+    """OnlineStore over a Redis server (needs the [redis] extra).
+
+    Args:
+        url: redis://host:port/db.
+        socket_timeout_s: per-command socket timeout; short, so a dead server fails fast.
+        article_ttl_s / user_ttl_s: idle keys expire (0 = never).
+    """
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, half_life_hours: float = 6.0,
+                 max_user_clicks: int = 50, prefix: str = "nd:",
+                 socket_timeout_s: float = 0.05, connect_timeout_s: float = 0.1,
+                 article_ttl_s: int = 30 * 86_400, user_ttl_s: int = 90 * 86_400) -> None:
+        if half_life_hours <= 0:
+            raise ConfigError(f"half_life_hours must be > 0, got {half_life_hours}")
+        if max_user_clicks < 1:
+            raise ConfigError(f"max_user_clicks must be >= 1, got {max_user_clicks}")
+        redis = require("redis", "redis")
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self.url = url
+        self.half_life_hours = half_life_hours
+        self.max_user_clicks = max_user_clicks
+        self.prefix = prefix
+        self.article_ttl_s = article_ttl_s
+        self.user_ttl_s = user_ttl_s
+        self._redis_error: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s,
+            retry=Retry(NoBackoff(), 0), retry_on_timeout=False, decode_responses=True,
+        )
+        self._record = self._client.register_script(_RECORD_LUA)
+        self._top = self._client.register_script(_TOP_LUA)
+        self._meta, self._trending = f"{prefix}meta", f"{prefix}trending"
+        self._hl_s = repr(half_life_hours * 3600.0)
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except self._redis_error as exc:
+            raise StoreUnavailable(f"redis online store {self.url}: {what} failed: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+
+    def _akey(self, article_id: str) -> str:
+        return f"{self.prefix}a:{article_id}"
+
+    def _ukey(self, user_id: str) -> str:
+        return f"{self.prefix}u:{user_id}"
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _queue_record(self, client: Any, kind: str, article_ids: Sequence[str],
+                      ts: float) -> None:
+        self._record(keys=[self._meta, self._trending, *map(self._akey, article_ids)],
+                     args=[kind, repr(float(ts)), self._hl_s, self.article_ttl_s,
+                           *article_ids], client=client)
+
+    def _queue_user(self, pipe: Any, user_id: str, article_ids: Sequence[str],
+                    ts: float) -> None:
+        key = self._ukey(user_id)
+        pipe.lpush(key, *(f"{float(ts)!r}\t{a}" for a in article_ids))
+        pipe.ltrim(key, 0, self.max_user_clicks - 1)
+        if self.user_ttl_s > 0:
+            pipe.expire(key, self.user_ttl_s)
+
+    def record_impressions(self, article_ids: Sequence[str], ts: float) -> None:
+        if not article_ids:
+            return
+        with self._errors("record_impressions"):
+            self._queue_record(self._client, "i", article_ids, ts)
+
+    def record_clicks(self, user_id: str, article_ids: Sequence[str], ts: float) -> None:
+        if not article_ids:
+            return
+        with self._errors("record_clicks"):
+            pipe = self._client.pipeline(transaction=True)
+            self._queue_record(pipe, "c", article_ids, ts)
+            self._queue_user(pipe, user_id, article_ids, ts)
+            pipe.execute()
+
+    def record_events(self, events: Iterable[Impression | Interaction]) -> None:
+        """The whole batch in one pipelined round trip (each event atomic by itself)."""
+        with self._errors("record_events"):
+            pipe = self._client.pipeline(transaction=False)
+            queued = 0
+            for event in events:
+                ts = event.timestamp.timestamp()
+                if isinstance(event, Impression):
+                    self._queue_record(pipe, "i", event.article_ids, ts)
+                elif event.type is InteractionType.CLICK:
+                    self._queue_record(pipe, "c", [event.article_id], ts)
+                    self._queue_user(pipe, event.user_id, [event.article_id], ts)
+                else:
+                    continue
+                queued += 1
+            if queued:
+                pipe.execute()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def user_clicks(self, user_id: str, limit: int | None = None) -> list[Click]:
+        count = self.max_user_clicks if limit is None else min(limit, self.max_user_clicks)
+        if count <= 0:
+            return []
+        with self._errors("user_clicks"):
+            items = self._client.lrange(self._ukey(user_id), 0, count - 1)
+        clicks = []
+        for item in items:
+            ts, _, article_id = item.partition("\t")
+            clicks.append(Click(article_id, float(ts)))
+        return clicks
+
+    def article_stats(self, article_ids: Sequence[str], now: float) -> list[ArticleStats]:
+        if not article_ids:
+            return []
+        with self._errors("article_stats"):
+            pipe = self._client.pipeline(transaction=False)
+            for article_id in article_ids:
+                pipe.hmget(self._akey(article_id), _FIELDS)
+            rows = pipe.execute()
+        hl = self.half_life_hours
+        out = []
+        for imp, clk, iv, ir, cv, cr, last in rows:
+            if imp is None and clk is None:
+                out.append(ArticleStats())
+                continue
+            out.append(ArticleStats(
+                impressions=int(imp or 0),
+                clicks=int(clk or 0),
+                decayed_impressions=float(iv) * decay_factor(now - float(ir), hl) if iv else 0.0,
+                decayed_clicks=float(cv) * decay_factor(now - float(cr), hl) if cv else 0.0,
+                last_event_ts=float(last) if last is not None else None,
+            ))
+        return out
+
+    def trending(self, n: int, now: float, *, candidates: Iterable[str] | None = None
+                 ) -> list[tuple[str, float]]:
+        if n <= 0:
+            return []
+        if candidates is not None:
+            return self._trending_among(n, now, list(dict.fromkeys(candidates)))
+        with self._errors("trending"):
+            top, ties, epoch = self._top(keys=[self._trending, self._meta], args=[n])
+        if not top:
+            return []
+        scores = {top[i]: float(top[i + 1]) for i in range(0, len(top), 2)}
+        boundary = float(top[-1])
+        for member in ties:  # members tied at the n-th score: order them by id, like memory
+            scores[member] = boundary
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+        factor = decay_factor(now - float(epoch), self.half_life_hours)
+        return [(a, s * factor) for a, s in ranked if s * factor > 0.0]
+
+    def _trending_among(self, n: int, now: float, ids: list[str]) -> list[tuple[str, float]]:
+        if not ids:
+            return []
+        with self._errors("trending"):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hget(self._meta, "epoch")
+            pipe.zmscore(self._trending, ids)
+            epoch, scores = pipe.execute()
+        if epoch is None:
+            return []
+        factor = decay_factor(now - float(epoch), self.half_life_hours)
+        scored = [(a, float(s) * factor) for a, s in zip(ids, scores, strict=True)
+                  if s is not None and float(s) * factor > 0.0]
+        return sorted(scored, key=lambda kv: (-kv[1], kv[0]))[:n]
+
+    def prune(self, now: float, min_decayed_clicks: float = 1e-3) -> int:
+        """Drop trending members whose decayed clicks fell below the floor; returns how many."""
+        with self._errors("prune"):
+            epoch = self._client.hget(self._meta, "epoch")
+            if epoch is None:
+                return 0
+            floor = min_decayed_clicks / decay_factor(now - float(epoch), self.half_life_hours)
+            return int(self._client.zremrangebyscore(self._trending, "-inf", f"({floor!r}"))
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._client.ping())
+        except self._redis_error:
+            return False
+
+    def clear(self) -> None:
+        """Delete every key under this store's prefix (tests, resets)."""
+        with self._errors("clear"):
+            keys = list(self._client.scan_iter(match=f"{self.prefix}*", count=1000))
+            for start in range(0, len(keys), 1000):
+                self._client.delete(*keys[start:start + 1000])
+
+    def close(self) -> None:
+        self._client.close()
