@@ -1,0 +1,264 @@
+"""The app factory of the serving API.
+
+    create_app(settings, *, recommender_factory=None, store_factory=None,
+               event_log_factory=None, variant_assigner=None) -> FastAPI
+
+The lifespan opens every resource in order — online store (behind a circuit breaker), event
+log, serving catalog, thread pools, the model (loaded fully before the app reports ready) — and
+closes them in reverse order, flushing the exposure log first. The factories are the seams:
+the defaults open what the settings name (`open_online_store`, `open_event_log`, the newest
+model bundle); tests and the benchmark inject their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from newsdesk.data.eventlog import EventLog
+from newsdesk.errors import BundleError, InvalidInput, StoreUnavailable
+from newsdesk.features.online_store import OnlineStore
+from newsdesk.models.base import Recommender
+from newsdesk.monitoring.logging import configure_logging, get_logger
+from newsdesk.monitoring.metrics import ServingMetrics
+from newsdesk.serving.catalog import LiveCatalog, load_catalog
+from newsdesk.serving.feedback import EventIngestor, ExposureLogger
+from newsdesk.serving.middleware import ServingMiddleware, error_json
+from newsdesk.serving.model_registry import ModelRegistry
+from newsdesk.serving.recommend_pipeline import PipelineConfig, RecommendPipeline
+from newsdesk.serving.resilience import CircuitBreaker, GuardedOnlineStore
+from newsdesk.serving.settings import ServeSettings
+from newsdesk.serving.variants import ProductionOnly, VariantAssigner
+
+RecommenderFactory = Callable[[str | None, OnlineStore], Recommender]
+StoreFactory = Callable[[ServeSettings], OnlineStore]
+EventLogFactory = Callable[[ServeSettings], EventLog]
+BundleLister = Callable[[], list[dict[str, Any]]]
+
+log = get_logger("newsdesk.serving.app")
+API_VERSION = "1"
+
+
+@dataclass
+class Services:
+    """Everything the routes use; lives on `app.state.services` between start and stop."""
+
+    settings: ServeSettings
+    metrics: ServingMetrics
+    store: GuardedOnlineStore
+    event_log: EventLog
+    catalog: LiveCatalog
+    registry: ModelRegistry
+    pipeline: RecommendPipeline
+    ingestor: EventIngestor
+    exposure: ExposureLogger
+    assigner: VariantAssigner
+    io_pool: ThreadPoolExecutor
+    breaker: CircuitBreaker
+
+
+def services(request: Request) -> Services:
+    svc = getattr(request.app.state, "services", None)
+    if svc is None:
+        raise StoreUnavailable("the service is starting or stopping")
+    return svc
+
+
+# -- default factories (lazy imports: the heavy model stack loads only when used) ---------------
+def default_store(settings: ServeSettings) -> OnlineStore:
+    from newsdesk.features import open_online_store
+
+    url = settings.online_store_url
+    if url is None:
+        state = settings.resolved_state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        url = f"memory:///{(state / 'online.db').resolve()}"
+    return open_online_store(url)
+
+
+def default_event_log(settings: ServeSettings) -> EventLog:
+    from newsdesk.data.eventlog import open_event_log
+
+    url = settings.event_log_url
+    if url is None:
+        state = settings.resolved_state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{(state / 'events.db').resolve()}"
+    return open_event_log(url)
+
+
+def default_recommender_factory(settings: ServeSettings) -> RecommenderFactory:
+    def load(version: str | None, store: OnlineStore) -> Recommender:
+        from newsdesk.models.bundle import load_recommender, resolve_bundle
+
+        return load_recommender(resolve_bundle(settings.bundles_dir, version), store)
+
+    return load
+
+
+def default_bundle_lister(settings: ServeSettings) -> BundleLister:
+    def listing() -> list[dict[str, Any]]:
+        from newsdesk.models.bundle import list_bundles
+
+        rows = []
+        for item in list_bundles(settings.bundles_dir):
+            if isinstance(item, dict):
+                rows.append(dict(item))
+            elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+                rows.append(dataclasses.asdict(item))
+            elif hasattr(item, "model_dump"):
+                rows.append(item.model_dump(mode="json"))
+            else:
+                rows.append({"version": str(item)})
+        return [{k: (str(v) if not isinstance(v, int | float | str | bool | None) else v)
+                 for k, v in row.items()} for row in rows]
+
+    return listing
+
+
+# -- the factory ------------------------------------------------------------------------------
+def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFactory | None = None,
+               store_factory: StoreFactory | None = None,
+               event_log_factory: EventLogFactory | None = None,
+               bundle_lister: BundleLister | None = None,
+               variant_assigner: VariantAssigner | None = None,
+               catalog: LiveCatalog | None = None) -> FastAPI:
+    """Build the API; resources open in the lifespan (see the module docstring)."""
+    configure_logging(settings.log_level)
+    metrics = ServingMetrics()
+    make_model = recommender_factory or default_recommender_factory(settings)
+    lister = bundle_lister or (None if recommender_factory else default_bundle_lister(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        io_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="newsdesk-io")
+        model_pool = ThreadPoolExecutor(max_workers=settings.model_threads,
+                                        thread_name_prefix="newsdesk-model")
+        breaker = CircuitBreaker(
+            "online_store", failure_threshold=settings.breaker_failure_threshold,
+            reset_s=settings.breaker_reset_s,
+            on_change=lambda name, state: metrics.breaker_state.labels(name).set(
+                1.0 if state == "open" else 0.0),
+        )
+        raw_store = await loop.run_in_executor(io_pool, store_factory or default_store, settings)
+        store = GuardedOnlineStore(raw_store, breaker)
+        event_log = await loop.run_in_executor(
+            io_pool, event_log_factory or default_event_log, settings)
+        cat = catalog
+        if cat is None:
+            hours = settings.live_max_age_hours
+            max_age_s = None if hours is None else hours * 3600
+            cat = await loop.run_in_executor(
+                io_pool, lambda: load_catalog(settings.dataset_dir, max_age_s=max_age_s))
+        registry = ModelRegistry(
+            lambda version: make_model(version, store), lister,
+            on_swap=lambda action, version: (metrics.model_swaps.labels(action).inc(),
+                                             metrics.set_model(version)),
+        )
+        pipeline = RecommendPipeline(registry, store, cat, metrics, model_pool, PipelineConfig(
+            budget_s=settings.budget_ms / 1000,
+            personalised_timeout_s=settings.personalised_timeout_ms / 1000,
+            trending_timeout_s=settings.trending_timeout_ms / 1000,
+            inline_model=settings.inline_model,
+            max_inflight=settings.max_inflight_model_calls,
+        ))
+        ingestor = EventIngestor(event_log, store, metrics, io_pool)
+        exposure = ExposureLogger(ingestor, metrics, maxsize=settings.exposure_queue_size)
+        exposure.start()
+        try:
+            await loop.run_in_executor(io_pool, registry.promote, settings.bundle_version)
+        except Exception as exc:  # start anyway: /readyz says 503 until an admin loads one
+            log.error("model_load_failed", error=f"{type(exc).__name__}: {exc}")
+        app.state.services = Services(
+            settings, metrics, store, event_log, cat, registry, pipeline, ingestor, exposure,
+            variant_assigner or ProductionOnly(), io_pool, breaker)
+        metrics.catalog_size.set(len(cat))
+        log.info("serving_started", model_version=registry.version, catalog=len(cat))
+        try:
+            yield
+        finally:
+            app.state.services = None
+            await exposure.close()
+            model_pool.shutdown(wait=True, cancel_futures=True)
+            event_log.close()
+            store.close()
+            io_pool.shutdown(wait=True, cancel_futures=True)
+            log.info("serving_stopped")
+
+    app = FastAPI(
+        title="newsdesk recommendation API", version=API_VERSION, lifespan=lifespan,
+        description="Personalised news recommendations with a real-time feedback loop.",
+    )
+    app.state.metrics = metrics
+    app.state.services = None
+    _install_error_handlers(app)
+    from newsdesk.serving.routes import admin, articles, events, health, recommendations
+
+    for module in (recommendations, articles, events, health, admin):
+        app.include_router(module.router)
+    app.add_middleware(ServingMiddleware, metrics=metrics,
+                       max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def _rid(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def _json(status: int, body: bytes) -> Response:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        fields = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ())]
+            if loc and loc[0] in ("body", "query", "path", "header"):
+                loc = loc[1:] if len(loc) > 1 else loc
+            fields.append({"field": ".".join(loc) or "body", "message": str(err.get("msg"))})
+        first = fields[0] if fields else {"field": "body", "message": "invalid"}
+        return _json(*error_json(422, "invalid_request",
+                                 f"field '{first['field']}': {first['message']}", _rid(request),
+                                 fields))
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid_input(request: Request, exc: InvalidInput) -> Response:
+        field = exc.field or "body"
+        return _json(*error_json(422, "invalid_request", str(exc), _rid(request),
+                                 [{"field": field, "message": str(exc)}]))
+
+    @app.exception_handler(StoreUnavailable)
+    async def _unavailable(request: Request, exc: StoreUnavailable) -> Response:
+        log.warning("unavailable", error=str(exc))
+        return _json(*error_json(503, "unavailable",
+                                 "a backing store is unavailable; retry later", _rid(request)))
+
+    @app.exception_handler(BundleError)
+    async def _bundle(request: Request, exc: BundleError) -> Response:
+        return _json(*error_json(409, "bundle_error", str(exc), _rid(request)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        status, body = error_json(exc.status_code, _http_error_name(exc.status_code),
+                                  str(exc.detail), _rid(request))
+        return Response(body, status_code=status, media_type="application/json",
+                        headers=headers)
+
+
+def _http_error_name(status: int) -> str:
+    return {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+            413: "payload_too_large"}.get(status, "http_error")

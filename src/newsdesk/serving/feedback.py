@@ -1,0 +1,181 @@
+"""The feedback loop: events in, durably logged, then applied to the online state.
+
+`EventIngestor.ingest` (POST /v1/events) appends a batch to the event log and returns only once
+it is durable; then it applies the new events to the online store (clicks update user state and
+article stats, impressions count exposures) so the very next request reflects them.
+Events the log reports as duplicates are not applied twice: a bounded memory of recently
+applied keys resolves batches that mix new and repeated events.
+
+`ExposureLogger` logs every served slate as an impression (the exposure log) off the request
+path: a bounded queue drained by one background task in batches; when the queue is full the
+slate is dropped from the log and counted (the API never waits on the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+from typing import Any
+
+from newsdesk.data.eventlog import AppendResult, Event, EventLog, coerce_batch
+from newsdesk.data.eventlog.base import event_key
+from newsdesk.errors import StoreUnavailable
+from newsdesk.features.online_store import OnlineStore
+from newsdesk.monitoring.logging import get_logger
+from newsdesk.monitoring.metrics import ServingMetrics
+
+log = get_logger("newsdesk.serving.feedback")
+
+
+class RecentKeys:
+    """A bounded LRU set of event keys (applied events; request -> surface attribution)."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[str, Any] = OrderedDict()
+
+    def add(self, key: str, value: Any = True) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self.capacity:
+            self._data.popitem(last=False)
+
+    def get(self, key: str) -> Any:
+        return self._data.get(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+
+def _ts(value: datetime | None, now: float) -> float:
+    return now if value is None else value.timestamp()
+
+
+class EventIngestor:
+    """Durable append, then apply to the online store (see module docstring)."""
+
+    def __init__(self, event_log: EventLog, store: OnlineStore | None, metrics: ServingMetrics,
+                 executor: Executor) -> None:
+        self.event_log = event_log
+        self.store = store
+        self.metrics = metrics
+        self.executor = executor
+        self.applied = RecentKeys()
+        self.served = RecentKeys(100_000)  # request_id -> (surface, variant) for CTR
+
+    async def ingest(self, events: Sequence[Any]) -> tuple[AppendResult, bool]:
+        """Log a validated batch (API event models) durably, then apply it; (result, applied)."""
+        now = time.time()
+        canonical = coerce_batch(self._record(e, now) for e in events)
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self.executor, self.event_log.append, canonical)
+        for e in events:
+            self.metrics.events.labels(e.type, "logged").inc()
+        if result.accepted == 0:
+            return result, True
+        # all new: apply all; some repeated: apply those not applied recently
+        fresh = [(e, c) for e, c in zip(events, canonical, strict=True)
+                 if result.duplicates == 0 or event_key(c) not in self.applied]
+        try:
+            await loop.run_in_executor(self.executor, self._apply, fresh)
+        except StoreUnavailable as exc:
+            log.warning("events_not_applied", error=str(exc), events=len(fresh))
+            self.metrics.events.labels("batch", "not_applied").inc()
+            return result, False
+        return result, True
+
+    @staticmethod
+    def _record(event: Any, now: float) -> dict[str, Any]:
+        data = event.model_dump(exclude_none=True)
+        kind = data.pop("type")
+        data["timestamp"] = datetime.fromtimestamp(_ts(event.timestamp, now), tz=UTC)
+        if kind == "impression":
+            data["kind"] = "impression"
+        else:
+            data["kind"] = "interaction"
+            data["type"] = kind
+        return data
+
+    def _apply(self, fresh: list[tuple[Any, Event]]) -> None:
+        for event, _ in fresh:
+            if event.type == "click" and event.request_id:
+                served = self.served.get(event.request_id)
+                if served is not None:
+                    self.metrics.record_click(*served)
+        if self.store is not None:
+            self.store.record_events([c for _, c in fresh])
+        for _, c in fresh:
+            self.applied.add(event_key(c))
+
+
+class ExposureLogger:
+    """Logs served slates as impressions through a bounded queue (see module docstring)."""
+
+    def __init__(self, ingestor: EventIngestor, metrics: ServingMetrics, *, maxsize: int,
+                 batch: int = 500) -> None:
+        self.ingestor = ingestor
+        self.metrics = metrics
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=maxsize)
+        self.batch = batch
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="exposure-logger")
+
+    def offer(self, request_id: str, user_id: str, surface: str, article_ids: list[str],
+              variant: str | None, experiment: str | None, ts: float) -> None:
+        self.ingestor.served.add(request_id, (surface, variant))
+        record = {"kind": "impression", "request_id": request_id, "user_id": user_id,
+                  "timestamp": datetime.fromtimestamp(ts, tz=UTC), "surface": surface,
+                  "article_ids": article_ids,
+                  "variant": variant, "experiment": experiment}
+        try:
+            self.queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self.metrics.exposure.labels("dropped").inc()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self.queue.get()
+            batch = [first]
+            while len(batch) < self.batch and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            self.metrics.queue_depth.labels("exposure").set(self.queue.qsize())
+            try:
+                await loop.run_in_executor(self.ingestor.executor, self._write, batch)
+            except Exception as exc:  # keep draining: one failed batch must not stop the log
+                self.metrics.exposure.labels("failed").inc(len(batch))
+                log.warning("exposure_log_failed", error=f"{type(exc).__name__}: {exc}")
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        events = coerce_batch(batch)
+        result = self.ingestor.event_log.append(events)
+        self.metrics.exposure.labels("logged").inc(result.accepted)
+        self.metrics.exposure.labels("duplicate").inc(result.duplicates)
+        store = self.ingestor.store
+        if store is not None and result.accepted:
+            store.record_events(events)
+            for event in events:
+                self.ingestor.applied.add(event_key(event))
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Flush what is queued (bounded wait), then stop the background task."""
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(self.queue.join(), timeout_s)
+        except TimeoutError:
+            log.warning("exposure_log_not_flushed", pending=self.queue.qsize())
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None

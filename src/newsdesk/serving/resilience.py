@@ -1,0 +1,140 @@
+"""A circuit breaker, and an OnlineStore that goes through one.
+
+States: closed (calls pass; consecutive failures are counted) -> open after
+`failure_threshold` failures (calls fail fast with `StoreUnavailable` for `reset_s` seconds)
+-> half-open (one trial call passes; success closes, failure re-opens). Thread-safe: the model
+calls the store from worker threads while the event loop calls it for events.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+from newsdesk.data.schema import Impression, Interaction
+from newsdesk.errors import StoreUnavailable
+from newsdesk.features.online_store import ArticleStats, Click, OnlineStore
+
+T = TypeVar("T")
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+class CircuitOpen(StoreUnavailable):
+    """Raised without calling the backend while the breaker is open."""
+
+
+class CircuitBreaker:
+    """Counts consecutive failures of a backend and stops calling it while it is down."""
+
+    def __init__(self, name: str, *, failure_threshold: int = 5, reset_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 on_change: Callable[[str, str], None] | None = None) -> None:
+        self.name = name
+        self.failure_threshold = failure_threshold
+        self.reset_s = reset_s
+        self._clock = clock
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._state = CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._trial_in_flight = False
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            if self._state == OPEN and self._clock() - self._opened_at >= self.reset_s:
+                return HALF_OPEN
+            return self._state
+
+    def _set(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            if self._on_change is not None:
+                self._on_change(self.name, state)
+
+    def _admit(self) -> None:
+        with self._lock:
+            if self._state == CLOSED:
+                return
+            if self._state == OPEN and self._clock() - self._opened_at < self.reset_s:
+                raise CircuitOpen(f"circuit '{self.name}' is open")
+            # half-open: let exactly one trial call through
+            if self._trial_in_flight:
+                raise CircuitOpen(f"circuit '{self.name}' is half-open (trial in flight)")
+            self._trial_in_flight = True
+            self._set(HALF_OPEN)
+
+    def _success(self) -> None:
+        with self._lock:
+            self._failures = 0
+            self._trial_in_flight = False
+            self._set(CLOSED)
+
+    def _failure(self) -> None:
+        with self._lock:
+            self._trial_in_flight = False
+            self._failures += 1
+            if self._state == HALF_OPEN or self._failures >= self.failure_threshold:
+                self._opened_at = self._clock()
+                self._set(OPEN)
+
+    def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """Call fn through the breaker; backend errors count as failures and propagate."""
+        self._admit()
+        try:
+            result = fn(*args, **kwargs)
+        except StoreUnavailable:
+            self._failure()
+            raise
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            self._failure()
+            raise StoreUnavailable(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        self._success()
+        return result
+
+
+class GuardedOnlineStore(OnlineStore):
+    """Wraps an OnlineStore so every call goes through a circuit breaker.
+
+    Given to the recommender too, so a dead Redis makes the model fail fast (CircuitOpen)
+    instead of waiting for socket timeouts on every request.
+    """
+
+    def __init__(self, inner: OnlineStore, breaker: CircuitBreaker) -> None:
+        self.inner = inner
+        self.breaker = breaker
+        self.half_life_hours = inner.half_life_hours
+        self.max_user_clicks = inner.max_user_clicks
+
+    def record_impressions(self, article_ids: Sequence[str], ts: float) -> None:
+        self.breaker.call(self.inner.record_impressions, article_ids, ts)
+
+    def record_clicks(self, user_id: str, article_ids: Sequence[str], ts: float) -> None:
+        self.breaker.call(self.inner.record_clicks, user_id, article_ids, ts)
+
+    def user_clicks(self, user_id: str, limit: int | None = None) -> list[Click]:
+        return self.breaker.call(self.inner.user_clicks, user_id, limit)
+
+    def article_stats(self, article_ids: Sequence[str], now: float) -> list[ArticleStats]:
+        return self.breaker.call(self.inner.article_stats, article_ids, now)
+
+    def trending(self, n: int, now: float, *, candidates: Iterable[str] | None = None
+                 ) -> list[tuple[str, float]]:
+        return self.breaker.call(self.inner.trending, n, now, candidates=candidates)
+
+    def record_events(self, events: Iterable[Impression | Interaction]) -> None:
+        self.breaker.call(self.inner.record_events, list(events))
+
+    def ping(self) -> bool:
+        return self.inner.ping()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> object:
+        # Extra methods of a backend (bulk loaders, flush) stay reachable, unguarded.
+        return getattr(self.inner, name)

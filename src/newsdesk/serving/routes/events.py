@@ -1,0 +1,33 @@
+"""POST /v1/events: impressions, clicks and dwell, acknowledged once durable."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+
+from newsdesk.serving.app import services
+from newsdesk.serving.routes._common import json_response, request_id
+from newsdesk.serving.schemas import ErrorBody, EventBatch, EventsAck
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+
+@router.post(
+    "/events", response_model=EventsAck,
+    responses={413: {"model": ErrorBody}, 422: {"model": ErrorBody},
+               503: {"model": ErrorBody}},
+    summary="Log a batch of events",
+    description="Idempotent by event_id (clicks, dwell) and request_id (impressions). The "
+                "answer comes once the batch is durable in the event log; the online state "
+                "(user clicks, article statistics) is updated before answering, so the next "
+                "recommendation reflects the batch.",
+)
+async def post_events(body: EventBatch, request: Request) -> Response:
+    svc = services(request)
+    limit = svc.settings.max_events_per_batch
+    if len(body.events) > limit:
+        raise HTTPException(413, f"field 'events': at most {limit} events per batch, "
+                                 f"got {len(body.events)}")
+    result, applied = await svc.ingestor.ingest(body.events)
+    return json_response({"request_id": request_id(request), "accepted": result.accepted,
+                          "duplicates": result.duplicates, "applied": applied})

@@ -1,0 +1,40 @@
+"""Liveness, readiness and the Prometheus endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from newsdesk.monitoring.metrics import CONTENT_TYPE
+from newsdesk.serving.routes._common import json_response
+from newsdesk.serving.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health, summary="The process is alive")
+async def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}},
+            summary="Model and stores are loaded (503 otherwise)")
+async def readyz(request: Request) -> Response:
+    svc = getattr(request.app.state, "services", None)
+    if svc is None:
+        return json_response({"status": "starting", "checks": {}}, 503)
+    loop = asyncio.get_running_loop()
+    store_ok = await loop.run_in_executor(svc.io_pool, svc.store.ping)
+    log_ok = bool(svc.event_log.health().get("ok", False))
+    checks = {"model": svc.registry.ready, "online_store": bool(store_ok), "event_log": log_ok}
+    ready = all(checks.values())
+    return json_response({"status": "ready" if ready else "not_ready",
+                          "model_version": svc.registry.version, "checks": checks},
+                         200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,57 @@
+"""POST /v1/recommendations: a ranked slate for a user or an anonymous session."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from newsdesk.models.base import RequestContext
+from newsdesk.serving.app import services
+from newsdesk.serving.routes._common import json_response, render_items, request_id
+from newsdesk.serving.schemas import ErrorBody, RecommendationRequest, RecommendationResponse
+
+router = APIRouter(prefix="/v1", tags=["recommendations"])
+
+
+@router.post(
+    "/recommendations", response_model=RecommendationResponse,
+    responses={422: {"model": ErrorBody}, 413: {"model": ErrorBody}},
+    summary="Recommend k articles",
+    description="Ranked articles with scores and a reason each. The served slate is logged as "
+                "an impression under the returned request_id; send clicks with that id. "
+                "`degraded` is true when the personalised model could not answer in time and "
+                "the slate came from the fallbacks (trending, then latest articles).",
+)
+async def recommend(body: RecommendationRequest, request: Request) -> Response:
+    svc = services(request)
+    rid = request_id(request)
+    unit = body.user_id if body.user_id is not None else f"session:{body.session_id}"
+    assignment = svc.assigner.assign(unit, body.surface)
+    model = None
+    if assignment.model_version is not None:
+        model = next((m for m in svc.registry.loaded()
+                      if m.version == assignment.model_version), None)
+    filters = {name: value for name, value in (("category", body.filters.category),
+                                               ("language", body.filters.language))
+               if value is not None}
+    now = time.time()
+    ctx = RequestContext(
+        user_id=unit, now=now, surface=body.surface, k=body.k,
+        current_article_id=body.context.current_article_id, locale=body.context.locale,
+        device=body.context.device, exclude=frozenset(body.filters.exclude), filters=filters,
+    )
+    result = await svc.pipeline.recommend(ctx, model)
+    if result.degraded:
+        svc.metrics.degraded.labels("recommendations").inc()
+    ids = [it.article_id for it in result.items]
+    if ids:
+        svc.exposure.offer(rid, unit, body.surface, ids, assignment.variant,
+                           assignment.experiment, now)
+        svc.metrics.record_slate(body.surface, assignment.variant, len(ids))
+    return json_response({
+        "request_id": rid, "model_version": result.model_version,
+        "experiment": assignment.experiment, "variant": assignment.variant,
+        "degraded": result.degraded, "items": render_items(result.items),
+    })

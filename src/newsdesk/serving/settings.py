@@ -1,0 +1,108 @@
+"""Typed settings of the serving app (pydantic-settings; env prefix `NEWSDESK_`).
+
+Values come from keyword arguments (the CLI), then environment variables such as
+`NEWSDESK_ADMIN_API_KEY`, then the defaults below. Unsafe values are refused at start with an
+error that names the field: a short admin key, a latency budget smaller than a stage timeout,
+an unbounded request size, a public bind address with admin enabled over plain HTTP unless
+explicitly allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from newsdesk.errors import ConfigError
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+MIN_ADMIN_KEY_CHARS = 16
+
+
+class ServeSettings(BaseSettings):
+    """Everything the serving app reads at start; see the module docstring for sources."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSDESK_", extra="forbid", frozen=True)
+
+    dataset_dir: Path | None = None  # initial article catalog (articles table)
+    bundles_dir: Path
+    bundle_version: str | None = None  # None: the newest bundle
+    state_dir: Path | None = None  # online store + event log files; default bundles_dir/../state
+    online_store_url: str | None = None  # redis://... or a memory/sqlite url; default in state_dir
+    event_log_url: str | None = None  # default: sqlite file in state_dir
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    allow_public_bind: bool = False
+    admin_api_key: SecretStr | None = None
+    log_level: str = "info"
+
+    # Latency budget of one recommendation request and the per-stage timeouts inside it (ms).
+    budget_ms: float = Field(default=150.0, gt=0, le=10_000)
+    personalised_timeout_ms: float = Field(default=120.0, gt=0)
+    trending_timeout_ms: float = Field(default=25.0, gt=0)
+    # Run the model in a worker thread (timeouts enforceable) or inline on the event loop
+    # (no thread hop; the budget is then checked after the fact).
+    inline_model: bool = False
+    model_threads: int = Field(default=4, ge=1, le=64)
+    max_inflight_model_calls: int = Field(default=32, ge=1, le=10_000)
+
+    # Circuit breaker around the online store.
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_reset_s: float = Field(default=2.0, gt=0)
+
+    # Request limits.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    max_events_per_batch: int = Field(default=1000, ge=1, le=100_000)
+    max_articles_per_batch: int = Field(default=500, ge=1, le=10_000)
+    exposure_queue_size: int = Field(default=10_000, ge=1, le=1_000_000)
+
+    # Catalog liveness: an article older than this (hours) is not live even without expires_at.
+    live_max_age_hours: float | None = Field(default=None, gt=0)
+
+    @field_validator("admin_api_key")
+    @classmethod
+    def _strong_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        if len(value.get_secret_value()) < MIN_ADMIN_KEY_CHARS:
+            raise ValueError(f"must have at least {MIN_ADMIN_KEY_CHARS} characters")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        allowed = {"debug", "info", "warning", "error"}
+        if value.lower() not in allowed:
+            raise ValueError(f"must be one of {sorted(allowed)}, got {value!r}")
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ServeSettings:
+        for name in ("personalised_timeout_ms", "trending_timeout_ms"):
+            if getattr(self, name) > self.budget_ms:
+                raise ValueError(f"{name} ({getattr(self, name)}) exceeds budget_ms "
+                                 f"({self.budget_ms})")
+        if self.host not in LOOPBACK and not self.allow_public_bind:
+            raise ValueError(f"host {self.host!r} is not loopback; set allow_public_bind=true "
+                             "to listen on other interfaces (put TLS in front)")
+        return self
+
+    @property
+    def resolved_state_dir(self) -> Path:
+        return self.state_dir or (self.bundles_dir.parent / "serve-state")
+
+    @property
+    def admin_enabled(self) -> bool:
+        return self.admin_api_key is not None
+
+
+def load_settings(**values: object) -> ServeSettings:
+    """Build settings, turning validation errors into a ConfigError that names the field."""
+    try:
+        return ServeSettings(**{k: v for k, v in values.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        raise ConfigError(f"setting '{name}': {first.get('msg')}") from exc
