@@ -89,7 +89,10 @@ class SentenceTransformerEmbedder(Embedder):
         self.max_seq_length = max_seq_length
         self._model = st.SentenceTransformer(str(path), device="cpu")
         self._model.max_seq_length = max_seq_length
-        dim = self._model.get_sentence_embedding_dimension()
+        # renamed in sentence-transformers 6; the old name warns there
+        model = self._model
+        get_dim = getattr(model, "get_embedding_dimension", None)
+        dim = get_dim() if get_dim else model.get_sentence_embedding_dimension()
         if dim is None:
             raise ConfigError(f"model_path: '{path}' does not report an embedding dimension")
         self.dim = int(dim)
