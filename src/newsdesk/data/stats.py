@@ -37,7 +37,9 @@ def dataset_stats(root: str | Path) -> dict[str, Any]:
     ]).unique()
     catalog = arts.select("article_id").unique()
     n_referenced = referenced.select(pl.len()).collect().item()
-    n_known = referenced.join(catalog, on="article_id", how="semi").select(pl.len()).collect().item()
+    n_known = (
+        referenced.join(catalog, on="article_id", how="semi").select(pl.len()).collect().item()
+    )
     n_shown_catalog = (
         imps.select(pl.col("article_ids").explode().alias("article_id")).unique()
         .join(catalog, on="article_id", how="semi").select(pl.len()).collect().item()
@@ -57,8 +59,10 @@ def dataset_stats(root: str | Path) -> dict[str, Any]:
         # share of referenced article ids that the catalog knows (MIND has gaps)
         "catalog_coverage": (n_known / n_referenced) if n_referenced else None,
         "missing_articles": n_referenced - n_known,
-        # share of the catalog that was shown at least once
-        "catalog_shown_share": (n_shown_catalog / n_articles) if n_articles else None,
+        # share of the catalog that was shown at least once; undefined without logged slates
+        # (MovieLens has ratings only), not 0%
+        "catalog_shown_share": (n_shown_catalog / n_articles)
+        if n_articles and n_impressions else None,
     }
 
 
