@@ -34,9 +34,10 @@ from newsdesk.deps import require
 from newsdesk.errors import ConfigError, StoreUnavailable
 from newsdesk.features.online_store import ArticleStats, Click, OnlineStore, decay_factor
 
-# KEYS: meta, trending, article keys...; ARGV: kind ('i'|'c'), ts, half_life_s, ttl_s, ids...
+# KEYS: meta, trending, article keys...; ARGV: kind ('i'|'c'), half_life_s, ttl_s, then one
+# (article_id, ts) pair per article key, so a whole batch of events is one script call.
 _RECORD_LUA = """
-local kind, ts, hl, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local kind, hl, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local function fmt(x) return string.format('%.17g', x) end
 local function decay(dt)
   local e = -dt / hl
@@ -48,20 +49,24 @@ local epoch = nil
 if kind == 'c' then
   cnt, vf, rf = 'clk', 'cv', 'cr'
   epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch'))
-  if not epoch then
-    epoch = ts
-    redis.call('HSET', KEYS[1], 'epoch', ARGV[2])
-  elseif (ts - epoch) / hl > 512 then
-    local shift = decay(ts - epoch)
-    local all = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
-    for i = 1, #all, 2 do
-      redis.call('ZADD', KEYS[2], fmt(tonumber(all[i + 1]) * shift), all[i])
-    end
-    epoch = ts
-    redis.call('HSET', KEYS[1], 'epoch', ARGV[2])
-  end
 end
 for i = 3, #KEYS do
+  local id, ts_s = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  local ts = tonumber(ts_s)
+  if kind == 'c' then
+    if not epoch then
+      epoch = ts
+      redis.call('HSET', KEYS[1], 'epoch', ts_s)
+    elseif (ts - epoch) / hl > 512 then
+      local shift = decay(ts - epoch)
+      local all = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+      for j = 1, #all, 2 do
+        redis.call('ZADD', KEYS[2], fmt(tonumber(all[j + 1]) * shift), all[j])
+      end
+      epoch = ts
+      redis.call('HSET', KEYS[1], 'epoch', ts_s)
+    end
+  end
   local st = redis.call('HMGET', KEYS[i], vf, rf, 'last')
   local v, r, last = tonumber(st[1]), tonumber(st[2]), tonumber(st[3])
   if not v or v == 0 then v, r = 1, ts
@@ -72,7 +77,7 @@ for i = 3, #KEYS do
   redis.call('HSET', KEYS[i], vf, fmt(v), rf, fmt(r), 'last', fmt(last))
   if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
   if kind == 'c' then
-    redis.call('ZINCRBY', KEYS[2], fmt(2 ^ ((ts - epoch) / hl)), ARGV[i + 2])
+    redis.call('ZINCRBY', KEYS[2], fmt(2 ^ ((ts - epoch) / hl)), id)
   end
 end
 return #KEYS - 2
@@ -87,6 +92,7 @@ local last = top[#top]
 return {top, redis.call('ZRANGEBYSCORE', KEYS[1], last, last), epoch}
 """
 
+_SCRIPT_CHUNK = 1000  # article updates per script call
 _FIELDS = ("imp", "clk", "iv", "ir", "cv", "cr", "last")
 
 
@@ -143,11 +149,16 @@ class RedisOnlineStore(OnlineStore):
 
     # -- writes ----------------------------------------------------------------------------
 
-    def _queue_record(self, client: Any, kind: str, article_ids: Sequence[str],
-                      ts: float) -> None:
-        self._record(keys=[self._meta, self._trending, *map(self._akey, article_ids)],
-                     args=[kind, repr(float(ts)), self._hl_s, self.article_ttl_s,
-                           *article_ids], client=client)
+    def _queue_record(self, client: Any, kind: str, pairs: Sequence[tuple[str, float]]) -> None:
+        """Script calls counting an impression / click for each (article_id, ts); chunked so
+        that one call never blocks the (single-threaded) server for long."""
+        for start in range(0, len(pairs), _SCRIPT_CHUNK):
+            chunk = pairs[start:start + _SCRIPT_CHUNK]
+            args: list[Any] = [kind, self._hl_s, self.article_ttl_s]
+            for article_id, ts in chunk:
+                args += (article_id, repr(float(ts)))
+            self._record(keys=[self._meta, self._trending, *(self._akey(a) for a, _ in chunk)],
+                         args=args, client=client)
 
     def _queue_user(self, pipe: Any, user_id: str, article_ids: Sequence[str],
                     ts: float) -> None:
@@ -161,34 +172,39 @@ class RedisOnlineStore(OnlineStore):
         if not article_ids:
             return
         with self._errors("record_impressions"):
-            self._queue_record(self._client, "i", article_ids, ts)
+            self._queue_record(self._client, "i", [(a, ts) for a in article_ids])
 
     def record_clicks(self, user_id: str, article_ids: Sequence[str], ts: float) -> None:
         if not article_ids:
             return
         with self._errors("record_clicks"):
             pipe = self._client.pipeline(transaction=True)
-            self._queue_record(pipe, "c", article_ids, ts)
+            self._queue_record(pipe, "c", [(a, ts) for a in article_ids])
             self._queue_user(pipe, user_id, article_ids, ts)
             pipe.execute()
 
     def record_events(self, events: Iterable[Impression | Interaction]) -> None:
-        """The whole batch in one pipelined round trip (each event atomic by itself)."""
+        """The whole batch in one pipelined round trip: one script call for all impressions,
+        one for all clicks (each atomic), then the users' click lists."""
+        shown: list[tuple[str, float]] = []
+        clicked: list[tuple[str, str, float]] = []
+        for event in events:
+            ts = event.timestamp.timestamp()
+            if isinstance(event, Impression):
+                shown += ((a, ts) for a in event.article_ids)
+            elif event.type is InteractionType.CLICK:
+                clicked.append((event.user_id, event.article_id, ts))
+        if not shown and not clicked:
+            return
         with self._errors("record_events"):
             pipe = self._client.pipeline(transaction=False)
-            queued = 0
-            for event in events:
-                ts = event.timestamp.timestamp()
-                if isinstance(event, Impression):
-                    self._queue_record(pipe, "i", event.article_ids, ts)
-                elif event.type is InteractionType.CLICK:
-                    self._queue_record(pipe, "c", [event.article_id], ts)
-                    self._queue_user(pipe, event.user_id, [event.article_id], ts)
-                else:
-                    continue
-                queued += 1
-            if queued:
-                pipe.execute()
+            if shown:
+                self._queue_record(pipe, "i", shown)
+            if clicked:
+                self._queue_record(pipe, "c", [(a, ts) for _, a, ts in clicked])
+                for user_id, article_id, ts in clicked:
+                    self._queue_user(pipe, user_id, [article_id], ts)
+            pipe.execute()
 
     # -- reads -----------------------------------------------------------------------------
 
