@@ -18,6 +18,7 @@ from newsdesk.errors import NewsdeskError
 COMMAND_MODULES = [
     "newsdesk.cli.data_cmds",
     "newsdesk.cli.experiment_cmds",
+    "newsdesk.cli.serve_cmds",
 ]
 
 app = typer.Typer(

@@ -46,9 +46,10 @@ def configure_logging(level: str = "info", *, force: bool = False) -> None:
 
 
 def get_logger(name: str | None = None) -> Any:
-    """A structlog logger; `name` is added as the `logger` key."""
-    log = structlog.get_logger()
-    return log.bind(logger=name) if name else log
+    """A structlog logger; `name` is added as the `component` key."""
+    # initial values on the lazy proxy (not .bind()): binding now would freeze the logger
+    # with whatever configuration exists at import time
+    return structlog.get_logger(component=name) if name else structlog.get_logger()
 
 
 def bind_request_id(request_id: str) -> None:

@@ -33,9 +33,11 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
     if assignment.model_version is not None:
         model = next((m for m in svc.registry.loaded()
                       if m.version == assignment.model_version), None)
-    filters = {name: value for name, value in (("category", body.filters.category),
-                                               ("language", body.filters.language))
-               if value is not None}
+    # one value travels as a plain string (the model contract's {"category": "sports"}),
+    # several as a list
+    filters = {name: value[0] if len(value) == 1 else value
+               for name, value in (("category", body.filters.category),
+                                   ("language", body.filters.language)) if value}
     now = time.time()
     ctx = RequestContext(
         user_id=unit, now=now, surface=body.surface, k=body.k,

@@ -1,0 +1,57 @@
+"""`newsdesk serve`: run the recommendation API under uvicorn (uvloop + httptools)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def serve(
+    dataset: Path | None = typer.Option(None, "--dataset", help="Dataset directory whose "
+                                        "articles table seeds the serving catalog."),
+    bundles: Path = typer.Option(..., "--bundles", help="Directory of model bundles."),
+    version: str | None = typer.Option(None, "--version", help="Bundle version to serve "
+                                       "(default: the newest)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    redis_url: str | None = typer.Option(None, "--redis-url", help="Online store in Redis "
+                                         "(several replicas); default: in-process + SQLite."),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="Where the embedded "
+                                          "online store and the event log live."),
+    event_log: str | None = typer.Option(None, "--event-log", help="Event log URL "
+                                         "(sqlite:///... or memory://)."),
+    log_level: str = typer.Option("info", "--log-level"),
+    access_log: bool = typer.Option(False, "--access-log/--no-access-log",
+                                    help="uvicorn's own access log (the app logs JSON)."),
+) -> None:
+    """Serve recommendations over HTTP (see /docs for the API)."""
+    from newsdesk.serving.settings import load_settings
+
+    settings = load_settings(
+        dataset_dir=dataset, bundles_dir=bundles, bundle_version=version, host=host, port=port,
+        online_store_url=redis_url, state_dir=state_dir, event_log_url=event_log,
+        log_level=log_level,
+    )
+    if dataset is not None and not dataset.is_dir():
+        raise typer.BadParameter(f"dataset directory {dataset} does not exist",
+                                 param_hint="--dataset")
+    run_server(settings, access_log=access_log)
+
+
+def run_server(settings: object, *, access_log: bool = False) -> None:
+    """Run the app factory under uvicorn until SIGINT/SIGTERM."""
+    import uvicorn
+
+    from newsdesk.serving.app import create_app
+    from newsdesk.serving.settings import ServeSettings
+
+    assert isinstance(settings, ServeSettings)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+                access_log=access_log, log_level=settings.log_level, lifespan="on",
+                timeout_graceful_shutdown=10)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
