@@ -98,10 +98,25 @@ def default_event_log(settings: ServeSettings) -> EventLog:
 
 
 def default_recommender_factory(settings: ServeSettings) -> RecommenderFactory:
-    def load(version: str | None, store: OnlineStore) -> Recommender:
-        from newsdesk.models.bundle import load_recommender, resolve_bundle
+    """Loads bundles with `newsdesk.models.bundle`, sharing one warmed embedder per kind.
 
-        return load_recommender(resolve_bundle(settings.bundles_dir, version), store)
+    The embedder is built and warmed at load time (not on the first PUT /v1/articles), so a new
+    article is embedded in milliseconds and recommendable within the 2 s promise; hot swaps
+    between bundles of the same embedder reuse it instead of loading the model again.
+    """
+    embedders: dict[str, Any] = {}
+
+    def load(version: str | None, store: OnlineStore) -> Recommender:
+        from newsdesk.content import make_embedder
+        from newsdesk.models.bundle import load_recommender, read_manifest, resolve_bundle
+
+        path = resolve_bundle(settings.bundles_dir, version)
+        short = str(read_manifest(path).get("embedder", {}).get("short_name", "minilm"))
+        if short not in embedders:
+            embedder = make_embedder(short)
+            embedder.embed(["warm up"])
+            embedders[short] = embedder
+        return load_recommender(path, store, embedder=embedders[short])
 
     return load
 
