@@ -159,11 +159,13 @@ def check_guardrails(
     se = max(se, 1e-12)
     excess = pt - pc - g.max_error_rate_increase
     out.append(GuardrailResult(
-        "error_rate", holds=excess + z_hold * se < 0, breached=excess - z_breach * se > 0,
+        "error_rate", holds=bool(excess + z_hold * se < 0),
+        breached=bool(excess - z_breach * se > 0),
         detail=f"control {pc:.4f}, treatment {pt:.4f}, allowed +{g.max_error_rate_increase}"))
     lat_bad = treatment.requests > 0 and treatment.p99_latency_ms > g.max_p99_latency_ms
     out.append(GuardrailResult(
-        "p99_latency_ms", holds=treatment.requests > 0 and not lat_bad, breached=lat_bad,
+        "p99_latency_ms", holds=bool(treatment.requests > 0 and not lat_bad),
+        breached=bool(lat_bad),
         detail=f"treatment p99 {treatment.p99_latency_ms:.1f} ms, limit {g.max_p99_latency_ms}"))
     # CTR: treatment - (1 - margin) * control, non-inferiority style
     cc = control.clicks / max(control.impressions, 1)
@@ -174,7 +176,7 @@ def check_guardrails(
     se = max(se, 1e-12)
     gap = ct - m * cc
     out.append(GuardrailResult(
-        "ctr", holds=gap - z_hold * se > 0, breached=gap + z_breach * se < 0,
+        "ctr", holds=bool(gap - z_hold * se > 0), breached=bool(gap + z_breach * se < 0),
         detail=f"control {cc:.4f}, treatment {ct:.4f}, margin {g.ctr_margin:.0%}"))
     return out
 
@@ -219,6 +221,19 @@ class RolloutController:
                              history=self._states.get(experiment_id, RolloutState(
                                  experiment_id=experiment_id, plan=plan)).history)
         self._commit(state, "start", actor)
+        return state
+
+    def advance(self, experiment_id: str, actor: str) -> RolloutState:
+        """Manual override: move to the next stage (or complete) regardless of guardrails."""
+        state = self.state(experiment_id)
+        if state.status is not RolloutStatus.RUNNING:
+            raise ConfigError(f"rollout '{experiment_id}' is {state.status.value}, not running")
+        if state.stage + 1 >= len(state.plan.stages):
+            state.status = RolloutStatus.COMPLETED
+            self._commit(state, "complete", actor, manual=True)
+        else:
+            state.stage += 1
+            self._commit(state, "advance", actor, manual=True)
         return state
 
     def kill(self, experiment_id: str, actor: str, reason: str = "") -> RolloutState:
