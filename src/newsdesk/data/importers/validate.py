@@ -44,6 +44,26 @@ def _id(s: object) -> bool:
     return type(s) is str and 0 < len(s) <= 256 and not s[0].isspace() and not s[-1].isspace()
 
 
+def _ids(v: object) -> bool:
+    """A list of ids none of which pydantic would reject or change (the hot path: MIND slates).
+
+    One C-level join instead of a Python call per id: an id list with no whitespace anywhere
+    cannot need stripping; ids with inner spaces are valid but take the pydantic path.
+    """
+    if type(v) is not list:
+        return False
+    if not v:
+        return True
+    try:
+        joined = "\x00".join(v)  # TypeError unless all are strings
+    except TypeError:
+        return False
+    if "" in v or len(max(v, key=len)) > 256:
+        return False
+    tokens = joined.split(maxsplit=1)  # one token as long as the whole: no whitespace at all
+    return len(tokens) == 1 and len(tokens[0]) == len(joined)
+
+
 def _ts(v: object) -> bool:
     return type(v) is datetime and v.tzinfo is UTC
 
@@ -73,8 +93,8 @@ def _fast_impression(r: dict[str, Any]) -> bool:
     ids = r["article_ids"]
     return (
         _id(r["request_id"]) and _id(r["user_id"]) and _ts(r["timestamp"])
-        and _clean(r["surface"]) and type(ids) is list and len(ids) > 0
-        and all(_id(a) for a in ids) and r["propensities"] is None
+        and _clean(r["surface"]) and _ids(ids) and len(ids) > 0
+        and r["propensities"] is None
         and _opt_str(r["experiment"]) and _opt_str(r["variant"])
     )
 
@@ -94,8 +114,7 @@ def _fast_interaction(r: dict[str, Any]) -> bool:
 
 def _fast_history(r: dict[str, Any]) -> bool:
     ids = r["article_ids"]
-    return _id(r["user_id"]) and type(ids) is list and all(_id(a) for a in ids) and _opt_ts(
-        r["as_of"])
+    return _id(r["user_id"]) and _ids(ids) and _opt_ts(r["as_of"])
 
 
 FAST: dict[str, Callable[[dict[str, Any]], bool]] = {
