@@ -120,3 +120,16 @@ def test_bad_inputs_name_the_field(world: World) -> None:
         SimulationConfig(slate_size=0)
     with pytest.raises(ConfigError, match="policy_epsilon"):
         SimulationConfig(policy_epsilon=0.0)
+
+
+def test_oracle_slate_beats_random_slates(world: World) -> None:
+    rng = np.random.default_rng(4)
+    t = CONFIG.start_unix + 10 * 3600
+    live = world.live_articles(t)
+    for user in range(20):
+        best = world.oracle_slate(user, t, 10)
+        assert np.all(np.isin(best, live)) and np.unique(best).size == 10
+        best_value = world.expected_clicks(user, best, t)
+        for _ in range(20):
+            assert world.expected_clicks(user, rng.choice(live, 10, replace=False), t) \
+                <= best_value + 1e-12

@@ -21,6 +21,8 @@ Serve a slate to a user at time t and get clicks back (simulated A/B tests)::
     live = world.live_articles(t)                        # candidates at t (published..expires)
     clicked = world.respond(user, slate, t, rng)         # bool mask like `slate` (S,) / (R, S)
     dwell = world.sample_dwell(user, slate[clicked], rng)
+    world.expected_clicks(user, slate, t)               # exact expectation, no sampling
+    world.oracle_slate(user, t, slate_size)             # the expected-click-optimal slate
 
 Logged propensities (impressions.propensities) are the exact marginal probabilities that the
 logging policy put the article in the slate; positions are uniformly shuffled, so

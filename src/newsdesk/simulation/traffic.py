@@ -8,7 +8,7 @@ Per window [ws, we) of `window_minutes`:
 3. the logging policy (`newsdesk.simulation.policy`) refreshes its weights at ws from the decayed
    click counts it has logged so far and draws each slate with exact inclusion propensities;
 4. clicks are Bernoulli draws from the world's true click model at the request time; a click
-   happens 2 s + Exp(mean 20 s) after the request, and its dwell event (with dwell_seconds)
+   happens 2 s + Exp(mean 18 s) after the request, and its dwell event (with dwell_seconds)
    is stamped when the reader leaves (click time + dwell).
 
 Each window has its own random stream (seed, TRAFFIC, window index), so a window's output

@@ -52,10 +52,11 @@ def _ids_to_index(values: Any, prefix: str, size: int, what: str) -> np.ndarray:
     if arr.dtype.kind in "iu":
         idx = arr.astype(np.int64, copy=False)
     elif arr.dtype.kind in "UO":
-        flat = arr.ravel()
+        text = arr.astype(str)
         try:
-            idx = np.fromiter((int(str(v)[len(prefix):]) if str(v).startswith(prefix) else -1
-                               for v in flat), dtype=np.int64, count=flat.size).reshape(arr.shape)
+            if not np.all(np.char.startswith(text, prefix)):
+                raise ValueError(prefix)
+            idx = np.char.lstrip(text, prefix).astype(np.int64)
         except ValueError as exc:
             raise InvalidInput(f"{what}: ids must look like '{prefix}123'", field=what) from exc
     else:
@@ -168,6 +169,20 @@ class World:
         return rng.random(p.shape) < p
 
     sample_clicks = respond  # the name used in the simulator issue
+
+    def expected_clicks(self, user: Any, slate: Any, t: float) -> float:
+        """Expected number of clicks of one slate (display order) for one user at time t."""
+        s = self.article_index(slate)
+        return float(self.click_probability(user, s, t, np.arange(s.shape[-1])).sum())
+
+    def oracle_slate(self, user: Any, t: float, slate_size: int,
+                     candidates: Any = None) -> np.ndarray:
+        """The slate maximising expected clicks: candidates (default: live at t) sorted by
+        true attraction, best first (optimal because exam(k) decreases with k)."""
+        cand = self.live_articles(t) if candidates is None else self.article_index(candidates)
+        scores = self.attraction(user, cand, t)
+        top = np.argsort(-scores, kind="stable")[:slate_size]
+        return cand[top]
 
     def sample_dwell(self, users: Any, articles: Any, rng: np.random.Generator) -> np.ndarray:
         """Dwell seconds of clicks on `articles` by `users` (lognormal; see module doc)."""
