@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "newsdesk.cli.data_cmds",
     "newsdesk.cli.experiment_cmds",
     "newsdesk.cli.serve_cmds",
+    "newsdesk.cli.model_cmds",
 ]
 
 app = typer.Typer(

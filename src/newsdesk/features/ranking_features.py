@@ -1,0 +1,195 @@
+"""The ranking features: one `FeatureBuilder` used by training (log replay) and serving.
+
+Train/serve parity is structural: both paths gather the same raw inputs (`RankingInputs`: the
+user's recent clicks as catalog indices, the article statistics of the online store at the
+request time, the shown/candidate articles) and call the same `FeatureBuilder.build`. The
+training job gathers them by replaying the log point-in-time (`newsdesk.features.replay`); the
+recommender gathers them from the `OnlineStore` and the live catalog.
+
+Feature matrix: shape (rows, len(FEATURE_NAMES)), float32, columns in FEATURE_NAMES order.
+
+Position de-biasing: `position` is the logged 0-based slot at training time and a fixed
+`serve_position` (0) at serving time, so the model learns the examination bias separately from
+relevance and ranks every candidate as if it were shown at the top.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import scipy.sparse as sp
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "position",
+    "age_hours",
+    "log_decayed_clicks",
+    "log_decayed_impressions",
+    "smoothed_ctr",
+    "log_clicks",
+    "log_impressions",
+    "content_sim",
+    "max_click_sim",
+    "category_affinity",
+    "user_log_clicks",
+    "hours_since_last_click",
+    "coclick",
+    "cf_score",
+)
+STAT_COLUMNS = ("decayed_clicks", "decayed_impressions", "clicks", "impressions")
+NO_CLICK_HOURS = 24.0 * 30  # hours_since_last_click of users without clicks
+_CHUNK = 8192  # rows per chunk of the (rows, sim_clicks, dim) similarity gather
+
+
+@dataclass
+class RankingInputs:
+    """Raw inputs of Q queries (user + time) and R rows (query, article) to score.
+
+    click_idx   (Q, L) int64   the user's recent clicks, newest first, catalog index; -1 = pad
+                               or unknown article
+    click_ts    (Q, L) float64 click times (Unix s), NaN for padding
+    user_ids    (Q,)           user ids (CF factors are keyed by id)
+    row_query   (R,) int64     query of each row
+    row_article (R,) int64     catalog index of the row's article, -1 when unknown
+    now         (R,) float64   request time (Unix s)
+    position    (R,) float64   logged position (training) or the serving position
+    stats       (R, 4) float64 STAT_COLUMNS of the article at `now`, events before `now`
+    """
+
+    click_idx: np.ndarray
+    click_ts: np.ndarray
+    user_ids: list[str]
+    row_query: np.ndarray
+    row_article: np.ndarray
+    now: np.ndarray
+    position: np.ndarray
+    stats: np.ndarray
+
+
+class PairScorer(Protocol):
+    """A static candidate model that also scores (user, article) pairs as a feature."""
+
+    def pair_scores(self, inputs: RankingInputs) -> np.ndarray:
+        """Score of each row, shape (R,), 0 where the model knows nothing."""
+
+
+class CatalogArrays(Protocol):
+    embeddings: np.ndarray
+    published: np.ndarray
+    category: np.ndarray
+    categories: list[str]
+
+
+class FeatureBuilder:
+    """Computes FEATURE_NAMES from RankingInputs; stateless apart from its parameters.
+
+    recent_clicks: clicks per user read from the store (L); sim_clicks: how many of the newest
+    feed max_click_sim; profile_decay: weight of the r-th newest click is profile_decay**r;
+    ctr_prior / ctr_strength: Beta prior of the smoothed CTR (mean, pseudo-impressions).
+    """
+
+    def __init__(self, *, recent_clicks: int = 50, sim_clicks: int = 10,
+                 profile_decay: float = 0.9, ctr_prior: float = 0.05,
+                 ctr_strength: float = 20.0, serve_position: float = 0.0) -> None:
+        self.recent_clicks = recent_clicks
+        self.sim_clicks = min(sim_clicks, recent_clicks)
+        self.profile_decay = profile_decay
+        self.ctr_prior = ctr_prior
+        self.ctr_strength = ctr_strength
+        self.serve_position = serve_position
+
+    def params(self) -> dict[str, float]:
+        return {"recent_clicks": self.recent_clicks, "sim_clicks": self.sim_clicks,
+                "profile_decay": self.profile_decay, "ctr_prior": self.ctr_prior,
+                "ctr_strength": self.ctr_strength, "serve_position": self.serve_position}
+
+    # -- user side ----------------------------------------------------------------------------
+    def click_weights(self, click_idx: np.ndarray) -> np.ndarray:
+        """Recency weights (Q, L): profile_decay**rank for known clicks, 0 for padding."""
+        ranks = np.arange(click_idx.shape[1], dtype=np.float64)
+        return (self.profile_decay ** ranks)[None, :] * (click_idx >= 0)
+
+    def user_profiles(self, catalog: CatalogArrays, click_idx: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """(profile (Q, dim) float32: weighted mean click embedding, zeros without clicks;
+        affinity (Q, C) float64: weighted category shares of the clicks).
+
+        A sparse (Q, N) weight matrix times the embeddings, so memory is O(Q * dim), not
+        O(Q * L * dim)."""
+        w = self.click_weights(click_idx)
+        total = w.sum(axis=1, keepdims=True)
+        wn = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+        valid = click_idx >= 0
+        rows = np.broadcast_to(np.arange(len(click_idx))[:, None], click_idx.shape)[valid]
+        cols = click_idx[valid]
+        n_art = len(catalog.category) if len(cols) == 0 else max(int(cols.max()) + 1, 1)
+        weights = sp.csr_matrix((wn[valid].astype(np.float32), (rows, cols)),
+                                shape=(len(click_idx), n_art))
+        profile = np.asarray(weights @ catalog.embeddings[:n_art], dtype=np.float32)
+        n_cat = max(len(catalog.categories), 1)
+        affinity = np.zeros((len(click_idx), n_cat), dtype=np.float64)
+        np.add.at(affinity, (rows, catalog.category[cols]), wn[valid])
+        return profile, affinity
+
+    # -- the matrix -----------------------------------------------------------------------------
+    def build(self, inputs: RankingInputs, catalog: CatalogArrays, *,
+              coclick: PairScorer | None = None, cf: PairScorer | None = None) -> np.ndarray:
+        """Feature matrix (R, len(FEATURE_NAMES)) float32 for every row of `inputs`."""
+        q, a = inputs.row_query, inputs.row_article
+        known = a >= 0
+        safe_a = np.where(known, a, 0)
+        n_rows = len(a)
+        out = np.zeros((n_rows, len(FEATURE_NAMES)), dtype=np.float32)
+        col = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+        out[:, col["position"]] = inputs.position
+        # unknown articles are treated as just published (cold start), never as errors
+        age = np.where(known, (inputs.now - catalog.published[safe_a]) / 3600.0, 0.0)
+        out[:, col["age_hours"]] = np.maximum(age, 0.0)
+        dc, di, cc, ci = (inputs.stats[:, j] for j in range(4))
+        out[:, col["log_decayed_clicks"]] = np.log1p(dc)
+        out[:, col["log_decayed_impressions"]] = np.log1p(di)
+        out[:, col["smoothed_ctr"]] = (dc + self.ctr_strength * self.ctr_prior) / (
+            di + self.ctr_strength)
+        out[:, col["log_clicks"]] = np.log1p(cc)
+        out[:, col["log_impressions"]] = np.log1p(ci)
+
+        profile, affinity = self.user_profiles(catalog, inputs.click_idx)
+        emb_a = catalog.embeddings[safe_a]
+        sim = np.einsum("rd,rd->r", profile[q], emb_a)
+        out[:, col["content_sim"]] = np.where(known, sim, 0.0)
+        out[:, col["max_click_sim"]] = np.where(known, self._max_sim(inputs, catalog, emb_a), 0.0)
+        aff = affinity[q, np.minimum(catalog.category[safe_a], affinity.shape[1] - 1)]
+        out[:, col["category_affinity"]] = np.where(known, aff, 0.0)
+
+        n_clicks = (inputs.click_idx >= 0).sum(axis=1)
+        out[:, col["user_log_clicks"]] = np.log1p(n_clicks)[q]
+        last = inputs.click_ts[:, 0] if inputs.click_ts.shape[1] else np.full(len(n_clicks), np.nan)
+        since = (inputs.now - last[q]) / 3600.0
+        out[:, col["hours_since_last_click"]] = np.where(
+            np.isnan(since), NO_CLICK_HOURS, np.clip(since, 0.0, NO_CLICK_HOURS))
+        if coclick is not None:
+            out[:, col["coclick"]] = np.log1p(np.maximum(coclick.pair_scores(inputs), 0.0))
+        if cf is not None:
+            out[:, col["cf_score"]] = cf.pair_scores(inputs)
+        return out
+
+    def _max_sim(self, inputs: RankingInputs, catalog: CatalogArrays,
+                 emb_a: np.ndarray) -> np.ndarray:
+        """Max cosine between each row's article and the user's sim_clicks newest clicks."""
+        s = self.sim_clicks
+        clicks = inputs.click_idx[:, :s]
+        n_rows = len(emb_a)
+        out = np.zeros(n_rows, dtype=np.float32)
+        if s == 0 or clicks.shape[1] == 0:
+            return out
+        for lo in range(0, n_rows, _CHUNK):
+            hi = min(lo + _CHUNK, n_rows)
+            ci = clicks[inputs.row_query[lo:hi]]  # (r, s)
+            e = catalog.embeddings[np.where(ci >= 0, ci, 0)]  # (r, s, d)
+            sims = np.einsum("rsd,rd->rs", e, emb_a[lo:hi])
+            sims = np.where(ci >= 0, sims, -np.inf)
+            best = sims.max(axis=1)
+            out[lo:hi] = np.where(np.isfinite(best), best, 0.0)
+        return out

@@ -1,0 +1,172 @@
+"""A dataset directory as the arrays the training job replays (and a store warmer for tests).
+
+`load_log` reads the articles, impressions, click interactions and histories of a dataset into
+integer-coded arrays: articles are indexed in dataset order (the catalog's order), users by a
+sorted code. Clicks are attributed to impressions by `request_id`; when a dataset has no
+request ids on its clicks, a click of the same user on the same article within
+`attribution_window_s` after the impression counts instead.
+
+`warm_store` writes the same events (histories first, then impressions and clicks in time order,
+those strictly before `until`) into an `OnlineStore`: the online half of the parity test and
+the way a replay evaluation starts a store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from newsdesk.data.dataset import Dataset
+from newsdesk.data.schema import Article
+from newsdesk.features.online_store import OnlineStore
+from newsdesk.features.replay import EventArrays, QueryRows
+
+UNKNOWN = "\x00unknown"  # stands for a clicked article missing from the dataset
+
+
+@dataclass
+class LogArrays:
+    articles: list[Article]
+    events: EventArrays
+    exposures: pl.DataFrame  # q, ts, ucode, aidx, pos, label (one row per shown article)
+    query_ts: np.ndarray  # (n_impressions,) Unix s
+    time_range: tuple[float, float]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class QuerySet:
+    rows: QueryRows
+    labels: np.ndarray  # (R,) 0/1
+    groups: np.ndarray  # (Q,) rows per query, rows sorted by query
+    n_queries: int
+
+
+def _epoch(col: str) -> pl.Expr:
+    return pl.col(col).dt.epoch("us").cast(pl.Float64) / 1e6
+
+
+def load_log(dataset_dir: Path, attribution_window_s: float = 3600.0) -> LogArrays:
+    """Read a dataset directory into LogArrays (see the module docstring)."""
+    ds = Dataset(dataset_dir)
+    arts = ds.read("articles")
+    articles = [Article.model_construct(**row) for row in arts.iter_rows(named=True)]
+    art_index = pl.DataFrame({"article_id": arts["article_id"],
+                              "aidx": np.arange(len(arts), dtype=np.int64)})
+    imp = (ds.scan("impressions")
+           .select("request_id", "user_id", _epoch("timestamp").alias("ts"), "article_ids")
+           .collect().sort("ts", maintain_order=True).with_row_index("q"))
+    clk = (ds.scan("interactions").filter(pl.col("type") == "click")
+           .select("user_id", "article_id", _epoch("timestamp").alias("ts"), "request_id")
+           .collect().sort("ts", maintain_order=True))
+    hist = ds.read("histories")
+    users = pl.concat([imp["user_id"], clk["user_id"], hist["user_id"]]).unique().sort()
+    user_index = pl.DataFrame({"user_id": users, "ucode": np.arange(len(users), dtype=np.int64)})
+
+    def code(df: pl.DataFrame) -> pl.DataFrame:
+        df = df.join(user_index, on="user_id", how="left")
+        if "article_id" in df.columns:
+            df = df.join(art_index, on="article_id", how="left").with_columns(
+                pl.col("aidx").fill_null(-1))
+        return df
+
+    clk = code(clk)
+    exp = imp.select(
+        "q", "request_id", "user_id", "ts", pl.col("article_ids").alias("article_id"),
+        pl.int_ranges(0, pl.col("article_ids").list.len()).alias("pos"),
+    ).explode(["article_id", "pos"])
+    exp = code(exp)
+    if clk["request_id"].null_count() < len(clk):
+        clicked = clk.filter(pl.col("request_id").is_not_null()).select(
+            "request_id", "article_id").unique().with_columns(pl.lit(1).alias("label"))
+        exp = exp.join(clicked, on=["request_id", "article_id"], how="left")
+    else:
+        cand = exp.select("q", "user_id", "article_id", "ts").join(
+            clk.select("user_id", "article_id", pl.col("ts").alias("cts")),
+            on=["user_id", "article_id"])
+        hits = cand.filter((pl.col("cts") >= pl.col("ts"))
+                           & (pl.col("cts") < pl.col("ts") + attribution_window_s))
+        exp = exp.join(hits.select("q", "article_id").unique()
+                       .with_columns(pl.lit(1).alias("label")), on=["q", "article_id"], how="left")
+    exp = exp.with_columns(pl.col("label").fill_null(0).cast(pl.Int8)).sort(["q", "pos"])
+
+    all_ts = np.concatenate([imp["ts"].to_numpy(), clk["ts"].to_numpy()])
+    t_first = float(all_ts.min()) if len(all_ts) else 0.0
+    h = code(hist.select("user_id", "article_ids", "as_of").explode("article_ids")
+             .rename({"article_ids": "article_id"}).drop_nulls("article_id"))
+    h_ts = (h.select(_epoch("as_of").fill_null(t_first - 1.0))["as_of"].to_numpy()
+            if len(h) else np.zeros(0))
+    imp_ts = imp["ts"].to_numpy()
+    events = EventArrays(
+        user_ids=users.to_list(),
+        click_user=clk["ucode"].to_numpy().astype(np.int64),
+        click_article=clk["aidx"].to_numpy().astype(np.int64),
+        click_ts=clk["ts"].to_numpy().astype(np.float64),
+        exp_article=exp["aidx"].to_numpy().astype(np.int64),
+        exp_ts=exp["ts"].to_numpy().astype(np.float64),
+        hist_user=h["ucode"].to_numpy().astype(np.int64) if len(h) else np.zeros(0, np.int64),
+        hist_article=h["aidx"].to_numpy().astype(np.int64) if len(h) else np.zeros(0, np.int64),
+        hist_ts=h_ts.astype(np.float64),
+    )
+    t_range = (float(imp_ts.min()), float(imp_ts.max())) if len(imp_ts) else (t_first, t_first)
+    counts = {"articles": len(arts), "impressions": len(imp), "exposures": len(exp),
+              "clicks": len(clk), "history_clicks": len(h), "users": len(users)}
+    return LogArrays(articles, events, exp.select("q", "ts", "ucode", "aidx", "pos", "label"),
+                     imp_ts, t_range, counts)
+
+
+def ranker_queries(log: LogArrays, lo: float, hi: float, max_queries: int,
+                   rng: np.random.Generator) -> QuerySet:
+    """Impressions with lo <= ts < hi having both a click and a non-click, at most
+    max_queries of them (uniform sample), as query-sorted rows."""
+    per_q = (log.exposures.filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
+             .group_by("q").agg(pl.col("label").sum().alias("c"), pl.len().alias("n"))
+             .filter((pl.col("c") > 0) & (pl.col("c") < pl.col("n"))).sort("q"))
+    qs = per_q["q"].to_numpy()
+    if len(qs) > max_queries:
+        qs = np.sort(rng.choice(qs, size=max_queries, replace=False))
+    rows = log.exposures.join(pl.DataFrame({"q": qs}), on="q", how="semi").sort(["q", "pos"])
+    q_of_row = rows["q"].to_numpy()
+    new_q = np.searchsorted(qs, q_of_row)
+    first = rows.group_by("q", maintain_order=True).agg(pl.col("ucode").first(),
+                                                         pl.col("ts").first(), pl.len())
+    return QuerySet(
+        rows=QueryRows(query_user=first["ucode"].to_numpy().astype(np.int64),
+                       query_ts=first["ts"].to_numpy().astype(np.float64),
+                       row_query=new_q.astype(np.int64),
+                       row_article=rows["aidx"].to_numpy().astype(np.int64),
+                       row_position=rows["pos"].to_numpy().astype(np.float64)),
+        labels=rows["label"].to_numpy().astype(np.float64),
+        groups=first["len"].to_numpy().astype(np.int64),
+        n_queries=len(qs),
+    )
+
+
+def warm_store(store: OnlineStore, log: LogArrays, until: float) -> None:
+    """Write histories and every impression / click strictly before `until` into `store`."""
+    ev = log.events
+    art_ids = [a.article_id for a in log.articles]
+    by_user: dict[int, list[tuple[str, float]]] = {}
+    for u, a, t in zip(ev.hist_user, ev.hist_article, ev.hist_ts, strict=True):
+        by_user.setdefault(int(u), []).append((art_ids[a] if a >= 0 else UNKNOWN, float(t)))
+    for u, items in by_user.items():  # oldest first: the store prepends, newest ends first
+        for a, t in items:
+            store.record_clicks(ev.user_ids[u], [a], t)
+    exp = log.exposures.filter(pl.col("ts") < until)
+    events: list[tuple[float, int, object]] = []
+    for (_q,), grp in exp.group_by(["q"], maintain_order=True):
+        ids = [art_ids[a] for a in grp["aidx"].to_list() if a >= 0]
+        events.append((float(grp["ts"][0]), 0, ids))
+    for u, a, t in zip(ev.click_user, ev.click_article, ev.click_ts, strict=True):
+        if t < until:  # unknown articles stay in the user's list, as they do online
+            events.append((float(t), 1, (ev.user_ids[u], art_ids[a] if a >= 0 else UNKNOWN)))
+    events.sort(key=lambda e: (e[0], e[1]))
+    for t, kind, payload in events:
+        if kind == 0:
+            store.record_impressions(payload, t)  # type: ignore[arg-type]
+        else:
+            user, art = payload  # type: ignore[misc]
+            store.record_clicks(user, [art], t)

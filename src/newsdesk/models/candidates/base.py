@@ -1,0 +1,111 @@
+"""What every candidate generator shares: the live catalog, the online store and a user view.
+
+A request builds one `UserView` (the user's recent clicks from the store, their embedding
+profile and category affinity, the live article set) and hands it to every generator's
+`propose`, so the store is read once per request however many generators run. `candidates`
+(the `CandidateGenerator` contract) builds the view itself for standalone use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from newsdesk.features.online_store import OnlineStore
+from newsdesk.features.ranking_features import FeatureBuilder
+from newsdesk.models.base import CandidateGenerator, RequestContext, ScoredArticle
+from newsdesk.models.catalog import ArticleCatalog
+
+
+@dataclass
+class UserView:
+    """One user at one time. click_idx/click_ts: (L,) newest first, -1/NaN = unknown/pad;
+    profile (dim,) float32; affinity (C,) category shares; live: live catalog indices."""
+
+    user_id: str
+    now: float
+    click_idx: np.ndarray
+    click_ts: np.ndarray
+    profile: np.ndarray
+    affinity: np.ndarray
+    live: np.ndarray
+
+    @property
+    def has_history(self) -> bool:
+        return bool((self.click_idx >= 0).any())
+
+    @property
+    def known_clicks(self) -> np.ndarray:
+        return self.click_idx[self.click_idx >= 0]
+
+
+@dataclass
+class Workspace:
+    """The shared state generators read: catalog, store, feature parameters, live horizon."""
+
+    catalog: ArticleCatalog
+    store: OnlineStore
+    builder: FeatureBuilder
+    max_age_hours: float | None = 72.0
+
+    def user_clicks(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(click_idx, click_ts) of length builder.recent_clicks, padded with -1 / NaN."""
+        n = self.builder.recent_clicks
+        clicks = self.store.user_clicks(user_id, limit=n)[:n]
+        idx = np.full(n, -1, dtype=np.int64)
+        ts = np.full(n, np.nan)
+        if clicks:
+            idx[: len(clicks)] = self.catalog.lookup([c.article_id for c in clicks])
+            ts[: len(clicks)] = [c.ts for c in clicks]
+        return idx, ts
+
+    def view(self, user_id: str, now: float) -> UserView:
+        idx, ts = self.user_clicks(user_id)
+        profile, affinity = self.builder.user_profiles(self.catalog, idx[None, :])
+        return UserView(user_id, now, idx, ts, profile[0], affinity[0],
+                        self.catalog.live_indices(now, self.max_age_hours))
+
+
+def top_n(indices: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The n best (indices, scores), best first; ties broken by index for determinism."""
+    if len(indices) == 0 or n <= 0:
+        return indices[:0], scores[:0]
+    if len(indices) > n:
+        part = np.argpartition(-scores, n - 1)[:n]
+        indices, scores = indices[part], scores[part]
+    order = np.lexsort((indices, -scores))
+    return indices[order], scores[order]
+
+
+class IndexedGenerator(CandidateGenerator):
+    """A generator over catalog indices; subclasses implement `propose` and `reason`."""
+
+    name = "base"
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def propose(self, view: UserView, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(catalog indices, scores) of up to n live candidates, best first."""
+        raise NotImplementedError
+
+    def reason(self, view: UserView, i: int) -> str:
+        """A short human explanation of why article i was proposed."""
+        return ""
+
+    def candidates(self, ctx: RequestContext, n: int) -> list[ScoredArticle]:
+        view = self.ws.view(ctx.user_id, ctx.now)
+        idx, scores = self.propose(view, n)
+        ids = self.ws.catalog.ids
+        return [ScoredArticle(ids[i], float(s), self.reason(view, int(i)), self.name)
+                for i, s in zip(idx, scores, strict=True)]
+
+
+def because_you_read(ws: Workspace, view: UserView, i: int) -> str:
+    """'because you read <title>' naming the recent click most similar to article i."""
+    clicks = view.known_clicks[: ws.builder.sim_clicks]
+    if len(clicks) == 0:
+        return ""
+    sims = ws.catalog.embeddings[clicks] @ ws.catalog.embeddings[i]
+    return f"because you read {ws.catalog.titles[int(clicks[int(np.argmax(sims))])]}"

@@ -1,0 +1,131 @@
+"""Item-to-item co-clicks: co-visitation counts of article pairs clicked in the same session.
+
+A session is a run of one user's clicks with gaps below `session_gap_s`; each pair of clicks
+at most `window` apart in a session counts once, symmetrically (history lists count as one
+session). Candidates are the live articles most co-clicked with the user's newest clicks
+(weighted like the profile). The counts are fitted at training time; articles published
+later have none, which is why content and recency carry them instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from newsdesk.features.ranking_features import RankingInputs
+from newsdesk.models.candidates.base import (
+    IndexedGenerator,
+    UserView,
+    Workspace,
+    because_you_read,
+    top_n,
+)
+
+
+class CoClickGenerator(IndexedGenerator):
+    name = "coclick"
+
+    def __init__(self, ws: Workspace, *, session_gap_s: float = 1800.0, window: int = 5,
+                 recent: int = 10) -> None:
+        super().__init__(ws)
+        self.session_gap_s = session_gap_s
+        self.window = window
+        self.recent = recent
+        self.matrix_: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.float32)
+        self._keys = np.zeros(0, np.int64)
+        self._vals = np.zeros(0, np.float32)
+
+    def fit(self, user: np.ndarray, article: np.ndarray, ts: np.ndarray,
+            n_articles: int) -> CoClickGenerator:
+        """Fit on clicks (user codes, catalog indices, Unix s); unknown articles (-1) skipped.
+        History clicks may be passed with equal timestamps in list order."""
+        keep = article >= 0
+        user, article, ts = user[keep], article[keep], ts[keep]
+        order = np.lexsort((ts, user))  # stable: equal-time history clicks keep list order
+        user, article, ts = user[order], article[order], ts[order]
+        new_session = np.ones(len(user), dtype=bool)
+        new_session[1:] = (user[1:] != user[:-1]) | (np.diff(ts) > self.session_gap_s)
+        session = np.cumsum(new_session)
+        rows, cols = [], []
+        for k in range(1, self.window + 1):
+            same = session[k:] == session[:-k]
+            a, b = article[:-k][same], article[k:][same]
+            diff = a != b
+            rows += [a[diff], b[diff]]
+            cols += [b[diff], a[diff]]
+        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        m = sp.coo_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n_articles, n_articles))
+        self.set_matrix(m.tocsr())
+        return self
+
+    def set_matrix(self, matrix: sp.csr_matrix) -> None:
+        matrix.sum_duplicates()
+        matrix.sort_indices()
+        self.matrix_ = matrix
+        coo = matrix.tocoo()
+        self._keys = coo.row.astype(np.int64) * matrix.shape[1] + coo.col.astype(np.int64)
+        self._vals = coo.data.astype(np.float32)
+
+    def _weights(self, click_idx: np.ndarray) -> np.ndarray:
+        return self.ws.builder.click_weights(click_idx[..., : self.recent])
+
+    def pair_scores(self, inputs: RankingInputs) -> np.ndarray:
+        """Recency-weighted co-click count of each row's article with the user's clicks (R,)."""
+        n = self.matrix_.shape[0]
+        a = inputs.row_article
+        clicks = inputs.click_idx[:, : self.recent][inputs.row_query]  # (R, M)
+        w = self._weights(inputs.click_idx)[inputs.row_query]
+        ok = (clicks >= 0) & (clicks < n) & (a[:, None] >= 0) & (a[:, None] < n)
+        if n == 0 or len(self._keys) == 0:
+            return np.zeros(len(a))
+        key = np.where(ok, clicks * n + a[:, None], -1)
+        pos = np.minimum(np.searchsorted(self._keys, key), len(self._keys) - 1)
+        hit = ok & (self._keys[pos] == key)
+        return (np.where(hit, self._vals[pos], 0.0) * w).sum(axis=1)
+
+    def scores_for(self, click_idx: np.ndarray) -> np.ndarray:
+        """Dense co-click scores (n_fitted,) of all articles for one user's click list."""
+        n = self.matrix_.shape[0]
+        ok = (click_idx[: self.recent] >= 0) & (click_idx[: self.recent] < n)
+        w = self._weights(click_idx[None, :])[0][ok]
+        rows = click_idx[: self.recent][ok]
+        if len(rows) == 0:
+            return np.zeros(n)
+        return np.asarray(self.matrix_[rows].T @ w).ravel()
+
+    def propose(self, view: UserView, n: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.scores_for(view.click_idx)
+        live = view.live[view.live < len(scores)]
+        s = scores[live]
+        hit = s > 0
+        return top_n(live[hit], s[hit], n)
+
+    def neighbours(self, i: int, live: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if i >= self.matrix_.shape[0]:
+            return live[:0], np.zeros(0)
+        row = self.matrix_[i]
+        cols, vals = row.indices.astype(np.int64), row.data.astype(np.float64)
+        is_live = np.isin(cols, live)
+        return top_n(cols[is_live], vals[is_live], n)
+
+    def reason(self, view: UserView, i: int) -> str:
+        return because_you_read(self.ws, view, i)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        m = self.matrix_
+        np.save(directory / "indptr.npy", m.indptr, allow_pickle=False)
+        np.save(directory / "indices.npy", m.indices, allow_pickle=False)
+        np.save(directory / "data.npy", m.data, allow_pickle=False)
+        np.save(directory / "shape.npy", np.asarray(m.shape, np.int64), allow_pickle=False)
+
+    def load(self, directory: Path) -> CoClickGenerator:
+        shape = tuple(int(x) for x in np.load(directory / "shape.npy", allow_pickle=False))
+        m = sp.csr_matrix((np.load(directory / "data.npy", allow_pickle=False),
+                           np.load(directory / "indices.npy", allow_pickle=False),
+                           np.load(directory / "indptr.npy", allow_pickle=False)), shape=shape)
+        self.set_matrix(m)
+        return self

@@ -1,0 +1,178 @@
+"""The live article catalog: metadata, embeddings and liveness of every known article.
+
+Articles are addressed by a dense integer index (the order they were added), which every model
+array uses (co-click matrix rows, CF item factors, feature gathering). An index is never reused:
+removing an article only clears its `live` flag, so arrays built at training time stay aligned.
+
+Concurrency: `upsert` writes rows in place and publishes them by bumping `size` last, so readers
+that took `size` first never see a half-written row; growth copies into new arrays and swaps
+them. Writers serialise on a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from newsdesk.content.embedder import Embedder, article_text
+from newsdesk.data.schema import Article
+
+NEVER = np.inf  # expires_at of an article without expiry
+
+
+def _unix(value: object) -> float:
+    if value is None:
+        return float(NEVER)
+    return float(value.timestamp())  # type: ignore[attr-defined]
+
+
+class ArticleCatalog:
+    """Growable column store of articles; index i is stable for the catalog's lifetime."""
+
+    def __init__(self, dim: int, *, capacity: int = 1024) -> None:
+        self.dim = dim
+        self.size = 0
+        self.ids: list[str] = []
+        self.titles: list[str] = []
+        self.index: dict[str, int] = {}
+        self.categories: list[str] = []
+        self.category_index: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._alloc(max(capacity, 16))
+        self.version = 0  # bumped on every change (caches of live sets key on it)
+
+    def _alloc(self, capacity: int) -> None:
+        old = self.size
+        published = np.zeros(capacity, dtype=np.float64)
+        expires = np.full(capacity, NEVER, dtype=np.float64)
+        category = np.zeros(capacity, dtype=np.int32)
+        live = np.zeros(capacity, dtype=bool)
+        emb = np.zeros((capacity, self.dim), dtype=np.float32)
+        if old:
+            published[:old] = self.published[:old]
+            expires[:old] = self.expires[:old]
+            category[:old] = self.category[:old]
+            live[:old] = self.live[:old]
+            emb[:old] = self.embeddings[:old]
+        self.published, self.expires, self.category, self.live = published, expires, category, live
+        self.embeddings = emb
+
+    # -- writes ---------------------------------------------------------------------------------
+    def category_code(self, name: str) -> int:
+        code = self.category_index.get(name)
+        if code is None:
+            code = len(self.categories)
+            self.categories.append(name)
+            self.category_index[name] = code
+        return code
+
+    def add(self, articles: Sequence[Article], embeddings: np.ndarray) -> np.ndarray:
+        """Insert or update articles with precomputed unit embeddings (n, dim); returns indices."""
+        if len(articles) != len(embeddings):
+            raise ValueError("one embedding row per article is required")
+        out = np.empty(len(articles), dtype=np.int64)
+        with self._lock:
+            for j, art in enumerate(articles):
+                i = self.index.get(art.article_id)
+                if i is None:
+                    i = self.size
+                    if i >= len(self.published):
+                        self._alloc(2 * len(self.published))
+                    self.ids.append(art.article_id)
+                    self.titles.append(art.title)
+                    self.index[art.article_id] = i
+                    self._write(i, art, embeddings[j])
+                    self.size = i + 1  # publish the row last
+                else:
+                    self.titles[i] = art.title
+                    self._write(i, art, embeddings[j])
+                out[j] = i
+            self.version += 1
+        return out
+
+    def _write(self, i: int, art: Article, vector: np.ndarray) -> None:
+        self.published[i] = art.published_at.timestamp()
+        self.expires[i] = _unix(art.expires_at)
+        self.category[i] = self.category_code(art.category)
+        self.embeddings[i] = vector
+        self.live[i] = True
+
+    def upsert(self, articles: Sequence[Article], embedder: Embedder | None) -> np.ndarray:
+        """Embed (zero vectors without an embedder: such articles reach users by recency
+        and popularity only) and insert or update."""
+        if embedder is None:
+            vectors = np.zeros((len(articles), self.dim), dtype=np.float32)
+        else:
+            vectors = embedder.embed([article_text(a.title, a.abstract) for a in articles])
+        return self.add(articles, vectors)
+
+    def remove(self, article_id: str) -> bool:
+        """Take an article out of the live set at once; False if unknown or already removed."""
+        with self._lock:
+            i = self.index.get(article_id)
+            if i is None or not self.live[i]:
+                return False
+            self.live[i] = False
+            self.version += 1
+            return True
+
+    # -- reads ----------------------------------------------------------------------------------
+    def lookup(self, article_ids: Sequence[str]) -> np.ndarray:
+        """Catalog indices of ids, -1 for unknown ones; shape (len(article_ids),)."""
+        get = self.index.get
+        return np.fromiter((get(a, -1) for a in article_ids), dtype=np.int64,
+                           count=len(article_ids))
+
+    def live_indices(self, now: float, max_age_hours: float | None = None) -> np.ndarray:
+        """Indices of articles live at `now`: published, not expired, not removed, young enough."""
+        n = self.size
+        ok = self.live[:n] & (self.published[:n] <= now) & (self.expires[:n] > now)
+        if max_age_hours is not None:
+            ok &= self.published[:n] >= now - max_age_hours * 3600.0
+        return np.flatnonzero(ok)
+
+    def category_name(self, i: int) -> str:
+        return self.categories[int(self.category[i])]
+
+    # -- persistence (no pickle: Parquet + .npy + JSON) -------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        n = self.size
+        table = pa.table({
+            "article_id": pa.array(self.ids, pa.string()),
+            "title": pa.array(self.titles, pa.string()),
+            "published": pa.array(self.published[:n]),
+            "expires": pa.array(self.expires[:n]),
+            "category": pa.array(self.category[:n]),
+            "live": pa.array(self.live[:n]),
+        })
+        pq.write_table(table, directory / "articles.parquet")
+        np.save(directory / "embeddings.npy", self.embeddings[:n], allow_pickle=False)
+        (directory / "categories.json").write_text(json.dumps(self.categories))
+
+    @classmethod
+    def load(cls, directory: Path) -> ArticleCatalog:
+        table = pq.read_table(directory / "articles.parquet")
+        emb = np.load(directory / "embeddings.npy", allow_pickle=False)
+        n = table.num_rows
+        if emb.shape[0] != n:
+            raise ValueError(f"embeddings.npy has {emb.shape[0]} rows, articles.parquet {n}")
+        cat = cls(int(emb.shape[1]), capacity=max(16, 2 * n))
+        cat.categories = list(json.loads((directory / "categories.json").read_text()))
+        cat.category_index = {c: i for i, c in enumerate(cat.categories)}
+        cat.ids = table.column("article_id").to_pylist()
+        cat.titles = table.column("title").to_pylist()
+        cat.index = {a: i for i, a in enumerate(cat.ids)}
+        cat.published[:n] = table.column("published").to_numpy()
+        cat.expires[:n] = table.column("expires").to_numpy()
+        cat.category[:n] = table.column("category").to_numpy()
+        cat.live[:n] = table.column("live").to_numpy(zero_copy_only=False)
+        cat.embeddings[:n] = emb
+        cat.size = n
+        return cat

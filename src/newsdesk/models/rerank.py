@@ -1,0 +1,93 @@
+"""Re-ranking rules applied after the learned ranker, configurable per surface.
+
+Filters (before ranking, cheap): already-read, maximum age, blocklisted ids and categories.
+Selection (greedy over the ranked list): near-duplicate suppression (cosine of embeddings),
+a per-category cap, and optional MMR diversity (lambda * relevance - (1 - lambda) * max
+similarity to what is already selected; relevance min-max scaled to [0, 1]).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RerankConfig(BaseModel):
+    """Rules of one surface."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exclude_read: bool = True
+    max_age_hours: float | None = Field(default=72.0, gt=0)
+    blocklist: list[str] = Field(default_factory=list)  # article ids
+    blocked_categories: list[str] = Field(default_factory=list)
+    category_cap: int | None = Field(default=4, ge=1)  # max items per category in the list
+    near_duplicate_threshold: float | None = Field(default=0.95, gt=0, le=1)
+    mmr_lambda: float | None = Field(default=None, ge=0, le=1)  # None = no MMR
+
+
+class ServingConfig(BaseModel):
+    """Rules per surface; surfaces not listed use `default`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: RerankConfig = Field(default_factory=RerankConfig)
+    surfaces: dict[str, RerankConfig] = Field(default_factory=dict)
+
+    def for_surface(self, surface: str) -> RerankConfig:
+        return self.surfaces.get(surface, self.default)
+
+
+def allowed(rules: RerankConfig, *, idx: np.ndarray, ids: list[str], published: np.ndarray,
+            category_names: list[str], read: np.ndarray, now: float,
+            exclude: frozenset[str] = frozenset()) -> np.ndarray:
+    """Boolean mask (n,) of candidates that pass the filters."""
+    ok = np.ones(len(idx), dtype=bool)
+    if rules.exclude_read and len(read):
+        ok &= ~np.isin(idx, read)
+    if rules.max_age_hours is not None:
+        ok &= published >= now - rules.max_age_hours * 3600.0
+    blocked = set(rules.blocklist) | set(exclude)
+    if blocked:
+        ok &= np.fromiter((a not in blocked for a in ids), bool, len(ids))
+    if rules.blocked_categories:
+        bad = set(rules.blocked_categories)
+        ok &= np.fromiter((c not in bad for c in category_names), bool, len(ids))
+    return ok
+
+
+def select(rules: RerankConfig, scores: np.ndarray, categories: np.ndarray,
+           embeddings: np.ndarray, k: int) -> np.ndarray:
+    """Positions (into the inputs) of the k items chosen greedily, in display order.
+
+    scores (n,), categories (n,) int codes, embeddings (n, dim) unit rows.
+    """
+    n = len(scores)
+    order = np.argsort(-scores, kind="stable")
+    if rules.mmr_lambda is None and rules.near_duplicate_threshold is None \
+            and rules.category_cap is None:
+        return order[:k]
+    lam = rules.mmr_lambda
+    span = float(scores.max() - scores.min()) if n else 0.0
+    rel = (scores - scores.min()) / span if span > 0 else np.zeros(n)
+    chosen: list[int] = []
+    per_cat: dict[int, int] = {}
+    max_sim = np.full(n, -1.0)
+    available = np.ones(n, dtype=bool)
+    while len(chosen) < k and available.any():
+        if lam is None:
+            pick = next(int(i) for i in order if available[i])
+        else:
+            value = np.where(available, lam * rel - (1 - lam) * np.maximum(max_sim, 0), -np.inf)
+            pick = int(np.argmax(value))
+        available[pick] = False
+        c = int(categories[pick])
+        if rules.category_cap is not None and per_cat.get(c, 0) >= rules.category_cap:
+            continue
+        if rules.near_duplicate_threshold is not None and max_sim[pick] >= \
+                rules.near_duplicate_threshold:
+            continue
+        chosen.append(pick)
+        per_cat[c] = per_cat.get(c, 0) + 1
+        max_sim = np.maximum(max_sim, embeddings @ embeddings[pick])
+    return np.asarray(chosen, dtype=np.int64)
