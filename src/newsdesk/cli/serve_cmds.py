@@ -21,6 +21,9 @@ def serve(
                                           "online store and the event log live."),
     event_log: str | None = typer.Option(None, "--event-log", help="Event log URL "
                                          "(sqlite:///... or memory://)."),
+    clock_start: str | None = typer.Option(None, "--clock-start", help="Serve as of this "
+                                           "ISO time (simulated / replayed worlds); the clock "
+                                           "then runs in real time."),
     log_level: str = typer.Option("info", "--log-level"),
     access_log: bool = typer.Option(False, "--access-log/--no-access-log",
                                     help="uvicorn's own access log (the app logs JSON)."),
@@ -31,7 +34,7 @@ def serve(
     settings = load_settings(
         dataset_dir=dataset, bundles_dir=bundles, bundle_version=version, host=host, port=port,
         online_store_url=redis_url, state_dir=state_dir, event_log_url=event_log,
-        log_level=log_level,
+        log_level=log_level, clock_start=clock_start,
     )
     if dataset is not None and not dataset.is_dir():
         raise typer.BadParameter(f"dataset directory {dataset} does not exist",

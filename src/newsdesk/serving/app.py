@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -65,6 +66,7 @@ class Services:
     assigner: VariantAssigner
     io_pool: ThreadPoolExecutor
     breaker: CircuitBreaker
+    clock: Callable[[], float]  # Unix seconds "now" of the service
 
 
 def services(request: Request) -> Services:
@@ -141,6 +143,14 @@ def default_bundle_lister(settings: ServeSettings) -> BundleLister:
     return listing
 
 
+def make_clock(settings: ServeSettings) -> Callable[[], float]:
+    """Wall time, or a clock that starts at `settings.clock_start` and runs in real time."""
+    if settings.clock_start is None:
+        return time.time
+    offset = settings.clock_start.timestamp() - time.time()
+    return lambda: time.time() + offset
+
+
 # -- the factory ------------------------------------------------------------------------------
 def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFactory | None = None,
                store_factory: StoreFactory | None = None,
@@ -188,7 +198,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             inline_model=settings.inline_model,
             max_inflight=settings.max_inflight_model_calls,
         ))
-        ingestor = EventIngestor(event_log, store, metrics, io_pool)
+        clock = make_clock(settings)
+        ingestor = EventIngestor(event_log, store, metrics, io_pool, clock=clock)
         exposure = ExposureLogger(ingestor, metrics, maxsize=settings.exposure_queue_size)
         exposure.start()
         try:
@@ -197,7 +208,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             log.error("model_load_failed", error=f"{type(exc).__name__}: {exc}")
         app.state.services = Services(
             settings, metrics, store, event_log, cat, registry, pipeline, ingestor, exposure,
-            variant_assigner or ProductionOnly(), io_pool, breaker)
+            variant_assigner or ProductionOnly(), io_pool, breaker, clock)
         metrics.catalog_size.set(len(cat))
         log.info("serving_started", model_version=registry.version, catalog=len(cat))
         try:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any
@@ -60,7 +60,8 @@ class EventIngestor:
     """Durable append, then apply to the online store (see module docstring)."""
 
     def __init__(self, event_log: EventLog, store: OnlineStore | None, metrics: ServingMetrics,
-                 executor: Executor) -> None:
+                 executor: Executor, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
         self.event_log = event_log
         self.store = store
         self.metrics = metrics
@@ -70,7 +71,7 @@ class EventIngestor:
 
     async def ingest(self, events: Sequence[Any]) -> tuple[AppendResult, bool]:
         """Log a validated batch (API event models) durably, then apply it; (result, applied)."""
-        now = time.time()
+        now = self.clock()
         canonical = coerce_batch(self._record(e, now) for e in events)
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self.executor, self.event_log.append, canonical)

@@ -9,6 +9,7 @@ explicitly allowed.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -57,6 +58,10 @@ class ServeSettings(BaseSettings):
     max_events_per_batch: int = Field(default=1000, ge=1, le=100_000)
     max_articles_per_batch: int = Field(default=500, ge=1, le=10_000)
     exposure_queue_size: int = Field(default=10_000, ge=1, le=1_000_000)
+
+    # The service clock: wall time by default; set to an instant to serve a simulated or
+    # replayed world "as of" then (the clock starts there and advances in real time).
+    clock_start: datetime | None = None
 
     # Catalog liveness: an article older than this (hours) is not live even without expires_at.
     live_max_age_hours: float | None = Field(default=None, gt=0)

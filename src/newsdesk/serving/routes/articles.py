@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
@@ -67,7 +66,7 @@ async def related(article_id: ArticleId, request: Request,
     svc = services(request)
     if article_id not in svc.catalog:
         raise HTTPException(404, f"article '{article_id}' is not in the catalog")
-    result = await svc.pipeline.related(article_id, k, time.time())
+    result = await svc.pipeline.related(article_id, k, svc.clock())
     if result.degraded:
         svc.metrics.degraded.labels("related").inc()
     return json_response({"request_id": request_id(request), "article_id": article_id,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -38,7 +36,7 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
     filters = {name: value[0] if len(value) == 1 else value
                for name, value in (("category", body.filters.category),
                                    ("language", body.filters.language)) if value}
-    now = time.time()
+    now = svc.clock()
     ctx = RequestContext(
         user_id=unit, now=now, surface=body.surface, k=body.k,
         current_article_id=body.context.current_article_id, locale=body.context.locale,
