@@ -368,8 +368,10 @@ def _run_rollout(rng: np.random.Generator, err_t: float, ctr_t: float, hours: in
         if decision == "advance":
             acc[:] = 0  # guardrail counts restart with each stage
         if decision in ("rollback", "complete"):
-            return {"outcome": decision, "hour": h + 1, "max_fraction": max_frac}
-    return {"outcome": "running", "hour": hours, "max_fraction": max_frac}
+            return {"outcome": decision, "hour": h + 1, "max_fraction": max_frac,
+                    "final_fraction": ctl.fraction("exp")}
+    return {"outcome": "running", "hour": hours, "max_fraction": max_frac,
+            "final_fraction": ctl.fraction("exp")}
 
 
 def bench_rollout(reps: int, seed: int) -> dict[str, Any]:

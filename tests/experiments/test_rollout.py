@@ -30,8 +30,10 @@ def test_healthy_variant_advances_through_every_stage(tmp_path: Path) -> None:
     ctl = RolloutController(JsonFileRolloutStore(tmp_path / "state.json"))
     ctl.start("exp", PLAN, actor="alice")
     decisions = [ctl.evaluate("exp", HEALTHY, _arm(3_000, 0.005, 0.04)) for _ in range(5)]
-    assert decisions == ["advance"] * 4 + ["complete"]
+    # 1 % -> 5 % -> 25 % -> 50 %, then passing at 50 % completes (100 % has no control left)
+    assert decisions == ["advance"] * 3 + ["complete", "completed"]
     assert ctl.fraction("exp") == 1.0
+    assert [h["fraction"] for h in ctl.state("exp").history] == [0.01, 0.05, 0.25, 0.5, 1.0]
 
 
 def test_too_few_requests_holds() -> None:

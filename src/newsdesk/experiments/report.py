@@ -96,6 +96,8 @@ def plot(result: dict[str, Any], path: str | Path) -> Path:
 
 def json_safe(obj: Any) -> Any:
     """Replace NaN/inf by None recursively so the JSON is strict (dashboards reject NaN)."""
+    if hasattr(obj, "item") and not isinstance(obj, list | dict):  # numpy scalars
+        obj = obj.item()
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):

@@ -228,12 +228,7 @@ class RolloutController:
         state = self.state(experiment_id)
         if state.status is not RolloutStatus.RUNNING:
             raise ConfigError(f"rollout '{experiment_id}' is {state.status.value}, not running")
-        if state.stage + 1 >= len(state.plan.stages):
-            state.status = RolloutStatus.COMPLETED
-            self._commit(state, "complete", actor, manual=True)
-        else:
-            state.stage += 1
-            self._commit(state, "advance", actor, manual=True)
+        self._step(state, actor, manual=True)
         return state
 
     def kill(self, experiment_id: str, actor: str, reason: str = "") -> RolloutState:
@@ -257,11 +252,16 @@ class RolloutController:
             return "rollback"
         enough = treatment.requests >= state.plan.min_requests_per_stage
         if enough and all(r.holds for r in results):
-            if state.stage + 1 >= len(state.plan.stages):
-                state.status = RolloutStatus.COMPLETED
-                self._commit(state, "complete", actor)
-                return "complete"
-            state.stage += 1
-            self._commit(state, "advance", actor)
-            return "advance"
+            return self._step(state, actor)
         return "hold"
+
+    def _step(self, state: RolloutState, actor: str, **detail: Any) -> str:
+        # Reaching a 100 % stage completes the rollout: there is no control left to compare.
+        if state.stage + 1 >= len(state.plan.stages) or state.plan.stages[state.stage + 1] >= 1.0:
+            state.stage = len(state.plan.stages) - 1
+            state.status = RolloutStatus.COMPLETED
+            self._commit(state, "complete", actor, **detail)
+            return "complete"
+        state.stage += 1
+        self._commit(state, "advance", actor, **detail)
+        return "advance"
