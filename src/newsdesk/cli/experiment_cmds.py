@@ -111,7 +111,7 @@ def report(
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(json_safe(result), indent=2, allow_nan=False))
-    console.print(to_markdown(result), markup=False, highlight=False)
+    print(to_markdown(result))  # plain print: rich would re-wrap the table rows
     console.print(f"written: {paths['markdown']}, {paths['png']}, {paths['json']}")
 
 

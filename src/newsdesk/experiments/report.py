@@ -66,6 +66,7 @@ def plot(result: dict[str, Any], path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     names = list(result["per_variant"])
@@ -82,6 +83,7 @@ def plot(result: dict[str, Any], path: str | Path) -> Path:
     ax2.axhline(0.05, color="red", linestyle="--", label="alpha 0.05")
     ax2.set_yscale("log")
     ax2.set_xlabel("day")
+    ax2.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax2.set_ylabel("always-valid p-value (mSPRT)")
     ax2.set_title("Sequential test, CTR")
     ax2.legend()
