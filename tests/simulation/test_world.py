@@ -133,3 +133,11 @@ def test_oracle_slate_beats_random_slates(world: World) -> None:
         for _ in range(20):
             assert world.expected_clicks(user, rng.choice(live, 10, replace=False), t) \
                 <= best_value + 1e-12
+
+
+def test_load_refuses_a_world_left_behind_by_another_import(world: World,
+                                                            tmp_path: Path) -> None:
+    world.save(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"source": "mind"}')
+    with pytest.raises(DatasetError, match="stale"):
+        World.load(tmp_path)

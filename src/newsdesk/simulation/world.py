@@ -262,6 +262,11 @@ class World:
         if not (folder / WORLD_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
             raise DatasetError(f"{root} has no simulated world ({SIM_DIR}/{WORLD_FILE}); "
                                "only datasets written by 'newsdesk simulate' have one")
+        manifest = folder.parent / "manifest.json"
+        if manifest.is_file() and json.loads(manifest.read_text()).get("source") != "simulation":
+            # a later import into the same directory replaced the tables, not this folder
+            raise DatasetError(f"{folder} is stale: the dataset in {folder.parent} was not "
+                               "written by 'newsdesk simulate'")
         config = SimulationConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
         with np.load(folder / WORLD_FILE) as data:
             arrays = {k: data[k] for k in _ARRAYS}
