@@ -79,6 +79,8 @@ def parse_entities(text: str) -> list[str]:
 
 class MindImporter(Importer):
     kind = "mind"
+    # a buffered slate row holds ~37 id strings and a history ~30: small parts bound memory
+    rows_per_part = 20_000
 
     def input_files(self, src: Path) -> list[Path]:
         return [need(src, "behaviors.tsv", "MIND"), need(src, "news.tsv", "MIND")]

@@ -25,12 +25,18 @@ Row = tuple[str, dict[str, Any]]  # (table name, canonical row)
 
 
 class Progress:
-    """A rich progress bar over bytes read; a no-op when disabled."""
+    """A rich progress bar over bytes read, on stderr so stdout stays clean for reports.
+
+    A no-op when disabled or when stderr is not a terminal (a bar in a log file is noise).
+    """
 
     def __init__(self, total_bytes: int, *, enabled: bool, label: str) -> None:
+        from rich.console import Console
+
         self._bar: Any = None
         self._task: Any = None
-        if enabled and total_bytes > 0:
+        console = Console(stderr=True)
+        if enabled and total_bytes > 0 and console.is_terminal:
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
@@ -42,7 +48,7 @@ class Progress:
 
             self._bar = RichProgress(
                 TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-                TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
+                TransferSpeedColumn(), TimeRemainingColumn(), transient=True, console=console,
             )
             self._task = self._bar.add_task(label, total=total_bytes)
             self._bar.start()
