@@ -25,33 +25,39 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "mind-sample"
 
 
-def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, store, quick: bool):
-    """Train newsdesk's pipeline on the days before `train_until`; None if not available."""
+def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, embedder: str):
+    """Train newsdesk's pipeline on the days before `train_until` and load it with its own
+    online store; (None, None, reason) when the pipeline is not installed."""
     try:
-        from newsdesk.models.bundle import load_recommender
-        from newsdesk.pipelines.train import train
-    except ImportError:
-        return None, "pipeline not installed (newsdesk.pipelines.train missing)"
+        from newsdesk.models.bundle import load_recommender, read_manifest
+        from newsdesk.pipelines.train import TrainConfig, train
+    except ImportError as exc:
+        return None, None, f"pipeline not installed ({exc})"
     from newsdesk.data.dataset import Dataset, DatasetWriter
+    from newsdesk.features.memory_store import MemoryOnlineStore
 
     # a training dataset that holds only what was logged before the test day
     src = Dataset(dataset_dir)
     train_dir = work / "train-dataset"
     cut = pl.lit(int(train_until * 1e6)).cast(pl.Datetime("us", "UTC"))
+    time_col = {"articles": "published_at", "impressions": "timestamp",
+                "interactions": "timestamp", "histories": None}
     with DatasetWriter(train_dir, source=src.source) as w:
-        for table in ("articles", "impressions", "interactions", "histories"):
+        for table, col in time_col.items():
             frame = src.read(table)
-            col = {"articles": "published_at", "impressions": "timestamp",
-                   "interactions": "timestamp", "histories": None}[table]
             if col is not None:
                 frame = frame.filter(pl.col(col) < cut)
             w.table(table, dedupe=False).write_table(frame)
-    version = train(train_dir, work / "bundles", {"quick": quick})
-    bundle = work / "bundles" / str(version)
-    return load_recommender(bundle, store), None
+    cfg = TrainConfig.from_dict({"embedder": embedder,
+                                 "embedding_cache_dir": str(work / "emb-cache")})
+    version = train(train_dir, work / "bundles", cfg)
+    bundle = work / "bundles" / version
+    half_life = float(read_manifest(bundle)["config"]["features"]["half_life_hours"])
+    store = MemoryOnlineStore(half_life_hours=half_life)
+    return load_recommender(bundle, store), store, None
 
 
-def run(data: Path, quick: bool, seed: int) -> dict:
+def run(data: Path, quick: bool, seed: int, embedder: str) -> dict:
     from newsdesk.data.dataset import Dataset
     from newsdesk.data.importers import run_import
     from newsdesk.evaluation.bootstrap import compare_systems
@@ -79,15 +85,20 @@ def run(data: Path, quick: bool, seed: int) -> dict:
             "streaming_ctr": StreamingCTRRecommender(store),
         }
         notes = {}
-        pipeline, why_not = _newsdesk_pipeline(work / "dataset", work, test_start, store, quick)
+        stores = [store]
+        t1 = time.perf_counter()
+        pipeline, pipe_store, why_not = _newsdesk_pipeline(work / "dataset", work, test_start,
+                                                           embedder)
+        train_s = time.perf_counter() - t1
         if pipeline is not None:
             systems["newsdesk"] = pipeline
+            stores.append(pipe_store)
         else:
             notes["newsdesk"] = why_not
 
         t1 = time.perf_counter()
         events = build_events(ds, score_from=test_start, score_until=test_end)
-        evals = replay_events(events, systems, store)
+        evals = replay_events(events, systems, stores)
         replay_s = time.perf_counter() - t1
 
     per_unit = {name: ev.per_unit() for name, ev in evals.items()}
@@ -104,7 +115,9 @@ def run(data: Path, quick: bool, seed: int) -> dict:
         "test_day_start": test_start,
         "systems": {name: ev.summary() for name, ev in evals.items()},
         "comparisons": [c.to_dict() for c in comparisons],
-        "timing_s": {"import": round(import_s, 2), "replay": round(replay_s, 2)},
+        "timing_s": {"import": round(import_s, 2), "train_newsdesk": round(train_s, 2),
+                     "replay": round(replay_s, 2)},
+        "embedder": embedder,
         "notes": notes,
     }
 
@@ -117,12 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=None,
                     help="also write PREFIX.md / .png / .json with the report writer")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--embedder", default=None,
+                    help="newsdesk's embedder (default: minilm; minilm-int8 with --quick)")
     args = ap.parse_args(argv)
+    embedder = args.embedder or ("minilm-int8" if args.quick else "minilm")
     if not (args.data / "behaviors.tsv").is_file():
         print(f"no MIND data at {args.data} (behaviors.tsv missing); pass --data PATH",
               file=sys.stderr)
         return 2
-    result = run(args.data.resolve(), args.quick, args.seed)
+    result = run(args.data.resolve(), args.quick, args.seed, embedder)
     print(f"MIND replay on {result['data']}: {result['days']} days, scoring the last")
     print(f"{'system':<22}{'AUC':>8}{'MRR':>8}{'nDCG@5':>9}{'nDCG@10':>9}{'imps':>7}")
     for name, s in result["systems"].items():

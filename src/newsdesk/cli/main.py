@@ -16,6 +16,7 @@ from rich.console import Console
 from newsdesk.errors import NewsdeskError
 
 COMMAND_MODULES = [
+    "newsdesk.cli.eval_cmds",
     "newsdesk.cli.data_cmds",
     "newsdesk.cli.experiment_cmds",
     "newsdesk.cli.serve_cmds",

@@ -18,7 +18,7 @@ all systems because only the driver writes to it, so every system sees identical
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -60,14 +60,17 @@ class ClickEvent:
 Event = ArticleEvent | ImpressionEvent | ClickEvent
 
 
-def replay_events(events: Iterable[Event], systems: dict[str, Recommender], store: OnlineStore,
-                  *, progress: Callable[[int], None] | None = None
+def replay_events(events: Iterable[Event], systems: dict[str, Recommender],
+                  store: OnlineStore | Sequence[OnlineStore], *,
+                  progress: Callable[[int], None] | None = None
                   ) -> dict[str, ImpressionEvaluation]:
     """Apply events in the given order; score each scored impression before recording it.
 
     The order is trusted as given (see `build_events` for the correct one); consecutive article
-    events are upserted as one batch.
+    events are upserted as one batch. Several stores (e.g. with different half-lives for
+    systems trained with different settings) all receive every event.
     """
+    stores = [store] if isinstance(store, OnlineStore) else list(store)
     evals = {name: ImpressionEvaluation(name) for name in systems}
     pending: list[Article] = []
     n_scored = 0
@@ -92,9 +95,11 @@ def replay_events(events: Iterable[Event], systems: dict[str, Recommender], stor
                 n_scored += 1
                 if progress is not None and n_scored % 1000 == 0:
                     progress(n_scored)
-            store.record_impressions(list(imp.article_ids), ev.ts)
+            for st in stores:
+                st.record_impressions(list(imp.article_ids), ev.ts)
         else:
-            store.record_clicks(ev.user_id, list(ev.article_ids), ev.ts)
+            for st in stores:
+                st.record_clicks(ev.user_id, list(ev.article_ids), ev.ts)
     flush_articles()
     return evals
 
@@ -150,19 +155,27 @@ def build_events(dataset: Dataset, *, score_from: float | None = None,
         seq += 1
     keyed.sort(key=lambda k: (k[0], k[1], k[2]))
     events: list[Event] = [k[3] for k in keyed]
-    if seed_histories and dataset.count("histories"):
-        first = keyed[0][0] if keyed else 0.0
-        seeds: list[Event] = []
-        for row in dataset.read("histories").iter_rows(named=True):
-            if row["article_ids"]:
-                as_of = row["as_of"].timestamp() if row["as_of"] is not None else first - 1.0
-                seeds.append(ClickEvent(min(as_of, first - 1.0), row["user_id"],
-                                        tuple(row["article_ids"])))
-        events = seeds + events
+    if seed_histories:
+        events = history_events(dataset, keyed[0][0] if keyed else 0.0) + events
     return events
 
 
-def replay(dataset: Dataset, systems: dict[str, Recommender], store: OnlineStore, *,
+def history_events(dataset: Dataset, first_ts: float) -> list[Event]:
+    """Pre-period user histories as clicks just before `first_ts` (or at their as_of if earlier).
+    """
+    seeds: list[Event] = []
+    if not dataset.count("histories"):
+        return seeds
+    for row in dataset.read("histories").iter_rows(named=True):
+        if row["article_ids"]:
+            as_of = row["as_of"].timestamp() if row["as_of"] is not None else first_ts - 1.0
+            seeds.append(ClickEvent(min(as_of, first_ts - 1.0), row["user_id"],
+                                    tuple(row["article_ids"])))
+    return seeds
+
+
+def replay(dataset: Dataset, systems: dict[str, Recommender],
+           store: OnlineStore | Sequence[OnlineStore], *,
            score_from: float | None = None, score_until: float | None = None,
            seed_histories: bool = True, progress: Callable[[int], None] | None = None
            ) -> dict[str, ImpressionEvaluation]:
