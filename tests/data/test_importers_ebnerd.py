@@ -132,3 +132,11 @@ def test_ebnerd_missing_columns_and_files(tmp_path):
     (src / "history.parquet").unlink()
     with pytest.raises(InvalidInput, match="history.parquet"):
         run_import("ebnerd", src, tmp_path / "out", progress=False)
+
+
+def test_ebnerd_test_split_has_no_clicks(tmp_path):
+    src = _write(tmp_path / "eb", _behaviors().drop("article_ids_clicked", "next_read_time"))
+    report = run_import("ebnerd", src, tmp_path / "out", progress=False)
+    inter = Dataset(tmp_path / "out").read("interactions")
+    assert report.rows["impressions"] == 3
+    assert inter["event_id"].to_list() == ["2:page:500"]  # only the article-page read time

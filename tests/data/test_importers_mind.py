@@ -224,3 +224,15 @@ def test_round_trip(world):
             assert published == (min(seen) if seen else min(i["ts"] for i in impressions))
         stats_frame = ds.scan("impressions").select(pl.len()).collect()
         assert stats_frame.item() == len(impressions)
+
+
+def test_crlf_and_undecodable_lines(tmp_path):
+    src = tmp_path / "m"
+    write_mind(src, [], NEWS)
+    lines = [b.encode() for b in BEHAVIORS[:2]] + [b"3\tU\xff\t11/15/2019 8:55:22 AM\t\tN3-0"]
+    (src / "behaviors.tsv").write_bytes(b"\r\n".join(lines) + b"\r\n")
+    report = run_import("mind", src, tmp_path / "out", skip_invalid=True, progress=False)
+    assert report.rows["impressions"] == 2
+    assert [(e.line, e.field) for e in report.errors] == [(3, "(encoding)")]
+    imps = Dataset(tmp_path / "out").read("impressions").sort("request_id")
+    assert imps["article_ids"].to_list()[1] == ["N4", "N3"]  # no stray "\r"

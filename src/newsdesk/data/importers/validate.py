@@ -11,7 +11,7 @@ as clear as pydantic's and the written rows are identical to `Record(**row).mode
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -132,7 +132,7 @@ _MODEL_ERRORS = {
 }
 
 
-def _error_field(err: dict[str, Any]) -> str:
+def _error_field(err: Mapping[str, Any]) -> str:
     loc = err.get("loc") or ()
     if loc:
         return str(loc[0])
