@@ -12,7 +12,8 @@ computes exactly that for many impressions at once, without a store:
 * user click lists come from one (user, time-rank) sort and `searchsorted`, no loop.
 
 Timestamps are compared as integer microseconds (via a global rank), so "strictly before" is
-exact. History clicks (pre-log, `histories` table) come before every logged event, oldest first.
+exact. History clicks (pre-log, `histories` table) come before every logged event in the user
+lists, oldest first, and count as article clicks at their `as_of` time (as in a seeded store).
 Cost: O(events + buckets * articles + rows); memory O(articles + rows * recent_clicks).
 """
 
@@ -121,7 +122,8 @@ def article_stats(events: EventArrays, queries: QueryRows, n_articles: int, *,
                   half_life_hours: float, bucket_seconds: float = 3600.0,
                   ranks: _TimeRanks | None = None) -> np.ndarray:
     """STAT_COLUMNS (R, 4) of each row's article at its query time, from events before it."""
-    ranks = ranks or _TimeRanks(events.click_ts, events.exp_ts, queries.query_ts)
+    ranks = ranks or _TimeRanks(events.click_ts, events.exp_ts, events.hist_ts,
+                                queries.query_ts)
     lam = LN2 / (half_life_hours * 3600.0)
     row_ts = queries.query_ts[queries.row_query]
     row_art = queries.row_article.astype(np.int64)
@@ -129,7 +131,10 @@ def article_stats(events: EventArrays, queries: QueryRows, n_articles: int, *,
     out = np.zeros((len(row_art), 4), dtype=np.float64)
 
     kinds = []  # (article, ts, rank) of clicks then exposures; drop unknown articles
-    for art, ts in ((events.click_article, events.click_ts), (events.exp_article, events.exp_ts)):
+    # history clicks count as clicks at their `as_of` time: a store seeded with them does too
+    clicks = (np.concatenate([events.hist_article, events.click_article]),
+              np.concatenate([events.hist_ts, events.click_ts]))
+    for art, ts in (clicks, (events.exp_article, events.exp_ts)):
         keep = art >= 0
         kinds.append((art[keep].astype(np.int64), ts[keep], ranks(ts[keep])))
     all_ts = np.concatenate([kinds[0][1], kinds[1][1], row_ts])
@@ -177,7 +182,7 @@ def replay_inputs(events: EventArrays, queries: QueryRows, n_articles: int, *,
                   half_life_hours: float, recent_clicks: int,
                   bucket_seconds: float = 3600.0) -> RankingInputs:
     """RankingInputs of every query row, point-in-time correct (see the module docstring)."""
-    ranks = _TimeRanks(events.click_ts, events.exp_ts, queries.query_ts)
+    ranks = _TimeRanks(events.click_ts, events.exp_ts, events.hist_ts, queries.query_ts)
     click_idx, click_ts = user_click_lists(events, queries, recent_clicks, ranks)
     stats = article_stats(events, queries, n_articles, half_life_hours=half_life_hours,
                           bucket_seconds=bucket_seconds, ranks=ranks)

@@ -145,23 +145,28 @@ def ranker_queries(log: LogArrays, lo: float, hi: float, max_queries: int,
     )
 
 
-def warm_store(store: OnlineStore, log: LogArrays, until: float) -> None:
-    """Write histories and every impression / click strictly before `until` into `store`."""
+def warm_store(store: OnlineStore, log: LogArrays, until: float,
+               since: float | None = None) -> None:
+    """Write every impression / click with since <= ts < until into `store`, plus the
+    histories when `since` is None (a fresh store); call again with since=previous until to
+    advance a store incrementally."""
     ev = log.events
     art_ids = [a.article_id for a in log.articles]
+    lo = -np.inf if since is None else since
     by_user: dict[int, list[tuple[str, float]]] = {}
     for u, a, t in zip(ev.hist_user, ev.hist_article, ev.hist_ts, strict=True):
         by_user.setdefault(int(u), []).append((art_ids[a] if a >= 0 else UNKNOWN, float(t)))
-    for u, items in by_user.items():  # oldest first: the store prepends, newest ends first
+    # oldest first: the store prepends, so the newest history click ends up first
+    for u, items in (by_user.items() if since is None else ()):
         for a, t in items:
             store.record_clicks(ev.user_ids[u], [a], t)
-    exp = log.exposures.filter(pl.col("ts") < until)
+    exp = log.exposures.filter((pl.col("ts") >= lo) & (pl.col("ts") < until))
     events: list[tuple[float, int, object]] = []
     for (_q,), grp in exp.group_by(["q"], maintain_order=True):
         ids = [art_ids[a] for a in grp["aidx"].to_list() if a >= 0]
         events.append((float(grp["ts"][0]), 0, ids))
     for u, a, t in zip(ev.click_user, ev.click_article, ev.click_ts, strict=True):
-        if t < until:  # unknown articles stay in the user's list, as they do online
+        if lo <= t < until:  # unknown articles stay in the user's list, as they do online
             events.append((float(t), 1, (ev.user_ids[u], art_ids[a] if a >= 0 else UNKNOWN)))
     events.sort(key=lambda e: (e[0], e[1]))
     for t, kind, payload in events:

@@ -50,10 +50,14 @@ class CollaborativeGenerator(IndexedGenerator):
         m.sum_duplicates()
         m.data = 1.0 + self.alpha * np.log1p(m.data)  # confidence grows slowly with repeats
         als = require("implicit.cpu.als", "ml")
-        model = als.AlternatingLeastSquares(
-            factors=self.factors, iterations=self.iterations,
-            regularization=self.regularization, random_state=self.seed, num_threads=1)
-        model.fit(m, show_progress=False)
+        threadpoolctl = require("threadpoolctl", "ml")
+        # implicit runs its own threads; a multi-threaded BLAS underneath only oversubscribes
+        # (and implicit warns about it when the model is built)
+        with threadpoolctl.threadpool_limits(1, "blas"):
+            model = als.AlternatingLeastSquares(
+                factors=self.factors, iterations=self.iterations,
+                regularization=self.regularization, random_state=self.seed, num_threads=1)
+            model.fit(m, show_progress=False)
         self.user_factors_ = np.ascontiguousarray(model.user_factors, np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, np.float32)
         return self
