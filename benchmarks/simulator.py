@@ -70,7 +70,8 @@ def main() -> None:
         run = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
         wall = time.perf_counter() - began
         summary = json.loads(run.stdout.strip().splitlines()[-1])
-        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_kib = usage.ru_maxrss  # KiB on Linux
         size = _dir_bytes(out)
 
     figures = {
@@ -85,6 +86,8 @@ def main() -> None:
         "generation_seconds": summary["seconds"],
         "process_seconds": round(wall, 3),
         "impressions_per_second": round(summary["impressions"] / summary["seconds"], 1),
+        # CPU time of the child: steadier than wall time on a shared machine
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
         "peak_rss_mib": round(peak_kib / 1024, 1),
         "dataset_mib": round(size / 2**20, 1),
     }
