@@ -171,3 +171,18 @@ def test_cli_simulate_then_stats(tmp_path: Path) -> None:
     assert stats.returncode == 0, stats.stderr
     assert json.loads(stats.stdout)["impressions"] == 50_000
     assert World.load(out).n_users == 500
+
+
+def test_dwell_times_follow_the_documented_lognormal(sim: tuple[Path, dict]) -> None:
+    out, _ = sim
+    world = World.load(out)
+    dwell = Dataset(out).read("interactions").filter(pl.col("type") == "dwell")
+    u = dwell["user_id"].str.slice(1).cast(pl.Int64).to_numpy()
+    a = dwell["article_id"].str.slice(1).cast(pl.Int64).to_numpy()
+    c = world.config
+    mu = (np.log(c.dwell_median_seconds)
+          + c.dwell_interest_weight * np.log1p(c.n_topics * world.interest(u, a))
+          + c.dwell_quality_weight * world.article_quality[a])
+    resid = np.log(dwell["dwell_seconds"].to_numpy()) - mu
+    assert abs(resid.mean()) < 4 * c.dwell_sigma / np.sqrt(resid.size)
+    assert resid.std() == pytest.approx(c.dwell_sigma, rel=0.05)

@@ -6,17 +6,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsdesk.errors import ConfigError, DatasetError, InvalidInput
 from newsdesk.simulation import SimulationConfig, World, build_world
 
 CONFIG = SimulationConfig(seed=5, n_users=300, days=1.0, articles_per_day=200,
                           impressions_per_day=1000)
+_WORLD = build_world(CONFIG)
 
 
 @pytest.fixture(scope="module")
 def world() -> World:
-    return build_world(CONFIG)
+    return _WORLD
 
 
 def test_click_probability_is_the_documented_formula(world: World) -> None:
@@ -141,3 +144,18 @@ def test_load_refuses_a_world_left_behind_by_another_import(world: World,
     (tmp_path / "manifest.json").write_text('{"source": "mind"}')
     with pytest.raises(DatasetError, match="stale"):
         World.load(tmp_path)
+
+
+@settings(max_examples=100, deadline=None)
+@given(u=st.integers(0, 299), a=st.integers(0, 599), hours=st.floats(-48, 72),
+       k=st.integers(0, 19))
+def test_click_probability_invariants(u: int, a: int, hours: float, k: int) -> None:
+    world = _WORLD
+    t = CONFIG.start_unix + hours * 3600
+    p = float(world.click_probability(u, a, t, k))
+    assert 0.0 <= p <= 1.0
+    # lower in the slate and later in time never makes a click more likely
+    assert float(world.click_probability(u, a, t, k + 1)) <= p
+    assert float(world.click_probability(u, a, t + 3600, k)) <= p or \
+        t < world.article_published[a]
+
