@@ -72,12 +72,17 @@ def _hash(unit: bytes, key: bytes) -> float:
 
 @dataclass(frozen=True, slots=True)
 class _Slot:
+    """One experiment's bucket range in its layer, with everything `assign` needs precomputed
+    (thresholds as 64-bit integers so the hot path does no float maths)."""
+
     lo: int
     hi: int
-    exp: ExperimentConfig
+    exp_id: str
     key: bytes
     rollout_key: bytes
-    cum: tuple[float, ...]
+    cum: tuple[int, ...]  # cumulative variant weights scaled to 2**64
+    variants: tuple[tuple[str, str | None, str | None], ...]  # (name, pipeline, bundle)
+    rollout: tuple[int, int] | None  # (treatment index, control index) when staged
 
 
 class Assigner:
@@ -93,6 +98,7 @@ class Assigner:
         self.holdout = holdout or Holdout()
         self.rollouts = rollouts
         self._holdout_key = _key(self.holdout.salt)
+        self._holdout_cut = int(self.holdout.fraction * _SCALE)
         self._layers: dict[str, bytes] = {}
         self._slots: dict[str, list[_Slot]] = {}
         for e in self.experiments:
@@ -100,14 +106,20 @@ class Assigner:
             cum, acc = [], 0.0
             for w in e.weights():
                 acc += w
-                cum.append(acc)
-            cum[-1] = 1.0  # guard against float round-off leaving a gap at the top
+                cum.append(int(acc * _SCALE))
+            cum[-1] = 2**64  # guard against float round-off leaving a gap at the top
+            names = [v.name for v in e.variants]
+            rollout = None
+            if e.rollout is not None:
+                rollout = (names.index(e.rollout.treatment), names.index(e.rollout.control))
             lo = round(e.traffic_start * N_BUCKETS)
-            slot = _Slot(lo, lo + round(e.traffic * N_BUCKETS), e, _key(e.effective_salt),
-                         _key(f"rollout:{e.effective_salt}"), tuple(cum))
+            slot = _Slot(lo, lo + round(e.traffic * N_BUCKETS), e.id, _key(e.effective_salt),
+                         _key(f"rollout:{e.effective_salt}"), tuple(cum),
+                         tuple((v.name, v.pipeline, v.bundle) for v in e.variants), rollout)
             self._slots.setdefault(e.layer, []).append(slot)
         for slots in self._slots.values():
             slots.sort(key=lambda s: s.lo)
+        self._surfaces = {e.id: set(e.surfaces) for e in self.experiments}
         self._by_surface: dict[str, list[tuple[bytes, str, list[_Slot], list[int]]]] = {}
 
     @classmethod
@@ -125,7 +137,8 @@ class Assigner:
         if plan is None:
             plan = []
             for layer, slots in self._slots.items():
-                live = [s for s in slots if not s.exp.surfaces or surface in s.exp.surfaces]
+                live = [s for s in slots
+                        if not self._surfaces[s.exp_id] or surface in self._surfaces[s.exp_id]]
                 if live:
                     plan.append((self._layers[layer], layer, live, [s.lo for s in live]))
             self._by_surface[surface] = plan
@@ -135,29 +148,29 @@ class Assigner:
         """Assignments of `unit_id` on `surface`; [] if in no experiment, [holdout] if held out."""
         unit = unit_id.encode()
         blake2b = hashlib.blake2b
-        if self.holdout.fraction > 0.0:
-            h = _hash(unit, self._holdout_key)
-            if h < self.holdout.fraction:
-                return [Assignment(HOLDOUT, HOLDOUT, int(h * N_BUCKETS), HOLDOUT)]
+        if self._holdout_cut:
+            h = int.from_bytes(blake2b(unit, digest_size=8, key=self._holdout_key).digest(),
+                               "little")
+            if h < self._holdout_cut:
+                return [Assignment(HOLDOUT, HOLDOUT, h * N_BUCKETS >> 64, HOLDOUT)]
         out: list[Assignment] = []
         for layer_key, layer, slots, los in self._plan(surface):
-            digest = blake2b(unit, digest_size=8, key=layer_key).digest()
-            bucket = int.from_bytes(digest, "little") * N_BUCKETS >> 64
+            h = int.from_bytes(blake2b(unit, digest_size=8, key=layer_key).digest(), "little")
+            bucket = h * N_BUCKETS >> 64
             i = bisect_right(los, bucket) - 1
             if i < 0 or bucket >= slots[i].hi:
                 continue
             slot = slots[i]
-            variant = self._variant(unit, slot)
-            out.append(Assignment(slot.exp.id, variant.name, bucket, layer,
-                                  variant.pipeline, variant.bundle))
+            k = -1
+            if slot.rollout is not None and self.rollouts is not None:
+                frac = self.rollouts.fraction(slot.exp_id)
+                if frac is not None:
+                    h = int.from_bytes(
+                        blake2b(unit, digest_size=8, key=slot.rollout_key).digest(), "little")
+                    k = slot.rollout[0] if h < frac * _SCALE else slot.rollout[1]
+            if k < 0:
+                h = int.from_bytes(blake2b(unit, digest_size=8, key=slot.key).digest(), "little")
+                k = bisect_right(slot.cum, h)
+            name, pipeline, bundle = slot.variants[k]
+            out.append(Assignment(slot.exp_id, name, bucket, layer, pipeline, bundle))
         return out
-
-    def _variant(self, unit: bytes, slot: _Slot):  # -> Variant
-        exp = slot.exp
-        if exp.rollout is not None and self.rollouts is not None:
-            frac = self.rollouts.fraction(exp.id)
-            if frac is not None:
-                treated = _hash(unit, slot.rollout_key) < frac
-                return exp.variant(exp.rollout.treatment if treated else exp.rollout.control)
-        u = _hash(unit, slot.key)
-        return exp.variants[min(bisect_right(slot.cum, u), len(exp.variants) - 1)]
