@@ -53,7 +53,7 @@ def test_registry_versions_and_audit(tmp_path) -> None:
     assert [(a.actor, a.action, a.version) for a in log] == [
         ("alice", "create", 1), ("bob", "update", 2), ("carol", "status", 3)]
     assert log[1].changed_fields == ["traffic"]
-    assert [s.config.id for s in again.list()] == ["e1"]
+    assert [s.config.id for s in again.latest()] == ["e1"]
 
 
 def test_registry_errors() -> None:

@@ -65,7 +65,7 @@ def list_experiments(
     rows = [{"id": s.config.id, "version": s.version, "status": s.config.status.value,
              "layer": s.config.layer, "traffic": s.config.traffic,
              "variants": [v.name for v in s.config.variants], "updated_at": s.updated_at}
-            for s in reg.list()]
+            for s in reg.latest()]
     reg.close()
     if as_json:
         print(json.dumps(rows, indent=2))

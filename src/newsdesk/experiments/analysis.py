@@ -95,7 +95,7 @@ def user_table(impressions: pl.DataFrame, interactions: pl.DataFrame, experiment
         (pl.col("type") == "click").sum().alias("clicks"),
         pl.col("dwell_seconds").filter(pl.col("type") == "dwell").sum().alias("dwell"))
     sh_user = exp.group_by("user_id", "day").agg(pl.col("n_shown").sum().alias("shown"))
-    n_days = int(exp["day"].max()) + 1
+    n_days = int(exp.select(pl.col("day").max()).item()) + 1
     per_day = (sh_user.join(ev_user, on=["user_id", "day"], how="full", coalesce=True)
                .fill_null(0).join(arms.select("user_id"), on="user_id", how="inner"))
     pre = (interactions.filter(pl.col("type") == "click")

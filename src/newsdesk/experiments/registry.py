@@ -48,7 +48,7 @@ class ExperimentRegistry(ABC):
     def get(self, experiment_id: str, version: int | None = None) -> StoredExperiment: ...
 
     @abstractmethod
-    def list(self) -> list[StoredExperiment]:
+    def latest(self) -> list[StoredExperiment]:
         """Latest version of every experiment, sorted by id."""
 
     @abstractmethod
@@ -60,7 +60,7 @@ class ExperimentRegistry(ABC):
 
     def suite(self, holdout: Holdout | None = None) -> ExperimentSuite:
         """The latest configs as a validated suite (ready for `Assigner.from_config`)."""
-        return ExperimentSuite(experiments=[s.config for s in self.list()],
+        return ExperimentSuite(experiments=[s.config for s in self.latest()],
                                holdout=holdout or Holdout())
 
 
@@ -130,7 +130,7 @@ class SqliteExperimentRegistry(ExperimentRegistry):
                               + ("" if version is None else f" version {version}"))
         return StoredExperiment(ExperimentConfig.model_validate_json(row[1]), row[0], row[3])
 
-    def list(self) -> list[StoredExperiment]:
+    def latest(self) -> list[StoredExperiment]:
         ids = [r[0] for r in self._db.execute(
             "SELECT DISTINCT experiment_id FROM versions ORDER BY experiment_id")]
         return [self.get(i) for i in ids]
