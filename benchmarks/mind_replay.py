@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
-import polars as pl
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit's advice, before numpy loads
+
+import polars as pl  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "mind-sample"
 
 
-def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, embedder: str):
+def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, embedder: str,
+                       quick: bool):
     """Train newsdesk's pipeline on the days before `train_until` and load it with its own
     online store; (None, None, reason) when the pipeline is not installed."""
     try:
@@ -48,8 +53,10 @@ def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, embedd
             if col is not None:
                 frame = frame.filter(pl.col(col) < cut)
             w.table(table, dedupe=False).write_table(frame)
+    overrides = {"ranker": {"num_boost_round": 100, "max_train_impressions": 2000}} if quick \
+        else {}
     cfg = TrainConfig.from_dict({"embedder": embedder,
-                                 "embedding_cache_dir": str(work / "emb-cache")})
+                                 "embedding_cache_dir": str(work / "emb-cache"), **overrides})
     version = train(train_dir, work / "bundles", cfg)
     bundle = work / "bundles" / version
     half_life = float(read_manifest(bundle)["config"]["features"]["half_life_hours"])
@@ -88,7 +95,7 @@ def run(data: Path, quick: bool, seed: int, embedder: str) -> dict:
         stores = [store]
         t1 = time.perf_counter()
         pipeline, pipe_store, why_not = _newsdesk_pipeline(work / "dataset", work, test_start,
-                                                           embedder)
+                                                           embedder, quick)
         train_s = time.perf_counter() - t1
         if pipeline is not None:
             systems["newsdesk"] = pipeline
@@ -138,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no MIND data at {args.data} (behaviors.tsv missing); pass --data PATH",
               file=sys.stderr)
         return 2
-    result = run(args.data.resolve(), args.quick, args.seed, embedder)
+    with warnings.catch_warnings():
+        # implicit's advice about BLAS threads, which OPENBLAS_NUM_THREADS above follows
+        warnings.filterwarnings("ignore", message=".*OpenBLAS.*", category=RuntimeWarning)
+        result = run(args.data.resolve(), args.quick, args.seed, embedder)
     print(f"MIND replay on {result['data']}: {result['days']} days, scoring the last")
     print(f"{'system':<22}{'AUC':>8}{'MRR':>8}{'nDCG@5':>9}{'nDCG@10':>9}{'imps':>7}")
     for name, s in result["systems"].items():

@@ -17,6 +17,7 @@ float `ts` (Unix seconds) and `rating` columns; items are 0..n_items-1, users 0.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -153,7 +154,7 @@ class HybridCF:
     n_candidates: int = 150  # per source
     val_fraction: float = 0.2
     min_positive: float = 4.0
-    n_estimators: int = 300
+    n_estimators: int = 500  # upper bound; early stopping chooses
     learning_rate: float = 0.05
     num_leaves: int = 31
     recent_items: int = 5
@@ -270,12 +271,33 @@ class HybridCF:
         keep = np.array([int(u) in has_pos for u in cu])
         found = int(labels.sum())
         cu, feats, labels = cu[keep], feats[keep], labels[keep]
-        _, group_sizes = np.unique(cu, return_counts=True)  # cu is grouped by user already
-        self.ranker_ = lgb.LGBMRanker(
-            objective="lambdarank", n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate, num_leaves=self.num_leaves,
-            min_child_samples=20, subsample=0.8, subsample_freq=1, colsample_bytree=0.8,
-            random_state=self.seed, n_jobs=1, verbose=-1, lambdarank_truncation_level=20)
+        # early stopping on a seeded 20% of the validation users picks the number of trees;
+        # the final ranker is then refitted on all of them with that many trees
+        group_users, group_sizes = np.unique(cu, return_counts=True)  # cu is grouped by user
+        rng = np.random.default_rng(self.seed)
+        held = set(rng.permutation(group_users)[: max(1, len(group_users) // 5)].tolist())
+        in_held = np.array([int(u) in held for u in cu])
+        held_groups = np.array([int(u) in held for u in group_users])
+
+        def ranker(n_estimators: int) -> Any:
+            return lgb.LGBMRanker(
+                objective="lambdarank", n_estimators=n_estimators,
+                learning_rate=self.learning_rate, num_leaves=self.num_leaves,
+                min_child_samples=20, subsample=0.8, subsample_freq=1, colsample_bytree=0.8,
+                random_state=self.seed, n_jobs=1, verbose=-1, lambdarank_truncation_level=20)
+
+        probe = ranker(self.n_estimators)
+        held_x, held_y = feats[in_held], labels[in_held]
+        # lightgbm >= 4.7 renamed eval_set to eval_X / eval_y (and deprecates the old name)
+        if "eval_X" in inspect.signature(probe.fit).parameters:
+            eval_kw: dict[str, Any] = {"eval_X": (held_x,), "eval_y": (held_y,)}
+        else:
+            eval_kw = {"eval_set": [(held_x, held_y)]}
+        probe.fit(feats[~in_held], labels[~in_held], group=group_sizes[~held_groups],
+                  eval_group=[group_sizes[held_groups]], eval_at=[10],
+                  callbacks=[lgb.early_stopping(30, verbose=False)], **eval_kw)
+        self.best_iteration_ = int(probe.best_iteration_ or self.n_estimators)
+        self.ranker_ = ranker(self.best_iteration_)
         self.ranker_.fit(feats, labels, group=group_sizes)
         # share of validation positives that stage 1 retrieves (an upper bound for stage 3)
         self.candidate_recall_ = found / max(1, sum(len(val_rel[int(u)]) for u in users))
