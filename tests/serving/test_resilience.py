@@ -183,3 +183,23 @@ async def test_unexpected_error_is_a_generic_500(tmp_path: Path, dataset_dir: Pa
         assert body["error"] == "internal_error" and body["request_id"] == r.headers[
             "x-request-id"]
         assert "secret" not in r.text and "Traceback" not in r.text
+
+
+async def test_excess_model_calls_are_shed_to_the_fallbacks(tmp_path: Path,
+                                                            dataset_dir: Path) -> None:
+    import asyncio
+
+    app = create_app(make_settings(tmp_path, dataset_dir, max_inflight_model_calls=1,
+                                   budget_ms=1000, personalised_timeout_ms=900),
+                     recommender_factory=lambda v, s: BrokenModel("slow", delay_s=0.3))
+    async with running(app) as client:
+        start = time.perf_counter()
+        first = asyncio.create_task(client.post("/v1/recommendations", json={"user_id": "a"}))
+        await asyncio.sleep(0.05)  # the first call now holds the only model slot
+        second = await client.post("/v1/recommendations", json={"user_id": "b", "k": 5})
+        assert time.perf_counter() - start < 0.25  # shed at once, not queued behind it
+        assert second.json()["degraded"] is True and len(second.json()["items"]) == 5
+        await first
+        metrics = (await client.get("/metrics")).text
+        assert 'newsdesk_pipeline_stage_failures_total{reason="shed",stage="personalised"} 1.0' \
+            in metrics

@@ -46,8 +46,10 @@ class ServeSettings(BaseSettings):
     # Run the model in a worker thread (timeouts enforceable) or inline on the event loop
     # (no thread hop; the budget is then checked after the fact).
     inline_model: bool = False
-    model_threads: int = Field(default=4, ge=1, le=64)
-    max_inflight_model_calls: int = Field(default=32, ge=1, le=10_000)
+    # The model is mostly GIL-bound Python: more threads than cores only steal the event loop's
+    # time. Past max_inflight (running + queued) a request is shed to the fallbacks at once.
+    model_threads: int = Field(default=2, ge=1, le=64)
+    max_inflight_model_calls: int = Field(default=4, ge=1, le=10_000)
 
     # Circuit breaker around the online store.
     breaker_failure_threshold: int = Field(default=5, ge=1)

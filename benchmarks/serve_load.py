@@ -1,0 +1,423 @@
+"""Load benchmark of the serving API: open-loop request rates against `newsdesk serve`.
+
+    benchmarks/serve_load.py [--quick] [--json FILE] [--work DIR] [--embedder NAME]
+
+1. Builds a realistic state: a simulated world (full: 1M users, ~100k articles of which ~10k
+   live at the serving time; --quick: 20k users, ~12k articles), a bundle trained on it, and the
+   online store seeded with every simulated user's history and logged clicks.
+2. Starts `newsdesk serve` as a subprocess (uvicorn, uvloop, httptools) with the serving clock
+   at the end of the simulated period, so the world's articles are live.
+3. Drives it from a separate process with an open-loop generator (asyncio + httpx): request i
+   is *scheduled* at t0 + i / rate whatever happened before, and its latency is counted from
+   that scheduled time (no coordinated omission). k=20, known users drawn at random.
+4. Measures the same rates against a trivial FastAPI endpoint (pydantic body in, small JSON
+   out) on the same stack, and reports the ratio of the max rates with p99 < 50 ms.
+5. Measures events/s acknowledged durably through POST /v1/events (batches of 500 clicks,
+   8 concurrent senders) and the server's RSS.
+
+The load generator shares the machine's cores with the server: its own CPU cost (httpx) caps
+the rates it can offer, and is part of every figure. Run it under `nice` on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+TARGET_P99_MS = 50.0
+
+
+# -- state ---------------------------------------------------------------------------------
+def build_state(work: Path, quick: bool, embedder: str) -> dict[str, Any]:
+    """Simulate, train, seed the online store; returns paths, clock start and user ids."""
+    import polars as pl
+
+    from newsdesk.data.dataset import Dataset
+
+    dataset, bundles, state = work / "dataset", work / "bundles", work / "state"
+    scale = (["--users", "20000", "--days", "8", "--articles-per-day", "1250",
+              "--impressions-per-day", "5000"] if quick else
+             ["--users", "1000000", "--days", "8", "--articles-per-day", "10000",
+              "--impressions-per-day", "20000"])
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    if not (dataset / "manifest.json").exists():
+        subprocess.run([PY, "-m", "newsdesk.cli.main", "simulate", "--seed", "7", *scale,
+                        "--out", str(dataset)], check=True, stdout=subprocess.DEVNULL)
+    timings["simulate_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if not any(bundles.glob("*/manifest.json")):
+        code = ("import sys; from threadpoolctl import threadpool_limits;"
+                "from newsdesk.pipelines.train import TrainConfig, train;"
+                "cfg = TrainConfig(embedder=sys.argv[3]);"
+                "threadpool_limits(1, 'blas');"
+                "print(train(sys.argv[1], sys.argv[2], cfg))")
+        subprocess.run([PY, "-W", "ignore", "-c", code, str(dataset), str(bundles), embedder],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+    timings["train_s"] = time.perf_counter() - t
+
+    ds = Dataset(dataset)
+    end = ds.scan("impressions").select(pl.col("timestamp").max()).collect().item()
+    clock_start = end.timestamp() + 60.0
+    articles = ds.read("articles").select("article_id", "published_at", "expires_at")
+    live = articles.filter((pl.col("published_at").dt.epoch("us") <= int(clock_start * 1e6))
+                           & (pl.col("expires_at").is_null()
+                              | (pl.col("expires_at").dt.epoch("us") > int(clock_start * 1e6))))
+    t = time.perf_counter()
+    seeded_users = seed_online_store(ds, state / "online.db")
+    timings["seed_store_s"] = time.perf_counter() - t
+    users = ds.scan("histories").select("user_id").collect()["user_id"].to_list()
+    return {"dataset": dataset, "bundles": bundles, "state": state, "clock_start": clock_start,
+            "articles": articles.height, "live_articles": live.height, "users": users,
+            "live_ids": live["article_id"].to_list(), "known_users": seeded_users,
+            "timings": timings}
+
+
+def seed_online_store(ds: Any, path: Path) -> int:
+    """Every user's history and logged clicks, and the logged impressions, into the store."""
+    from newsdesk.features import open_online_store
+
+    if path.exists():
+        return -1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = open_online_store(f"memory:///{path}")
+    users = 0
+    for row in ds.scan("histories").collect().iter_rows(named=True):
+        ts = row["as_of"].timestamp() if row["as_of"] else 0.0
+        store.record_clicks(row["user_id"], list(reversed(row["article_ids"])), ts)
+        users += 1
+    clicks = ds.read("interactions").filter(ds.read("interactions")["type"] == "click")
+    for uid, aid, ts in clicks.select("user_id", "article_id", "timestamp").iter_rows():
+        store.record_clicks(uid, [aid], ts.timestamp())
+    for ids, ts in ds.read("impressions").select("article_ids", "timestamp").iter_rows():
+        store.record_impressions(ids, ts.timestamp())
+    store.close()  # snapshot to SQLite; the server loads it at start
+    return users
+
+
+# -- servers -------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], path: str, timeout_s: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url + path, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"server at {url} not ready in {timeout_s} s")
+
+
+def start_newsdesk(state: dict[str, Any], port: int, log: Path, extra_env: dict[str, str]
+                   ) -> subprocess.Popen[bytes]:
+    from datetime import UTC, datetime
+
+    clock = datetime.fromtimestamp(state["clock_start"], UTC).isoformat()
+    return subprocess.Popen(
+        [PY, "-m", "newsdesk.cli.main", "serve", "--dataset", str(state["dataset"]),
+         "--bundles", str(state["bundles"]), "--port", str(port), "--state-dir",
+         str(state["state"]), "--clock-start", clock, "--log-level", "warning"],
+        stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OPENBLAS_NUM_THREADS": "1", **extra_env},
+    )
+
+
+def trivial_server(port: int) -> None:
+    """A trivial FastAPI endpoint on the same stack (the baseline of the ratio)."""
+    import uvicorn
+    from fastapi import FastAPI
+    from pydantic import BaseModel
+
+    class Body(BaseModel):
+        user_id: str
+        k: int = 10
+
+    app = FastAPI()
+
+    async def trivial(body: Body) -> dict[str, Any]:
+        return {"user_id": body.user_id, "k": body.k, "items": []}
+
+    # the local class must be a real annotation, not the string postponed evaluation leaves
+    trivial.__annotations__["body"] = Body
+    app.post("/v1/trivial")(trivial)
+
+    @app.get("/healthz")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
+                access_log=False, log_level="warning")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- load generator (runs in its own process) -------------------------------------------------
+async def open_loop(url: str, path: str, rate: float, duration: float, users: list[str],
+                    k: int) -> dict[str, Any]:
+    import httpx
+
+    n = int(rate * duration)
+    rng = random.Random(11)
+    latencies: list[float] = []
+    errors = 0
+    degraded = 0
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10.0) as client:
+        for _ in range(20):  # warm the connection pool
+            await client.post(path, json={"user_id": users[0], "k": k})
+        clock = time.perf_counter  # uvloop's loop.time() has 1 ms resolution
+        t0 = clock() + 0.1
+        last_done = t0
+
+        async def one(scheduled: float, user: str) -> None:
+            nonlocal errors, last_done, degraded
+            try:
+                r = await client.post(path, json={"user_id": user, "k": k})
+                ok = r.status_code == 200
+                degraded += b'"degraded":true' in r.content
+            except httpx.HTTPError:
+                ok = False
+            done = clock()
+            last_done = max(last_done, done)
+            if ok:
+                latencies.append(done - scheduled)
+            else:
+                errors += 1
+
+        tasks = []
+        for i in range(n):
+            scheduled = t0 + i / rate
+            delay = scheduled - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(scheduled, rng.choice(users))))
+        await asyncio.gather(*tasks)
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 3) \
+            if latencies else float("nan")
+
+    return {"target_rps": rate, "achieved_rps": round(len(latencies) / (last_done - t0), 1),
+            "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": errors,
+            "degraded": degraded, "requests": n, "duration_s": duration}
+
+
+async def events_load(url: str, duration: float, users: list[str], articles: list[str],
+                      batch: int = 500, senders: int = 8) -> dict[str, Any]:
+    import httpx
+
+    accepted = 0
+    errors = 0
+    seq = 0
+    rng = random.Random(5)
+    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + duration
+        start = loop.time()
+
+        async def sender(sid: int) -> None:
+            nonlocal accepted, errors, seq
+            while loop.time() < end:
+                events = []
+                for _ in range(batch):
+                    seq += 1
+                    events.append({"type": "click", "event_id": f"bench-{sid}-{seq}",
+                                   "user_id": rng.choice(users),
+                                   "article_id": rng.choice(articles)})
+                r = await client.post("/v1/events", json={"events": events})
+                if r.status_code == 200:
+                    accepted += r.json()["accepted"]
+                else:
+                    errors += 1
+
+        await asyncio.gather(*(sender(s) for s in range(senders)))
+        elapsed = loop.time() - start
+    return {"events_per_s": round(accepted / elapsed, 1), "accepted": accepted,
+            "batch_size": batch, "senders": senders, "errors": errors,
+            "duration_s": round(elapsed, 2)}
+
+
+def loadgen_main(argv: list[str]) -> None:
+    import uvloop
+
+    spec = json.loads(argv[0])
+    users = Path(spec["users_file"]).read_text().split()
+    if spec["kind"] == "events":
+        articles = Path(spec["articles_file"]).read_text().split()
+        result = uvloop.run(events_load(spec["url"], spec["duration"], users, articles))
+    else:
+        result = uvloop.run(open_loop(spec["url"], spec["path"], spec["rate"],
+                                      spec["duration"], users, spec["k"]))
+    print(json.dumps(result))
+
+
+def run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
+    out = subprocess.run([PY, __file__, "--_loadgen", json.dumps(spec)], check=True,
+                         capture_output=True, text=True, timeout=spec["duration"] * 4 + 120)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def sweep(url: str, path: str, first: tuple[float, float], steps: list[float],
+          step_s: float, files: dict[str, str]) -> list[dict[str, Any]]:
+    """The first (rate, duration), then rising rates until p99 >= 50 ms, errors, or the
+    achieved rate falls under 90 % of the target."""
+    results = []
+    for i, rate in enumerate([first[0], *steps]):
+        duration = first[1] if i == 0 else step_s
+        r = run_loadgen({"kind": "requests", "url": url, "path": path, "rate": rate,
+                         "duration": duration, "k": 20, **files})
+        results.append(r)
+        print(f"  {path} {rate:>6.0f} req/s: achieved {r['achieved_rps']:>7.1f}  p50 "
+              f"{r['p50_ms']:7.2f} ms  p95 {r['p95_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
+              f"errors {r['errors']}  degraded {r['degraded']}", flush=True)
+        if i > 0 and (r["p99_ms"] >= TARGET_P99_MS or r["errors"]
+                      or r["achieved_rps"] < 0.9 * rate):
+            break
+    return results
+
+
+def max_rate(results: list[dict[str, Any]]) -> float:
+    ok = [r["achieved_rps"] for r in results if r["p99_ms"] < TARGET_P99_MS and not r["errors"]
+          and r["achieved_rps"] >= 0.9 * r["target_rps"]]
+    return max(ok, default=0.0)
+
+
+# -- main ----------------------------------------------------------------------------------
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--_loadgen":
+        loadgen_main(sys.argv[2:])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--_trivial":
+        trivial_server(int(sys.argv[2]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="scaled-down state, 200 req/s x 20 s")
+    ap.add_argument("--json", type=Path, help="write every figure to this JSON file")
+    ap.add_argument("--work", type=Path, help="state directory (reused if present)")
+    ap.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment of the server, e.g. NEWSDESK_INLINE_MODEL=true")
+    ap.add_argument("--embedder", default="hashing",
+                    help="embedder of the trained bundle (hashing: no model; minilm-int8, ...)")
+    args = ap.parse_args()
+    quick = args.quick
+    load_start = list(os.getloadavg())  # a shared machine skews every figure: record it
+    work = args.work or Path(tempfile.mkdtemp(prefix="serve-load-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"building state in {work} ({'quick' if quick else 'full'}) ...", flush=True)
+    state = build_state(work, quick, args.embedder)
+    print(f"  {state['articles']} articles ({state['live_articles']} live), "
+          f"{len(state['users'])} users with history; {state['timings']}", flush=True)
+    files = {"users_file": str(work / "users.txt"), "articles_file": str(work / "live.txt")}
+    Path(files["users_file"]).write_text("\n".join(state["users"]))
+    Path(files["articles_file"]).write_text("\n".join(state["live_ids"]))
+
+    first = (200.0, 20.0 if quick else 60.0)
+    step_s = 5.0 if quick else 10.0
+    steps = ([400, 700, 1000, 1400] if quick else
+             [300, 400, 500, 700, 900, 1200, 1500, 2000, 2500, 3000])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    extra_env = dict(kv.split("=", 1) for kv in args.server_env)
+    server = start_newsdesk(state, port, work / "server.log", extra_env)
+    try:
+        t = time.perf_counter()
+        wait_ready(url, server, "/readyz", 600)
+        startup_s = time.perf_counter() - t
+        print(f"newsdesk serve ready in {startup_s:.1f} s; RSS {rss_mib(server.pid):.0f} MiB")
+        rates = sweep(url, "/v1/recommendations", first, steps, step_s, files)
+        rss_after_load = rss_mib(server.pid)
+        ev = run_loadgen({"kind": "events", "url": url, "duration": 5.0 if quick else 15.0,
+                          **files})
+        print(f"  events: {ev['events_per_s']:.0f} events/s acknowledged durably "
+              f"({ev['accepted']} in {ev['duration_s']} s, errors {ev['errors']})")
+        rss_end = rss_mib(server.pid)
+    finally:
+        stop(server)
+
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    trivial = subprocess.Popen([PY, __file__, "--_trivial", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(base_url, trivial, "/healthz", 60)
+        print("trivial FastAPI endpoint (same stack):")
+        baseline = sweep(base_url, "/v1/trivial", first, steps, step_s, files)
+    finally:
+        stop(trivial)
+
+    mx, base_mx = max_rate(rates), max_rate(baseline)
+    r200 = rates[0]
+    summary = {
+        "benchmark": "serve_load", "quick": quick, "embedder": args.embedder,
+        "server_env": extra_env, "load_average_at_start": load_start,
+        "load_average_at_end": list(os.getloadavg()),
+        "state": {"articles": state["articles"], "live_articles": state["live_articles"],
+                  "users_with_history": len(state["users"]), "timings": state["timings"],
+                  "startup_s": round(startup_s, 2)},
+        "rates": rates,
+        "max_rps_p99_under_50ms": mx,
+        "baseline_max_rps_p99_under_50ms": base_mx,
+        "ratio_vs_trivial": round(mx / base_mx, 3) if base_mx else None,
+        "events": ev,
+        "events_per_s": ev["events_per_s"],
+        "server_rss_mib": round(max(rss_after_load, rss_end), 1),
+        "systems": {"newsdesk": {"rates": rates, "max_rps_p99_under_50ms": mx},
+                    "trivial_fastapi": {"rates": baseline, "max_rps_p99_under_50ms": base_mx}},
+        "targets": {"p99_ms_at_200rps": {"target": 30, "measured": r200["p99_ms"],
+                                         "met": r200["p99_ms"] < 30 and not r200["errors"]},
+                    "ratio_vs_trivial": {"target": 0.25,
+                                         "met": bool(base_mx) and mx / base_mx >= 0.25},
+                    "events_per_s": {"target": 5000, "met": ev["events_per_s"] >= 5000},
+                    "rss_gib": {"target": 4, "met": max(rss_after_load, rss_end) < 4096}},
+    }
+    print(json.dumps({k: summary[k] for k in ("max_rps_p99_under_50ms",
+                                              "baseline_max_rps_p99_under_50ms",
+                                              "ratio_vs_trivial", "events_per_s",
+                                              "server_rss_mib", "targets")}, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
