@@ -69,6 +69,7 @@ class VectorIndex:
         self._hnsw: Any = None
         self._labels: list[str | None] = []
         self._label_of: dict[str, int] = {}
+        self._alive = np.zeros(0, dtype=bool)  # by label: False once tombstoned
         if backend == "hnsw":
             self._hnsw = self._new_hnsw()
 
@@ -109,6 +110,7 @@ class VectorIndex:
                 start = len(self._labels)
                 self._labels.extend(ids)
                 self._label_of.update({a: start + j for j, a in enumerate(ids)})
+                self._alive = np.concatenate([self._alive, np.ones(len(ids), dtype=bool)])
                 self._hnsw.add(vecs)
                 self._maybe_rebuild()
 
@@ -201,9 +203,11 @@ class VectorIndex:
         if kk == 0:
             return self._search_exact(queries, k, rows)
         n_labels = len(self._labels)
-        mask = np.zeros(n_labels, dtype=bool)
-        chosen = self._ids if rows is None else [self._ids[r] for r in rows]
-        mask[[self._label_of[a] for a in chosen]] = True
+        if rows is None:
+            mask = self._alive
+        else:
+            mask = np.zeros(n_labels, dtype=bool)
+            mask[[self._label_of[self._ids[r]] for r in rows]] = True
         bitmap = np.packbits(mask, bitorder="little")
         selector = faiss.IDSelectorBitmap(n_labels, faiss.swig_ptr(bitmap))
         params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, kk))
@@ -234,6 +238,7 @@ class VectorIndex:
         label = self._label_of.pop(article_id, None)
         if label is not None:
             self._labels[label] = None
+            self._alive[label] = False
 
     def _maybe_rebuild(self) -> None:
         dead = len(self._labels) - len(self._label_of)
@@ -248,6 +253,7 @@ class VectorIndex:
             self._hnsw.add(self._matrix[:n])
         self._labels = list(self._ids)
         self._label_of = {a: i for i, a in enumerate(self._ids)}
+        self._alive = np.ones(n, dtype=bool)
 
     # ------------------------------------------------------------------ helpers
     def _reserve(self, n: int) -> None:
@@ -333,6 +339,7 @@ class VectorIndex:
                 index._hnsw.hnsw.efSearch = index.ef_search
                 index._labels = json.loads((src / "labels.json").read_text())
                 index._label_of = {a: i for i, a in enumerate(index._labels) if a is not None}
+                index._alive = np.array([a is not None for a in index._labels], dtype=bool)
             else:
                 index._rebuild_hnsw()
         return index
