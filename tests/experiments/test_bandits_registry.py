@@ -20,7 +20,7 @@ def test_closed_form_two_arm_probability_matches_monte_carlo(params: tuple) -> N
 
 
 def test_thompson_logs_propensities_and_learns() -> None:
-    ts = ThompsonSampler(["control", "treatment", "t2"], seed=1, n_mc=5_000)
+    ts = ThompsonSampler(["control", "treatment", "t2"], seed=1, n_mc=2_000)
     truth = {"control": 0.04, "treatment": 0.08, "t2": 0.02}
     rng = np.random.default_rng(2)
     for _ in range(3_000):

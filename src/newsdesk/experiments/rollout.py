@@ -25,6 +25,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -188,11 +189,20 @@ def _now() -> str:
 class RolloutController:
     """Owns rollout states; the live `fraction` source for the `Assigner`."""
 
-    def __init__(self, store: RolloutStore) -> None:
+    def __init__(self, store: RolloutStore, refresh_interval_s: float = 0.0) -> None:
+        """`refresh_interval_s`: how often to check the store for changes by other processes
+        (0 = on every call, ~1 us stat; a kill switch set in this process is always immediate)."""
         self.store = store
+        self.refresh_interval_s = refresh_interval_s
         self._states = store.load()
+        self._checked = time.monotonic()
 
     def _refresh(self) -> None:
+        if self.refresh_interval_s > 0.0:
+            now = time.monotonic()
+            if now - self._checked < self.refresh_interval_s:
+                return
+            self._checked = now
         if self.store.changed():
             self._states = self.store.load()
 
