@@ -76,3 +76,16 @@ def test_export_is_cached_and_reused(onnx_cache_dir: Path, int8_embedder: Embedd
     assert not list((onnx_cache_dir / "onnx").glob("*/.export-*"))
     # int8 file is about a quarter of the float weights (MatMuls) + the float embedding table
     assert path.stat().st_size < 70_000_000
+
+
+def test_factory_builds_the_cached_int8_path(onnx_cache_dir: Path, int8_embedder: Embedder) -> None:
+    from newsdesk.content import CachedEmbedder, make_embedder
+
+    embedder = make_embedder("minilm-int8", cache_dir=onnx_cache_dir)
+    assert isinstance(embedder, CachedEmbedder)
+    assert embedder.name == int8_embedder.name and embedder.dim == 384
+    vectors = embedder.embed(MIXED[:4])
+    np.testing.assert_array_equal(embedder.embed(MIXED[:4]), vectors)
+    assert embedder.misses == 4 and embedder.hits == 4
+    assert (onnx_cache_dir / "embeddings.sqlite").is_file()
+    embedder.cache.close()
