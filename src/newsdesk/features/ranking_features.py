@@ -32,6 +32,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "content_sim",
     "max_click_sim",
     "category_affinity",
+    "category_log_clicks",
     "user_log_clicks",
     "hours_since_last_click",
     "coclick",
@@ -162,6 +163,10 @@ class FeatureBuilder:
         out[:, col["max_click_sim"]] = np.where(known, self._max_sim(inputs, catalog, emb_a), 0.0)
         aff = affinity[q, np.minimum(catalog.category[safe_a], affinity.shape[1] - 1)]
         out[:, col["category_affinity"]] = np.where(known, aff, 0.0)
+        # unweighted count of the user's recent clicks in the article's category: the model
+        # can tell a share of 1.0 from one click apart from one out of forty
+        counts = self._category_counts(inputs, catalog, catalog.category[safe_a])
+        out[:, col["category_log_clicks"]] = np.where(known, np.log1p(counts), 0.0)
 
         n_clicks = (inputs.click_idx >= 0).sum(axis=1)
         out[:, col["user_log_clicks"]] = np.log1p(n_clicks)[q]
@@ -173,6 +178,18 @@ class FeatureBuilder:
             out[:, col["coclick"]] = np.log1p(np.maximum(coclick.pair_scores(inputs), 0.0))
         if cf is not None:
             out[:, col["cf_score"]] = cf.pair_scores(inputs)
+        return out
+
+    @staticmethod
+    def _category_counts(inputs: RankingInputs, catalog: CatalogArrays,
+                         row_cat: np.ndarray) -> np.ndarray:
+        """Per row: how many of the user's recent clicks share the article's category."""
+        out = np.zeros(len(row_cat))
+        for lo in range(0, len(row_cat), _CHUNK):
+            hi = min(lo + _CHUNK, len(row_cat))
+            ci = inputs.click_idx[inputs.row_query[lo:hi]]
+            same = (ci >= 0) & (catalog.category[np.maximum(ci, 0)] == row_cat[lo:hi, None])
+            out[lo:hi] = same.sum(axis=1)
         return out
 
     def _max_sim(self, inputs: RankingInputs, catalog: CatalogArrays,
