@@ -61,7 +61,11 @@ def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, embedd
     bundle = work / "bundles" / version
     half_life = float(read_manifest(bundle)["config"]["features"]["half_life_hours"])
     store = MemoryOnlineStore(half_life_hours=half_life)
-    return load_recommender(bundle, store), store, None
+    from newsdesk.content import make_embedder
+
+    # the training run's embedding cache makes re-upserting known articles cheap
+    emb = make_embedder(embedder, cache_dir=work / "emb-cache")
+    return load_recommender(bundle, store, embedder=emb), store, None
 
 
 def run(data: Path, quick: bool, seed: int, embedder: str) -> dict:
