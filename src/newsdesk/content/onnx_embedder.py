@@ -69,7 +69,9 @@ def export_onnx(model_dir: Path, out_path: Path) -> None:
     offline_environment()
     model = transformers.AutoModel.from_pretrained(str(model_dir), local_files_only=True)
 
-    class _Pooled(torch.nn.Module):  # the sentence-transformers pipeline as one module
+    module_base: Any = torch.nn.Module  # torch is imported lazily, so mypy cannot see it
+
+    class _Pooled(module_base):  # the sentence-transformers pipeline as one module
         def __init__(self, encoder: Any) -> None:
             super().__init__()
             self.encoder = encoder
