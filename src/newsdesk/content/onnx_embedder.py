@@ -179,9 +179,9 @@ class OnnxEmbedder(Embedder):
             raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
         if not 8 <= max_seq_length <= 512:
             raise ConfigError(f"max_seq_length: must be in [8, 512], got {max_seq_length}")
+        model_dir, model_name = resolve_model(model_path)
         ort = require("onnxruntime", "ml")
         tokenizers = require("tokenizers", "ml")
-        model_dir, model_name = resolve_model(model_path)
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.onnx_path = exported_model(model_dir, model_name, quantize, root)
         self.batch_size = batch_size

@@ -78,12 +78,12 @@ class SentenceTransformerEmbedder(Embedder):
             raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
         if not 8 <= max_seq_length <= 512:
             raise ConfigError(f"max_seq_length: must be in [8, 512], got {max_seq_length}")
+        path, model_name = resolve_model(model_path)  # before the slow imports: fail fast
         offline_environment()
         torch = require("torch", "ml")
         st = require("sentence_transformers", "ml")
         if threads is not None:
             torch.set_num_threads(threads)
-        path, model_name = resolve_model(model_path)
         self.model_path = path
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
