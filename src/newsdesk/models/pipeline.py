@@ -141,8 +141,7 @@ class NewsRecommender(Recommender):
         i = cat.index.get(article_id)
         if i is None:
             return []
-        live = cat.live_indices(now, self.ws.max_age_hours)
-        live = live[live != i]
+        live = cat.live_indices(now, self.ws.max_age_hours)  # neighbours() exclude i itself
         scores: dict[int, float] = {}
         sources: dict[int, str] = {}
         if self.content is not None:

@@ -49,6 +49,20 @@ class Workspace:
     builder: FeatureBuilder
     max_age_hours: float | None = 72.0
 
+    def __post_init__(self) -> None:
+        self._live_cache: tuple[int, bytes, np.ndarray] | None = None
+
+    def live_embeddings(self, live: np.ndarray) -> np.ndarray:
+        """catalog.embeddings[live] (len(live), dim), cached while the live set is unchanged:
+        copying 10k x 384 floats per request would cost more than the search itself."""
+        key = live.tobytes()
+        cached = self._live_cache
+        if cached is not None and cached[0] == self.catalog.version and cached[1] == key:
+            return cached[2]
+        matrix = self.catalog.embeddings[live]
+        self._live_cache = (self.catalog.version, key, matrix)
+        return matrix
+
     def user_clicks(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(click_idx, click_ts) of length builder.recent_clicks, padded with -1 / NaN."""
         n = self.builder.recent_clicks

@@ -21,14 +21,14 @@ class ContentGenerator(IndexedGenerator):
     def propose(self, view: UserView, n: int) -> tuple[np.ndarray, np.ndarray]:
         if not view.has_history or len(view.live) == 0:
             return view.live[:0], np.zeros(0)
-        sims = self.ws.catalog.embeddings[view.live] @ view.profile
+        sims = self.ws.live_embeddings(view.live) @ view.profile
         return top_n(view.live, sims.astype(np.float64), n)
 
     def neighbours(self, i: int, live: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Live articles most similar to article i (itself excluded)."""
-        live = live[live != i]
-        sims = self.ws.catalog.embeddings[live] @ self.ws.catalog.embeddings[i]
-        return top_n(live, sims.astype(np.float64), n)
+        sims = (self.ws.live_embeddings(live) @ self.ws.catalog.embeddings[i]).astype(np.float64)
+        other = live != i
+        return top_n(live[other], sims[other], n)
 
     def reason(self, view: UserView, i: int) -> str:
         return because_you_read(self.ws, view, i)
