@@ -116,13 +116,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], path: str, timeout_s: float) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes], path: str, timeout_s: float,
+               log: Path | None = None) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
+        if log is not None and "model_load_failed" in log.read_text():
+            raise RuntimeError(f"the server could not load the bundle: see {log}")
         try:
             if httpx.get(url + path, timeout=2).status_code == 200:
                 return
@@ -171,6 +174,29 @@ def trivial_server(port: int) -> None:
 
     uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
                 access_log=False, log_level="warning")
+
+
+def stage_means(url: str) -> dict[str, Any]:
+    """Mean server-side time per pipeline stage and per request (ms) from /metrics: where the
+    time goes, the model versus the serving layer around it."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sums: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(httpx.get(url + "/metrics").text):
+        for sample in family.samples:
+            if sample.name.endswith(("_sum", "_count")) and (
+                    "stage" in sample.labels or sample.labels.get("endpoint")
+                    == "/v1/recommendations"):
+                key = sample.labels.get("stage") or "http:/v1/recommendations"
+                kind = "sum" if sample.name.endswith("_sum") else "count"
+                sums[(key, kind)] = sums.get((key, kind), 0.0) + sample.value
+    out = {}
+    for key, kind in sums:
+        if kind == "sum" and sums.get((key, "count")):
+            out[key] = {"mean_ms": round(1000 * sums[(key, "sum")] / sums[(key, "count")], 3),
+                        "count": int(sums[(key, "count")])}
+    return out
 
 
 def rss_mib(pid: int) -> float:
@@ -361,11 +387,13 @@ def main() -> None:
     server = start_newsdesk(state, port, work / "server.log", extra_env)
     try:
         t = time.perf_counter()
-        wait_ready(url, server, "/readyz", 600)
+        wait_ready(url, server, "/readyz", 600, work / "server.log")
         startup_s = time.perf_counter() - t
         print(f"newsdesk serve ready in {startup_s:.1f} s; RSS {rss_mib(server.pid):.0f} MiB")
         rates = sweep(url, "/v1/recommendations", first, steps, step_s, files)
         rss_after_load = rss_mib(server.pid)
+        stages = stage_means(url)
+        print(f"  server-side means: {stages}")
         ev = run_loadgen({"kind": "events", "url": url, "duration": 5.0 if quick else 15.0,
                           **files})
         print(f"  events: {ev['events_per_s']:.0f} events/s acknowledged durably "
@@ -398,6 +426,7 @@ def main() -> None:
         "max_rps_p99_under_50ms": mx,
         "baseline_max_rps_p99_under_50ms": base_mx,
         "ratio_vs_trivial": round(mx / base_mx, 3) if base_mx else None,
+        "server_stage_means": stages,
         "events": ev,
         "events_per_s": ev["events_per_s"],
         "server_rss_mib": round(max(rss_after_load, rss_end), 1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -50,6 +51,8 @@ def run_server(settings: object, *, access_log: bool = False) -> None:
     from newsdesk.serving.settings import ServeSettings
 
     assert isinstance(settings, ServeSettings)
+    # process-wide, so set by the server command rather than the app factory
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
                 access_log=access_log, log_level=settings.log_level, lifespan="on",

@@ -188,11 +188,12 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             max_age_s = None if hours is None else hours * 3600
             cat = await loop.run_in_executor(
                 io_pool, lambda: load_catalog(settings.dataset_dir, max_age_s=max_age_s))
-        registry = ModelRegistry(
-            lambda version: make_model(version, store), lister,
-            on_swap=lambda action, version: (metrics.model_swaps.labels(action).inc(),
-                                             metrics.set_model(version)),
-        )
+        def on_swap(action: str, version: str) -> None:
+            metrics.model_swaps.labels(action).inc()
+            metrics.set_model(version)
+
+        registry = ModelRegistry(lambda version: make_model(version, store), lister,
+                                 on_swap=on_swap)
         pipeline = RecommendPipeline(registry, store, cat, metrics, model_pool, PipelineConfig(
             budget_s=settings.budget_ms / 1000,
             personalised_timeout_s=settings.personalised_timeout_ms / 1000,

@@ -50,6 +50,9 @@ class ServeSettings(BaseSettings):
     # time. Past max_inflight (running + queued) a request is shed to the fallbacks at once.
     model_threads: int = Field(default=2, ge=1, le=64)
     max_inflight_model_calls: int = Field(default=4, ge=1, le=10_000)
+    # GIL switch interval of the server process (ms; Python's default is 5): the event loop
+    # thread waits up to this long for the GIL held by a model thread, on every wake-up.
+    gil_switch_interval_ms: float = Field(default=1.0, gt=0, le=100)
 
     # Circuit breaker around the online store.
     breaker_failure_threshold: int = Field(default=5, ge=1)
