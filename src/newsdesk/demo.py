@@ -67,10 +67,19 @@ def main(argv: list[str] | None = None) -> int:
         version = train(sim_dir, out / "bundles")
         console.print(f"bundle version: [bold]{version}[/bold] in {out / 'bundles'}")
 
+        from newsdesk.evaluation.harness import run_evaluation
+
+        _step("4. evaluate it by streaming replay of the last day, against baselines")
+        report = run_evaluation(sim_dir, out / "bundles" / version, "replay", window="last-day",
+                                k=10, seed=0, n_resamples=300, predictions=None)
+        paths = report.write(out / "evaluation")
+        console.print(report.markdown())
+        console.print(f"report: {', '.join(str(p) for p in paths.values())}")
+
     if _available("newsdesk.demo_serving"):
         from newsdesk.demo_serving import run_serving_demo
 
-        _step("4. serve it and make real requests")
+        _step("5. serve it and make real requests")
         run_serving_demo(sim_dir, out / "bundles")
 
     _step("done")

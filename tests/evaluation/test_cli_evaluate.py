@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from newsdesk.cli.eval_cmds import run_evaluation
+from newsdesk.evaluation.harness import run_evaluation
 
 pytestmark = pytest.mark.ml
 NEWSDESK = [sys.executable, "-m", "newsdesk.cli.main"]

@@ -52,12 +52,14 @@ def test_hand_worked_impression() -> None:
     assert list(M.ranks([0.1, 0.9, 0.5])) == [3, 1, 2]
 
 
-def test_undefined_cases_are_nan_and_ties_keep_shown_order() -> None:
+def test_undefined_cases_are_nan_and_ties_rank_in_reverse_shown_order() -> None:
     assert math.isnan(M.auc([1, 1], [0.2, 0.1]))
     assert math.isnan(M.auc([0, 0], [0.2, 0.1]))
     assert math.isnan(M.mrr([0, 0], [0.2, 0.1]))
     assert M.mrr([1, 1], [0.0, 0.0]) == pytest.approx(0.75)
-    assert M.mrr([0, 1], [0.0, 0.0]) == pytest.approx(0.5)  # stable: shown order
+    # ties rank in reverse shown order (MIND script), so a tie never earns the logged top slot
+    assert M.mrr([0, 1], [0.0, 0.0]) == pytest.approx(1.0)
+    assert M.mrr([1, 0], [0.0, 0.0]) == pytest.approx(0.5)
     assert M.impression_metrics([0, 1, 0], [0.1, 0.9, 0.3])["ndcg@5"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="equal length"):
         M.auc([0, 1], [0.1])

@@ -3,8 +3,9 @@
 Per-impression metrics follow the MIND paper's evaluation script:
 
 * labels are the clicks among the shown items of one impression;
-* the ranking is by score, descending; ties keep the shown order (a stable sort), so a
-  constant scorer is judged on the logged order, as the official script's argsort does;
+* the ranking is by score, descending; ties are ranked in REVERSE shown order, exactly as
+  the official script's `np.argsort(y_score)[::-1]` does. This matters under position bias:
+  keeping the shown order would hand a constant scorer the logged ranking's clicks for free;
 * MRR = sum(label_i / rank_i) / sum(label_i);
 * nDCG@k has binary gains and log2(rank + 1) discounts, normalised by the ideal ranking;
 * AUC is the Mann-Whitney statistic with average ranks for ties (= sklearn's roc_auc_score);
@@ -35,8 +36,8 @@ def _as_arrays(labels: Sequence[float] | np.ndarray, scores: Sequence[float] | n
 
 
 def ranking_order(scores: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Indices of items from best to worst (stable: ties keep the input order)."""
-    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    """Indices of items from best to worst; ties in reverse input order (MIND's script)."""
+    return np.argsort(np.asarray(scores, dtype=np.float64), kind="stable")[::-1]
 
 
 def ranks(scores: Sequence[float] | np.ndarray) -> np.ndarray:
