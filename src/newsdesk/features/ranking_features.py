@@ -8,6 +8,9 @@ recommender gathers them from the `OnlineStore` and the live catalog.
 
 Feature matrix: shape (rows, len(FEATURE_NAMES)), float32, columns in FEATURE_NAMES order.
 
+Missing values are NaN (age of an article outside the catalog, decay_ratio before its first
+impression); LightGBM learns where they go.
+
 Position de-biasing: `position` is the logged 0-based slot at training time and a fixed
 `serve_position` (0) at serving time, so the model learns the examination bias separately from
 relevance and ranks every candidate as if it were shown at the top.
@@ -24,15 +27,19 @@ import scipy.sparse as sp
 FEATURE_NAMES: tuple[str, ...] = (
     "position",
     "age_hours",
+    "shelf_life_elapsed",
     "log_decayed_clicks",
     "log_decayed_impressions",
     "smoothed_ctr",
     "log_clicks",
     "log_impressions",
+    "lifetime_ctr",
+    "decay_ratio",
     "content_sim",
     "max_click_sim",
     "category_affinity",
     "category_log_clicks",
+    "topic_interest",
     "user_log_clicks",
     "hours_since_last_click",
     "coclick",
@@ -78,6 +85,7 @@ class PairScorer(Protocol):
 class CatalogArrays(Protocol):
     embeddings: np.ndarray
     published: np.ndarray
+    expires: np.ndarray  # Unix s, inf = never
     category: np.ndarray
     categories: list[str]
 
@@ -87,23 +95,27 @@ class FeatureBuilder:
 
     recent_clicks: clicks per user read from the store (L); sim_clicks: how many of the newest
     feed max_click_sim; profile_decay: weight of the r-th newest click is profile_decay**r;
-    ctr_prior / ctr_strength: Beta prior of the smoothed CTR (mean, pseudo-impressions).
+    ctr_prior / ctr_strength: Beta prior of the smoothed CTR (mean, pseudo-impressions);
+    affinity_prior: pseudo-clicks of the uniform Dirichlet prior of `topic_interest`.
     """
 
     def __init__(self, *, recent_clicks: int = 50, sim_clicks: int = 10,
                  profile_decay: float = 0.9, ctr_prior: float = 0.05,
-                 ctr_strength: float = 20.0, serve_position: float = 0.0) -> None:
+                 ctr_strength: float = 20.0, serve_position: float = 0.0,
+                 affinity_prior: float = 3.0) -> None:
         self.recent_clicks = recent_clicks
         self.sim_clicks = min(sim_clicks, recent_clicks)
         self.profile_decay = profile_decay
         self.ctr_prior = ctr_prior
         self.ctr_strength = ctr_strength
         self.serve_position = serve_position
+        self.affinity_prior = affinity_prior
 
     def params(self) -> dict[str, float]:
         return {"recent_clicks": self.recent_clicks, "sim_clicks": self.sim_clicks,
                 "profile_decay": self.profile_decay, "ctr_prior": self.ctr_prior,
-                "ctr_strength": self.ctr_strength, "serve_position": self.serve_position}
+                "ctr_strength": self.ctr_strength, "serve_position": self.serve_position,
+                "affinity_prior": self.affinity_prior}
 
     # -- user side ----------------------------------------------------------------------------
     def click_weights(self, click_idx: np.ndarray) -> np.ndarray:
@@ -145,16 +157,30 @@ class FeatureBuilder:
         col = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
         out[:, col["position"]] = inputs.position
-        # unknown articles are treated as just published (cold start), never as errors
-        age = np.where(known, (inputs.now - catalog.published[safe_a]) / 3600.0, 0.0)
+        # articles outside the catalog have no publish time: age is missing (NaN, which the
+        # trees route on their own), never "just published"; decay_ratio stands in for it
+        age = np.where(known, (inputs.now - catalog.published[safe_a]) / 3600.0, np.nan)
         out[:, col["age_hours"]] = np.maximum(age, 0.0)
+        # share of the editorial shelf life (publish -> expiry) already gone: a short-lived
+        # breaking story and a week-long feature of the same age are not equally stale.
+        # NaN without an expiry time or outside the catalog.
+        life = catalog.expires[safe_a] - catalog.published[safe_a]
+        has_life = known & np.isfinite(life) & (life > 0)
+        out[:, col["shelf_life_elapsed"]] = np.where(
+            has_life, np.maximum(age, 0.0) * 3600.0 / np.where(has_life, life, 1.0), np.nan)
+        # the store's statistics are keyed by id, so they are real for unknown articles too
         dc, di, cc, ci = (inputs.stats[:, j] for j in range(4))
         out[:, col["log_decayed_clicks"]] = np.log1p(dc)
         out[:, col["log_decayed_impressions"]] = np.log1p(di)
-        out[:, col["smoothed_ctr"]] = (dc + self.ctr_strength * self.ctr_prior) / (
-            di + self.ctr_strength)
+        prior = self.ctr_strength * self.ctr_prior
+        out[:, col["smoothed_ctr"]] = (dc + prior) / (di + self.ctr_strength)
         out[:, col["log_clicks"]] = np.log1p(cc)
         out[:, col["log_impressions"]] = np.log1p(ci)
+        # CTR over the article's whole life (the decayed one follows the last hours)
+        out[:, col["lifetime_ctr"]] = (cc + prior) / (ci + self.ctr_strength)
+        # decayed / raw impressions: ~1 for an article first shown minutes ago, -> 0 as its
+        # traffic ages; a freshness signal that needs no publish time (NaN before any view)
+        out[:, col["decay_ratio"]] = np.where(ci > 0, di / np.maximum(ci, 1.0), np.nan)
 
         profile, affinity = self.user_profiles(catalog, inputs.click_idx)
         emb_a = catalog.embeddings[safe_a]
@@ -169,6 +195,13 @@ class FeatureBuilder:
         out[:, col["category_log_clicks"]] = np.where(known, np.log1p(counts), 0.0)
 
         n_clicks = (inputs.click_idx >= 0).sum(axis=1)
+        # Bayesian topic interest: the share of the user's clicks in the article's category
+        # under a uniform Dirichlet prior of `affinity_prior` pseudo-clicks, on the log scale
+        # log(1 + C * share) (1 = average interest), so a new user sits at the average and
+        # one click out of one is not read as certainty
+        n_cat = max(len(catalog.categories), 1)
+        share = (counts + self.affinity_prior / n_cat) / (n_clicks[q] + self.affinity_prior)
+        out[:, col["topic_interest"]] = np.where(known, np.log1p(n_cat * share), np.nan)
         out[:, col["user_log_clicks"]] = np.log1p(n_clicks)[q]
         last = inputs.click_ts[:, 0] if inputs.click_ts.shape[1] else np.full(len(n_clicks), np.nan)
         since = (inputs.now - last[q]) / 3600.0

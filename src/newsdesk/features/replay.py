@@ -35,6 +35,10 @@ class EventArrays:
     clicks:      click_user (codes into user_ids), click_article, click_ts (Unix s)
     exposures:   exp_article, exp_ts (one row per shown article per impression)
     histories:   hist_user, hist_article, hist_ts (the `as_of` time), oldest first per user
+    keys:        click_key, exp_key, hist_key: the same events' article *statistics keys*, which
+                 also cover articles missing from the catalog (codes >= the catalog size), so
+                 their counts are replayed as the online store (keyed by id) keeps them; None
+                 means "the catalog index" (every article known)
     """
 
     user_ids: list[str]
@@ -46,17 +50,24 @@ class EventArrays:
     hist_user: np.ndarray
     hist_article: np.ndarray
     hist_ts: np.ndarray
+    click_key: np.ndarray | None = None
+    exp_key: np.ndarray | None = None
+    hist_key: np.ndarray | None = None
+    n_keys: int = 0  # statistics keys in use (>= catalog size when keys are given)
 
 
 @dataclass
 class QueryRows:
-    """Impressions to featurise: Q queries (user code, time) and R rows (article, position)."""
+    """Impressions to featurise: Q queries (user code, time) and R rows (article, position).
+
+    row_key: the row's statistics key (see `EventArrays`); None = row_article."""
 
     query_user: np.ndarray
     query_ts: np.ndarray
     row_query: np.ndarray
     row_article: np.ndarray
     row_position: np.ndarray
+    row_key: np.ndarray | None = None
 
 
 def _us(ts: np.ndarray) -> np.ndarray:
@@ -126,15 +137,26 @@ def article_stats(events: EventArrays, queries: QueryRows, n_articles: int, *,
                                 queries.query_ts)
     lam = LN2 / (half_life_hours * 3600.0)
     row_ts = queries.query_ts[queries.row_query]
-    row_art = queries.row_article.astype(np.int64)
+    # statistics are keyed like the store's (by id), so articles outside the catalog count
+    # too -- when the log carries keys; otherwise only catalog articles have statistics
+    keyed = (queries.row_key is not None and events.click_key is not None
+             and events.exp_key is not None and events.hist_key is not None)
+    if keyed:
+        row_art = np.asarray(queries.row_key, dtype=np.int64)
+        hist_a, click_a, exp_a = events.hist_key, events.click_key, events.exp_key
+        n_articles = max(n_articles, events.n_keys)
+    else:
+        row_art = queries.row_article.astype(np.int64)
+        hist_a, click_a, exp_a = events.hist_article, events.click_article, events.exp_article
+    unknown_row = row_art < 0  # no key: zero statistics (never another article's)
+    row_art = np.where(unknown_row, 0, row_art)
     row_rank = ranks(row_ts)
     out = np.zeros((len(row_art), 4), dtype=np.float64)
 
     kinds = []  # (article, ts, rank) of clicks then exposures; drop unknown articles
     # history clicks count as clicks at their `as_of` time: a store seeded with them does too
-    clicks = (np.concatenate([events.hist_article, events.click_article]),
-              np.concatenate([events.hist_ts, events.click_ts]))
-    for art, ts in (clicks, (events.exp_article, events.exp_ts)):
+    clicks = (np.concatenate([hist_a, click_a]), np.concatenate([events.hist_ts, events.click_ts]))
+    for art, ts in (clicks, (exp_a, events.exp_ts)):
         keep = art >= 0
         kinds.append((art[keep].astype(np.int64), ts[keep], ranks(ts[keep])))
     all_ts = np.concatenate([kinds[0][1], kinds[1][1], row_ts])
@@ -175,6 +197,7 @@ def article_stats(events: EventArrays, queries: QueryRows, n_articles: int, *,
         for j, (art, ts, _rk) in enumerate(slices):
             np.add.at(decayed[j], art, np.exp(lam * (ts - cur)))
             np.add.at(counts[j], art, 1.0)
+    out[unknown_row] = 0.0
     return out
 
 

@@ -31,10 +31,13 @@ UNKNOWN = "\x00unknown"  # stands for a clicked article missing from the dataset
 class LogArrays:
     articles: list[Article]
     events: EventArrays
-    exposures: pl.DataFrame  # q, ts, ucode, aidx, pos, label (one row per shown article)
+    exposures: pl.DataFrame  # q, ts, ucode, aidx, akey, pos, label (one row per shown article)
     query_ts: np.ndarray  # (n_impressions,) Unix s
     time_range: tuple[float, float]
     counts: dict[str, int] = field(default_factory=dict)
+    # statistics key -> article id: the catalog's articles (key = aidx) then every logged id
+    # missing from it, whose real-time counts the store keeps all the same
+    key_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -66,11 +69,21 @@ def load_log(dataset_dir: Path, attribution_window_s: float = 3600.0) -> LogArra
     users = pl.concat([imp["user_id"], clk["user_id"], hist["user_id"]]).unique().sort()
     user_index = pl.DataFrame({"user_id": users, "ucode": np.arange(len(users), dtype=np.int64)})
 
+    seen = [clk["article_id"], hist["article_ids"].explode().drop_nulls(),
+            imp["article_ids"].explode().drop_nulls()]
+    extra_ids = sorted(set(pl.concat([x.cast(pl.Utf8) for x in seen]).unique().to_list())
+                       - set(arts["article_id"].to_list()))
+    key_index = pl.DataFrame({
+        "article_id": pl.Series(arts["article_id"].to_list() + extra_ids, dtype=pl.Utf8),
+        "akey": np.arange(len(arts) + len(extra_ids), dtype=np.int64)})
+
     def code(df: pl.DataFrame) -> pl.DataFrame:
         df = df.join(user_index, on="user_id", how="left")
         if "article_id" in df.columns:
             df = df.join(art_index, on="article_id", how="left").with_columns(
                 pl.col("aidx").fill_null(-1))
+            df = df.join(key_index, on="article_id", how="left").with_columns(
+                pl.col("akey").fill_null(-1))
         return df
 
     clk = code(clk)
@@ -110,12 +123,17 @@ def load_log(dataset_dir: Path, attribution_window_s: float = 3600.0) -> LogArra
         hist_user=h["ucode"].to_numpy().astype(np.int64) if len(h) else np.zeros(0, np.int64),
         hist_article=h["aidx"].to_numpy().astype(np.int64) if len(h) else np.zeros(0, np.int64),
         hist_ts=h_ts.astype(np.float64),
+        click_key=clk["akey"].to_numpy().astype(np.int64),
+        exp_key=exp["akey"].to_numpy().astype(np.int64),
+        hist_key=h["akey"].to_numpy().astype(np.int64) if len(h) else np.zeros(0, np.int64),
+        n_keys=len(key_index),
     )
     t_range = (float(imp_ts.min()), float(imp_ts.max())) if len(imp_ts) else (t_first, t_first)
     counts = {"articles": len(arts), "impressions": len(imp), "exposures": len(exp),
               "clicks": len(clk), "history_clicks": len(h), "users": len(users)}
-    return LogArrays(articles, events, exp.select("q", "ts", "ucode", "aidx", "pos", "label"),
-                     imp_ts, t_range, counts)
+    return LogArrays(articles, events,
+                     exp.select("q", "ts", "ucode", "aidx", "akey", "pos", "label"),
+                     imp_ts, t_range, counts, key_index["article_id"].to_list())
 
 
 def ranker_queries(log: LogArrays, lo: float, hi: float, max_queries: int,
@@ -138,7 +156,8 @@ def ranker_queries(log: LogArrays, lo: float, hi: float, max_queries: int,
                        query_ts=first["ts"].to_numpy().astype(np.float64),
                        row_query=new_q.astype(np.int64),
                        row_article=rows["aidx"].to_numpy().astype(np.int64),
-                       row_position=rows["pos"].to_numpy().astype(np.float64)),
+                       row_position=rows["pos"].to_numpy().astype(np.float64),
+                       row_key=rows["akey"].to_numpy().astype(np.int64)),
         labels=rows["label"].to_numpy().astype(np.float64),
         groups=first["len"].to_numpy().astype(np.int64),
         n_queries=len(qs),
@@ -151,11 +170,14 @@ def warm_store(store: OnlineStore, log: LogArrays, until: float,
     histories when `since` is None (a fresh store); call again with since=previous until to
     advance a store incrementally."""
     ev = log.events
-    art_ids = [a.article_id for a in log.articles]
+    # statistics keys name every logged article, in or out of the catalog, as the store does
+    key_ids = log.key_ids or [a.article_id for a in log.articles]
+    hist_art = ev.hist_article if ev.hist_key is None else ev.hist_key
+    click_art = ev.click_article if ev.click_key is None else ev.click_key
     lo = -np.inf if since is None else since
     by_user: dict[int, list[tuple[str, float]]] = {}
-    for u, a, t in zip(ev.hist_user, ev.hist_article, ev.hist_ts, strict=True):
-        by_user.setdefault(int(u), []).append((art_ids[a] if a >= 0 else UNKNOWN, float(t)))
+    for u, a, t in zip(ev.hist_user, hist_art, ev.hist_ts, strict=True):
+        by_user.setdefault(int(u), []).append((key_ids[a] if a >= 0 else UNKNOWN, float(t)))
     # oldest first: the store prepends, so the newest history click ends up first
     for u, items in (by_user.items() if since is None else ()):
         for a, t in items:
@@ -163,11 +185,11 @@ def warm_store(store: OnlineStore, log: LogArrays, until: float,
     exp = log.exposures.filter((pl.col("ts") >= lo) & (pl.col("ts") < until))
     events: list[tuple[float, int, object]] = []
     for (_q,), grp in exp.group_by(["q"], maintain_order=True):
-        ids = [art_ids[a] for a in grp["aidx"].to_list() if a >= 0]
+        ids = [key_ids[a] for a in grp["akey"].to_list() if a >= 0]
         events.append((float(grp["ts"][0]), 0, ids))
-    for u, a, t in zip(ev.click_user, ev.click_article, ev.click_ts, strict=True):
+    for u, a, t in zip(ev.click_user, click_art, ev.click_ts, strict=True):
         if lo <= t < until:  # unknown articles stay in the user's list, as they do online
-            events.append((float(t), 1, (ev.user_ids[u], art_ids[a] if a >= 0 else UNKNOWN)))
+            events.append((float(t), 1, (ev.user_ids[u], key_ids[a] if a >= 0 else UNKNOWN)))
     events.sort(key=lambda e: (e[0], e[1]))
     for t, kind, payload in events:
         if kind == 0:

@@ -26,7 +26,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
@@ -66,6 +66,7 @@ class FeatureConfig(BaseModel):
     sim_clicks: int = Field(10, ge=0)
     profile_decay: float = Field(0.9, gt=0, le=1)
     ctr_strength: float = Field(20.0, ge=0)
+    affinity_prior: float = Field(3.0, gt=0)  # Dirichlet pseudo-clicks of topic_interest
     bucket_minutes: float = Field(60.0, gt=0)  # replay granularity (speed only, still exact)
 
 
@@ -77,6 +78,7 @@ class SplitConfig(BaseModel):
 
 class RankerConfig(BaseModel):
     model_config = _Strict
+    objective: Literal["rank_xendcg", "lambdarank"] = "rank_xendcg"
     num_boost_round: int = Field(300, ge=1)
     early_stopping_rounds: int = Field(30, ge=1)
     learning_rate: float = Field(0.05, gt=0)
@@ -234,7 +236,7 @@ def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = Non
     prior = total_clicks / total_exposures if total_exposures else 0.05
     builder = FeatureBuilder(recent_clicks=f.recent_clicks, sim_clicks=f.sim_clicks,
                              profile_decay=f.profile_decay, ctr_prior=max(prior, 1e-4),
-                             ctr_strength=f.ctr_strength)
+                             ctr_strength=f.ctr_strength, affinity_prior=f.affinity_prior)
     from newsdesk.features.memory_store import MemoryOnlineStore
 
     ws = Workspace(catalog, MemoryOnlineStore(half_life_hours=f.half_life_hours), builder,
@@ -262,7 +264,8 @@ def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = Non
     lap("features")
     ranker = LambdaRanker(FEATURE_NAMES, seed=cfg.seed, num_boost_round=r.num_boost_round,
                           early_stopping_rounds=r.early_stopping_rounds,
-                          params={"learning_rate": r.learning_rate, "num_leaves": r.num_leaves,
+                          params={"objective": r.objective,
+                                  "learning_rate": r.learning_rate, "num_leaves": r.num_leaves,
                                   "min_data_in_leaf": r.min_data_in_leaf})
     has_valid = len(sets["valid"][0]) > 0
     ranker.fit(*sets["train"], valid=sets["valid"] if has_valid else None)
