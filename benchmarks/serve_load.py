@@ -261,7 +261,13 @@ async def open_loop(url: str, path: str, rate: float, duration: float, users: li
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(scheduled, rng.choice(users))))
-        await asyncio.gather(*tasks)
+        # bounded: what has not finished 30 s after the last send counts as an error
+        _, pending = await asyncio.wait(tasks, timeout=30.0)
+        for task in pending:
+            task.cancel()
+        if pending:
+            errors += len(pending)
+            error_kinds["unfinished_after_30s"] = len(pending)
     latencies.sort()
 
     def pct(p: float) -> float:

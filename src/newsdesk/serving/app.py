@@ -85,8 +85,8 @@ def default_store(settings: ServeSettings) -> OnlineStore:
         state = settings.resolved_state_dir
         state.mkdir(parents=True, exist_ok=True)
         url = f"memory:///{(state / 'online.db').resolve()}"
-        # snapshot every 30 s: a crash loses at most that much state (the log has it all)
-        return open_online_store(url, snapshot_interval_s=30.0)
+        # a crash loses at most one snapshot period of state (the event log has it all)
+        return open_online_store(url, snapshot_interval_s=settings.online_store_snapshot_s)
     return open_online_store(url)
 
 

@@ -68,6 +68,11 @@ class ServeSettings(BaseSettings):
     # replayed world "as of" then (the clock starts there and advances in real time).
     clock_start: datetime | None = None
 
+    # Snapshot period of the embedded online store (s). A snapshot copies the whole state under
+    # the store's lock (seconds at a million users) and stalls requests meanwhile, so it is
+    # rare; the event log holds every event regardless, and close() always snapshots.
+    online_store_snapshot_s: float = Field(default=300.0, ge=10)
+
     # Catalog liveness: an article older than this (hours) is not live even without expires_at.
     live_max_age_hours: float | None = Field(default=None, gt=0)
 
