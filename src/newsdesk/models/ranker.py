@@ -4,7 +4,10 @@ Labels are clicked (1) vs shown-not-clicked (0) within a logged impression. The 
 objective is `rank_xendcg` (cross-entropy nDCG loss, Bruch et al. 2020): a listwise loss over
 the whole slate, which on our logs generalises better than `lambdarank` (its top-truncated
 gradients overfit the few clicked slots: MIND replay AUC 0.562 vs 0.577, simulator AUC ratio
-0.934 vs 0.946 with the same features); `lambdarank` stays available by config.
+0.934 vs 0.946 with the same features); `lambdarank` stays available by config. Trees are
+shallow (7 leaves, >= 200 rows a leaf): click logs are noisy and on the sparse MIND sample
+31-leaf trees fall below their own smoothed-CTR input (0.586 vs 0.600), while the simulator
+loses nothing measurable (AUC ratio 0.943-0.946).
 
 The model is stored as LightGBM's own text format (no pickle) and knows its feature names,
 which the bundle checks.
@@ -26,8 +29,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "metric": "ndcg",
     "eval_at": [10],
     "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_data_in_leaf": 50,
+    "num_leaves": 7,  # shallow trees: logs are noisy, slates small (see the docstring)
+    "min_data_in_leaf": 200,
     "feature_fraction": 0.9,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,

@@ -82,8 +82,8 @@ class RankerConfig(BaseModel):
     num_boost_round: int = Field(300, ge=1)
     early_stopping_rounds: int = Field(30, ge=1)
     learning_rate: float = Field(0.05, gt=0)
-    num_leaves: int = Field(31, ge=2)
-    min_data_in_leaf: int = Field(50, ge=1)
+    num_leaves: int = Field(7, ge=2)
+    min_data_in_leaf: int = Field(200, ge=1)
     max_train_impressions: int = Field(200_000, ge=10)
     max_valid_impressions: int = Field(50_000, ge=10)
 
