@@ -46,10 +46,12 @@ class ServeSettings(BaseSettings):
     # Run the model in a worker thread (timeouts enforceable) or inline on the event loop
     # (no thread hop; the budget is then checked after the fact).
     inline_model: bool = False
-    # The model is mostly GIL-bound Python: more threads than cores only steal the event loop's
-    # time. Past max_inflight (running + queued) a request is shed to the fallbacks at once.
-    model_threads: int = Field(default=2, ge=1, le=64)
-    max_inflight_model_calls: int = Field(default=4, ge=1, le=10_000)
+    # The model is mostly GIL-bound Python: a second model thread only steals the event loop's
+    # time (measured with benchmarks/serve_load.py: 1 thread / 2 in flight gave p99 43 ms at
+    # 200 req/s vs 66 ms to minutes with 2 / 4). Past max_inflight (running + queued) a request
+    # is shed to the fallbacks at once.
+    model_threads: int = Field(default=1, ge=1, le=64)
+    max_inflight_model_calls: int = Field(default=2, ge=1, le=10_000)
     # GIL switch interval of the server process (ms; Python's default is 5): the event loop
     # thread waits up to this long for the GIL held by a model thread, on every wake-up.
     gil_switch_interval_ms: float = Field(default=1.0, gt=0, le=100)
