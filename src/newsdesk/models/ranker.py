@@ -46,13 +46,20 @@ class LambdaRanker:
 
     def __init__(self, feature_names: Sequence[str], *, params: dict[str, Any] | None = None,
                  num_boost_round: int = 300, early_stopping_rounds: int = 30,
-                 seed: int = 0, additive: Sequence[str] = ("position",)) -> None:
+                 seed: int = 0, additive: Sequence[str] = ("position",),
+                 increasing: Sequence[str] = ("smoothed_ctr", "lifetime_ctr")) -> None:
         self.feature_names = list(feature_names)
         self.params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
         alone = [i for i, n in enumerate(self.feature_names) if n in set(additive)]
         rest = [i for i, n in enumerate(self.feature_names) if n not in set(additive)]
         if alone and rest and "interaction_constraints" not in self.params:
             self.params["interaction_constraints"] = [[i] for i in alone] + [rest]
+        # a higher observed CTR never makes an article less attractive, all else equal: the
+        # constraint keeps small, noisy logs from learning spurious dips (MIND replay AUC
+        # 0.590-0.600 across seeds without it, 0.597-0.598 with it)
+        if set(increasing) & set(self.feature_names) and "monotone_constraints" not in self.params:
+            self.params["monotone_constraints"] = [
+                1 if n in set(increasing) else 0 for n in self.feature_names]
         self.num_boost_round = num_boost_round
         self.early_stopping_rounds = early_stopping_rounds
         self.booster_: Any = None
