@@ -26,6 +26,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from newsdesk.data.schema import Impression, Interaction, InteractionType
 
 
@@ -76,6 +78,14 @@ class OnlineStore(ABC):
     @abstractmethod
     def article_stats(self, article_ids: Sequence[str], now: float) -> list[ArticleStats]:
         """Statistics for each id, in the same order; zeros for unknown ids."""
+
+    def stats_matrix(self, article_ids: Sequence[str], now: float) -> np.ndarray:
+        """`article_stats` as a float64 array (n, 4): decayed_clicks, decayed_impressions,
+        clicks, impressions (the ranking features' STAT_COLUMNS). Backends override this to
+        skip building one object per id on the request path."""
+        stats = self.article_stats(article_ids, now)
+        return np.array([[s.decayed_clicks, s.decayed_impressions, s.clicks, s.impressions]
+                         for s in stats], dtype=np.float64).reshape(len(stats), 4)
 
     @abstractmethod
     def trending(self, n: int, now: float, *, candidates: Iterable[str] | None = None

@@ -50,7 +50,7 @@ class NewsRecommender(Recommender):
     def inputs(self, view: UserView, idx: np.ndarray, ids: Sequence[str],
                positions: np.ndarray | None = None) -> RankingInputs:
         """RankingInputs of one user and the given candidates (catalog idx, -1 = unknown)."""
-        stats = self.ws.store.article_stats(list(ids), view.now)
+        stats = self.ws.store.stats_matrix(list(ids), view.now)
         n = len(idx)
         return RankingInputs(
             click_idx=view.click_idx[None, :],
@@ -61,8 +61,7 @@ class NewsRecommender(Recommender):
             now=np.full(n, view.now),
             position=(np.full(n, self.ws.builder.serve_position) if positions is None
                       else np.asarray(positions, dtype=np.float64)),
-            stats=np.array([[s.decayed_clicks, s.decayed_impressions, s.clicks, s.impressions]
-                            for s in stats], dtype=np.float64).reshape(n, 4),
+            stats=stats,
         )
 
     def features(self, ctx: RequestContext, article_ids: Sequence[str],

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
+import numpy as np
+
 from newsdesk.data.schema import Impression, Interaction
 from newsdesk.errors import StoreUnavailable
 from newsdesk.features.online_store import ArticleStats, Click, OnlineStore
@@ -121,6 +123,9 @@ class GuardedOnlineStore(OnlineStore):
 
     def article_stats(self, article_ids: Sequence[str], now: float) -> list[ArticleStats]:
         return self.breaker.call(self.inner.article_stats, article_ids, now)
+
+    def stats_matrix(self, article_ids: Sequence[str], now: float) -> np.ndarray:
+        return self.breaker.call(self.inner.stats_matrix, article_ids, now)
 
     def trending(self, n: int, now: float, *, candidates: Iterable[str] | None = None
                  ) -> list[tuple[str, float]]:

@@ -9,13 +9,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from newsdesk.models.candidates.base import IndexedGenerator, UserView, top_n
+from newsdesk.models.candidates.base import IndexedGenerator, UserView, Workspace, top_n
 
 
 class TrendingGenerator(IndexedGenerator):
     name = "trending"
     overfetch = 4  # the store ranks all articles it knows; dead ones are filtered here
     # (capped at 256: the memory store keeps an exact top-256 index, beyond it it scans)
+
+    def __init__(self, ws: Workspace) -> None:
+        super().__init__(ws)
+        self._ids_cache: tuple[tuple[int, bytes], tuple[str, ...]] | None = None
+
+    def _live_ids(self, live: np.ndarray) -> tuple[str, ...]:
+        """The ids of `live`, cached while the live set is unchanged (10k ids per request
+        would cost more than the store's vectorised scan); the same tuple object lets the
+        memory store reuse its id lookups too."""
+        key = (self.ws.catalog.version, live.tobytes())
+        cached = self._ids_cache
+        if cached is None or cached[0] != key:
+            cached = self._ids_cache = (key, tuple(self.ws.catalog.ids[i] for i in live.tolist()))
+        return cached[1]
 
     def propose(self, view: UserView, n: int) -> tuple[np.ndarray, np.ndarray]:
         cat = self.ws.catalog
@@ -26,15 +40,13 @@ class TrendingGenerator(IndexedGenerator):
         ok = (idx >= 0) & live[np.maximum(idx, 0)]
         idx = idx[ok]
         if len(idx) < n and len(view.live) > len(idx):  # few live ones among the store's top
-            top = self.ws.store.trending(n, view.now,
-                                         candidates=[cat.ids[i] for i in view.live])
+            top = self.ws.store.trending(n, view.now, candidates=self._live_ids(view.live))
             idx = np.unique(np.concatenate([idx, cat.lookup([a for a, _ in top])]))
             idx = idx[idx >= 0]
         if len(idx) == 0:
             return idx, np.zeros(0)
-        stats = self.ws.store.article_stats([cat.ids[i] for i in idx], view.now)
-        dc = np.array([s.decayed_clicks for s in stats])
-        di = np.array([s.decayed_impressions for s in stats])
+        stats = self.ws.store.stats_matrix([cat.ids[i] for i in idx], view.now)
+        dc, di = stats[:, 0], stats[:, 1]
         b = self.ws.builder
         ctr = (dc + b.ctr_strength * b.ctr_prior) / (di + b.ctr_strength)
         return top_n(idx, dc * ctr / b.ctr_prior, n)
