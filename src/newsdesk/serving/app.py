@@ -39,7 +39,7 @@ from newsdesk.serving.model_registry import ModelRegistry
 from newsdesk.serving.recommend_pipeline import PipelineConfig, RecommendPipeline
 from newsdesk.serving.resilience import CircuitBreaker, GuardedOnlineStore
 from newsdesk.serving.settings import ServeSettings
-from newsdesk.serving.variants import ProductionOnly, VariantAssigner
+from newsdesk.serving.variants import ExperimentAssigner, VariantAssigner
 
 RecommenderFactory = Callable[[str | None, OnlineStore], Recommender]
 StoreFactory = Callable[[ServeSettings], OnlineStore]
@@ -209,9 +209,16 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             await loop.run_in_executor(io_pool, registry.promote, settings.bundle_version)
         except Exception as exc:  # start anyway: /readyz says 503 until an admin loads one
             log.error("model_load_failed", error=f"{type(exc).__name__}: {exc}")
+        assigner = variant_assigner
+        if assigner is None:  # experiments from the state dir (none: everyone in production)
+            assigner = ExperimentAssigner.open(settings.resolved_state_dir, registry)
+            try:  # the running experiments' variant bundles, loaded before serving
+                await loop.run_in_executor(io_pool, assigner.pin_bundles)
+            except Exception as exc:  # served by the active model until an admin fixes it
+                log.error("variant_bundle_load_failed", error=f"{type(exc).__name__}: {exc}")
         app.state.services = Services(
             settings, metrics, store, event_log, cat, registry, pipeline, ingestor, exposure,
-            variant_assigner or ProductionOnly(), io_pool, breaker, clock)
+            assigner, io_pool, breaker, clock)
         metrics.catalog_size.set(len(cat))
         log.info("serving_started", model_version=registry.version, catalog=len(cat))
         try:
@@ -219,6 +226,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         finally:
             app.state.services = None
             await exposure.close()
+            if isinstance(assigner, ExperimentAssigner) and variant_assigner is None:
+                assigner.close()
             model_pool.shutdown(wait=True, cancel_futures=True)
             event_log.close()
             store.close()
@@ -232,9 +241,16 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
     app.state.metrics = metrics
     app.state.services = None
     _install_error_handlers(app)
-    from newsdesk.serving.routes import admin, articles, events, health, recommendations
+    from newsdesk.serving.routes import (
+        admin,
+        articles,
+        events,
+        experiments,
+        health,
+        recommendations,
+    )
 
-    for module in (recommendations, articles, events, health, admin):
+    for module in (recommendations, articles, events, health, admin, experiments):
         app.include_router(module.router)
     app.add_middleware(ServingMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes)

@@ -129,11 +129,14 @@ class ExposureLogger:
         self._task = asyncio.create_task(self._run(), name="exposure-logger")
 
     def offer(self, request_id: str, user_id: str, surface: str, article_ids: list[str],
-              variant: str | None, experiment: str | None, ts: float) -> None:
+              variant: str | None, experiment: str | None, ts: float,
+              propensities: list[float] | None = None) -> None:
+        """Queue one served slate; positions are the order of `article_ids`, `propensities[i]`
+        the probability the serving policy put article i there (1.0: deterministic ranker)."""
         self.ingestor.served.add(request_id, (surface, variant))
         record = {"kind": "impression", "request_id": request_id, "user_id": user_id,
                   "timestamp": datetime.fromtimestamp(ts, tz=UTC), "surface": surface,
-                  "article_ids": article_ids,
+                  "article_ids": article_ids, "propensities": propensities,
                   "variant": variant, "experiment": experiment}
         try:
             self.queue.put_nowait(record)

@@ -1,11 +1,12 @@
 """Hot swap of model bundles: load fully, then swap one reference.
 
 The registry holds the *active* Recommender (the one requests use), the *previous* one (for
-roll back) and any *staged* ones (loaded, not yet serving). A request reads `registry.active`
-once at its start and keeps that object to its end, so a swap never changes the model under a
-request in flight: it finishes on the old one, the next request gets the new one, and nothing
-is dropped. Loading (seconds: files, embeddings, ANN index) runs outside every lock; only the
-swap — one attribute assignment — is under the lock.
+roll back), any *staged* ones (loaded, not yet serving) and the *pinned* ones (kept loaded
+because a running experiment serves them to a variant: `pin`, looked up by `get`). A request
+reads `registry.active` once at its start and keeps that object to its end, so a swap never
+changes the model under a request in flight: it finishes on the old one, the next request
+gets the new one, and nothing is dropped. Loading (seconds: files, embeddings, ANN index)
+runs outside every lock; only the swap — one attribute assignment — is under the lock.
 
 Runtime catalog changes (articles PUT / DELETE since start) are replayed into a freshly loaded
 model before it can be promoted, and later changes go to every loaded model, so a swap or a
@@ -44,6 +45,7 @@ class ModelRegistry:
         self._active: Recommender | None = None
         self._previous: Recommender | None = None
         self._staged: dict[str, Recommender] = {}
+        self._pinned: dict[str, Recommender] = {}  # experiment variants' bundles
         self._lock = threading.RLock()  # swaps and catalog mutations
         self._load_lock = threading.Lock()  # one load at a time (memory)
         self._upserts: dict[str, Article] = {}
@@ -72,6 +74,7 @@ class ModelRegistry:
                 "active": self.version,
                 "previous": None if self._previous is None else self._previous.version,
                 "staged": sorted(self._staged),
+                "pinned": sorted(self._pinned),
             }
 
     def bundles(self) -> list[dict[str, Any]]:
@@ -85,14 +88,42 @@ class ModelRegistry:
 
     def loaded(self) -> list[Recommender]:
         with self._lock:
-            models = [self._active, self._previous, *self._staged.values()]
+            models = [self._active, self._previous, *self._staged.values(),
+                      *self._pinned.values()]
         seen: dict[int, Recommender] = {}
         for m in models:
             if m is not None:
                 seen.setdefault(id(m), m)
         return list(seen.values())
 
+    def get(self, version: str) -> Recommender | None:
+        """A loaded model by version (active, pinned, staged or previous); None if not loaded.
+        Lock-free: called on every request of an experiment variant."""
+        for model in (self._active, self._pinned.get(version), self._staged.get(version),
+                      self._previous):
+            if model is not None and model.version == version:
+                return model
+        return None
+
     # -- loading and swapping --------------------------------------------------------------
+    def pin(self, version: str) -> str:
+        """Keep `version` loaded for experiment variants (loads it unless already loaded);
+        it stays loaded across promotes and roll backs. Raises BundleError if the loaded bundle
+        reports another version than asked."""
+        with self._lock:
+            model = self.get(version)
+            if model is not None:
+                self._pinned[version] = model
+                return version
+        with self._load_lock:
+            model = self._loader(version)  # slow, outside the swap lock
+            if model.version != version:
+                raise BundleError(f"bundle '{version}' loaded as version '{model.version}'")
+            with self._lock:
+                self._replay(model)
+                self._pinned[version] = model
+        return version
+
     def load(self, version: str | None = None) -> str:
         """Load a bundle fully into the staged set (not serving yet); returns its version."""
         with self._load_lock:
@@ -106,6 +137,10 @@ class ModelRegistry:
         """Make a version serve (loading it first when it is not staged); atomic swap."""
         with self._lock:
             staged = version is not None and version in self._staged
+            if not staged and version is not None and version in self._pinned:
+                # serve the pinned object: no second copy of the same bundle in memory
+                self._staged[version] = self._pinned[version]
+                staged = True
         if not staged:
             if version is not None and version == self.version:
                 return SwapResult(version, version)

@@ -9,6 +9,7 @@ from newsdesk.models.base import RequestContext
 from newsdesk.serving.app import services
 from newsdesk.serving.routes._common import json_response, render_items, request_id
 from newsdesk.serving.schemas import ErrorBody, RecommendationRequest, RecommendationResponse
+from newsdesk.serving.variants import resolve_model
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
@@ -27,10 +28,7 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
     rid = request_id(request)
     unit = body.user_id if body.user_id is not None else f"session:{body.session_id}"
     assignment = svc.assigner.assign(unit, body.surface)
-    model = None
-    if assignment.model_version is not None:
-        model = next((m for m in svc.registry.loaded()
-                      if m.version == assignment.model_version), None)
+    model = resolve_model(assignment, svc.registry)  # None: the active model
     # one value travels as a plain string (the model contract's {"category": "sports"}),
     # several as a list
     filters = {name: value[0] if len(value) == 1 else value
@@ -47,8 +45,9 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
         svc.metrics.degraded.labels("recommendations").inc()
     ids = [it.article_id for it in result.items]
     if ids:
+        # the ranker is deterministic given the assignment: every position has propensity 1
         svc.exposure.offer(rid, unit, body.surface, ids, assignment.variant,
-                           assignment.experiment, now)
+                           assignment.experiment, now, [1.0] * len(ids))
         svc.metrics.record_slate(body.surface, assignment.variant, len(ids))
     return json_response({
         "request_id": rid, "model_version": result.model_version,
