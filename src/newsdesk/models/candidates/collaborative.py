@@ -33,6 +33,9 @@ class CollaborativeGenerator(IndexedGenerator):
         self.user_factors_ = np.zeros((0, factors), np.float32)
         self.item_factors_ = np.zeros((0, factors), np.float32)  # row = catalog index
         self.user_index_: dict[str, int] = {}
+        # (item_factors_ it was built from, (catalog version, live bytes), live, factors)
+        self._live_cache: tuple[np.ndarray, tuple[int, bytes], np.ndarray, np.ndarray] | None \
+            = None
 
     def fit(self, user_ids: list[str], user: np.ndarray, article: np.ndarray,
             n_articles: int) -> CollaborativeGenerator:
@@ -89,12 +92,25 @@ class CollaborativeGenerator(IndexedGenerator):
 
     def propose(self, view: UserView, n: int) -> tuple[np.ndarray, np.ndarray]:
         u = self.user_vectors([view.user_id], view.click_idx[None, :])[0]
-        live = view.live[view.live < len(self.item_factors_)]
-        if not u.any() or len(live) == 0:
-            return live[:0], np.zeros(0)
-        s = (self.item_factors_[live] @ u).astype(np.float64)
-        has = np.abs(self.item_factors_[live]).sum(axis=1) > 0
-        return top_n(live[has], s[has], n)
+        if not u.any():
+            return view.live[:0], np.zeros(0)
+        live, factors = self._live_factors(view.live)
+        if len(live) == 0:
+            return live, np.zeros(0)
+        return top_n(live, (factors @ u).astype(np.float64), n)
+
+    def _live_factors(self, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(live articles with factors, their factor rows), cached while the live set is
+        unchanged: gathering 10k x factors rows per request cost more than the product."""
+        key = (self.ws.catalog.version, live.tobytes())
+        c = self._live_cache
+        if c is None or c[0] is not self.item_factors_ or c[1] != key:
+            live = live[live < len(self.item_factors_)]
+            factors = self.item_factors_[live]
+            has = np.abs(factors).sum(axis=1) > 0
+            c = self._live_cache = (self.item_factors_, key, live[has],
+                                    np.ascontiguousarray(factors[has]))
+        return c[2], c[3]
 
     def reason(self, view: UserView, i: int) -> str:
         return "popular with readers like you"
