@@ -199,3 +199,28 @@ async def test_experiments_and_kill_survive_a_restart(tmp_path: Path, dataset_di
                                   headers=AUTH)).status_code == 200
     async with running(make()) as client:
         assert {(await _ask(client, u))["variant"] for u in users} == {"control"}
+
+
+async def test_auto_rollback_by_another_process_applies_on_the_next_request(
+        app: FastAPI, tmp_path: Path) -> None:
+    from newsdesk.experiments.rollout import ArmStats, JsonFileRolloutStore, RolloutController
+
+    staged = AB_YAML + ("rollout: {stages: [0.5, 1.0], min_requests_per_stage: 10,\n"
+                        "          guardrails: {max_p99_latency_ms: 100}}\n")
+    async with running(app) as client:
+        assert (await _create(client, staged)).status_code == 201
+        users = [f"u{i}" for i in range(200)]
+        first = {u: (await _ask(client, u))["variant"] for u in users}
+        share = list(first.values()).count("treatment") / len(users)
+        assert 0.38 < share < 0.62  # stage 0: half of the experiment's units
+        # a guardrail job in another process sees a p99 breach and rolls back
+        job = RolloutController(JsonFileRolloutStore(tmp_path / "state" / "rollouts.json"))
+        bad = ArmStats(requests=100, errors=0, p99_latency_ms=900.0, impressions=1000,
+                       clicks=50)
+        good = ArmStats(requests=100, errors=0, p99_latency_ms=20.0, impressions=1000, clicks=50)
+        assert job.evaluate("ranker-ab", control=good, treatment=bad) == "rollback"
+        treated = [u for u in users if first[u] == "treatment"]
+        for u in treated:
+            assert (await _ask(client, u))["variant"] == "control"
+        row = (await client.get("/v1/admin/experiments", headers=AUTH)).json()["experiments"][0]
+        assert row["rollout"]["status"] == "rolled_back" and row["killed"] is True

@@ -93,13 +93,16 @@ class JsonFileRolloutStore(RolloutStore):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._mtime: int | None = None
+        self._mtime: tuple[int, int] | None = None
 
-    def _stat(self) -> int | None:
+    def _stat(self) -> tuple[int, int] | None:
+        # mtime AND inode: file times tick coarsely (~ms), so two writes within one tick share
+        # an mtime, but every save is a rename of a new file, hence a new inode
         try:
-            return os.stat(self.path).st_mtime_ns
+            st = os.stat(self.path)
         except FileNotFoundError:
             return None
+        return st.st_mtime_ns, st.st_ino
 
     def load(self) -> dict[str, RolloutState]:
         self._mtime = self._stat()
