@@ -4,7 +4,8 @@
                event_log_factory=None, variant_assigner=None) -> FastAPI
 
 The lifespan opens every resource in order — online store (behind a circuit breaker), event
-log, serving catalog, thread pools, the model (loaded fully before the app reports ready) — and
+log, serving catalog, thread pools, the model (loaded fully before the app reports ready), the
+experiments (`ExperimentAssigner` on the state dir; their variant bundles loaded too) — and
 closes them in reverse order, flushing the exposure log first. The factories are the seams:
 the defaults open what the settings name (`open_online_store`, `open_event_log`, the newest
 model bundle); tests and the benchmark inject their own.

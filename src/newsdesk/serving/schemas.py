@@ -152,6 +152,30 @@ class BundleList(BaseModel):
     bundles: list[dict]
 
 
+class StoredExperimentOut(BaseModel):
+    id: str
+    version: int
+    status: str
+
+
+class ExperimentsAck(BaseModel):
+    request_id: str
+    experiments: list[StoredExperimentOut]
+
+
+class ExperimentList(BaseModel):
+    request_id: str
+    experiments: list[dict] = Field(description="id, version, updated_at, config, rollout "
+                                                "(status, fraction, stage) and killed")
+
+
+class KillAck(BaseModel):
+    request_id: str
+    experiment_id: str
+    killed: bool
+    control: str = Field(description="the variant everyone gets from the next request on")
+
+
 class Health(BaseModel):
     status: str
     model_version: str | None = None

@@ -36,8 +36,8 @@ from newsdesk.serving.app import Services, services
 from newsdesk.serving.middleware import error_json
 from newsdesk.serving.routes._common import json_response, request_id
 from newsdesk.serving.routes.admin import require_admin
-from newsdesk.serving.schemas import ErrorBody
-from newsdesk.serving.variants import ExperimentAssigner
+from newsdesk.serving.schemas import ErrorBody, ExperimentList, ExperimentsAck, KillAck
+from newsdesk.serving.variants import ExperimentAssigner, control_of
 
 log = get_logger("newsdesk.serving.experiments")
 ExperimentId = Annotated[str, Path(min_length=1, max_length=128,
@@ -85,7 +85,8 @@ def _parse_body(raw: bytes, content_type: str) -> Any:
         raise InvalidInput(f"field 'body': not valid {kind}: {exc}", field="body") from exc
 
 
-@admin_router.post("", status_code=201, summary="Create or update experiments (YAML or JSON)",
+@admin_router.post("", status_code=201, response_model=ExperimentsAck,
+                   summary="Create or update experiments (YAML or JSON)",
                    description="Validated before anything is stored; every bundle a variant "
                                "serves is loaded (and kept loaded) before the experiment runs. "
                                "Each change is versioned and audited under the X-Actor header.")
@@ -116,13 +117,14 @@ async def create_experiments(request: Request, x_actor: Actor = "admin-api") -> 
         for s in stored]}, 201)
 
 
-@admin_router.get("", summary="Every experiment with its version and rollout state")
+@admin_router.get("", response_model=ExperimentList,
+                  summary="Every experiment with its version and rollout state")
 async def list_experiments(request: Request) -> Response:
     exp = _experiments(services(request))
     return json_response({"request_id": request_id(request), "experiments": exp.describe()})
 
 
-@admin_router.post("/{experiment_id}/kill",
+@admin_router.post("/{experiment_id}/kill", response_model=KillAck,
                    summary="Kill switch: everyone gets the control variant from the next request")
 async def kill_experiment(experiment_id: ExperimentId, request: Request,
                           reason: Annotated[str, Query(max_length=500)] = "",
@@ -134,8 +136,6 @@ async def kill_experiment(experiment_id: ExperimentId, request: Request,
         raise HTTPException(404, str(exc)) from exc
     exp.kill(experiment_id, x_actor, reason)
     log.warning("experiment_killed", experiment=experiment_id, actor=x_actor, reason=reason)
-    from newsdesk.serving.variants import control_of
-
     return json_response({"request_id": request_id(request), "experiment_id": experiment_id,
                           "killed": True, "control": control_of(config)})
 
