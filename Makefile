@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[ml,redis,dev]'
+	$(PY) -m pip install --quiet -e '.[ml,redis,otel,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
