@@ -68,6 +68,8 @@ def select(rules: RerankConfig, scores: np.ndarray, categories: np.ndarray,
             and rules.category_cap is None:
         return order[:k]
     lam = rules.mmr_lambda
+    if lam is None:
+        return _greedy(rules, order, categories, embeddings, k)
     span = float(scores.max() - scores.min()) if n else 0.0
     rel = (scores - scores.min()) / span if span > 0 else np.zeros(n)
     chosen: list[int] = []
@@ -90,4 +92,29 @@ def select(rules: RerankConfig, scores: np.ndarray, categories: np.ndarray,
         chosen.append(pick)
         per_cat[c] = per_cat.get(c, 0) + 1
         max_sim = np.maximum(max_sim, embeddings @ embeddings[pick])
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def _greedy(rules: RerankConfig, order: np.ndarray, categories: np.ndarray,
+            embeddings: np.ndarray, k: int) -> np.ndarray:
+    """`select` without MMR: walk the ranked list once, skipping items over their category's
+    cap or too similar to one already chosen. Similarities are computed only against the (at
+    most k) chosen items, not as one (n, dim) product per pick."""
+    cap, threshold = rules.category_cap, rules.near_duplicate_threshold
+    chosen: list[int] = []
+    per_cat: dict[int, int] = {}
+    picked = np.empty((k, embeddings.shape[1]), dtype=embeddings.dtype)
+    cats = categories.tolist()
+    for pick in order.tolist():
+        if len(chosen) >= k:
+            break
+        c = int(cats[pick])
+        if cap is not None and per_cat.get(c, 0) >= cap:
+            continue
+        if threshold is not None and chosen and \
+                float((picked[: len(chosen)] @ embeddings[pick]).max()) >= threshold:
+            continue
+        picked[len(chosen)] = embeddings[pick]
+        chosen.append(pick)
+        per_cat[c] = per_cat.get(c, 0) + 1
     return np.asarray(chosen, dtype=np.int64)
