@@ -224,3 +224,25 @@ async def test_auto_rollback_by_another_process_applies_on_the_next_request(
             assert (await _ask(client, u))["variant"] == "control"
         row = (await client.get("/v1/admin/experiments", headers=AUTH)).json()["experiments"][0]
         assert row["rollout"]["status"] == "rolled_back" and row["killed"] is True
+
+
+async def test_report_of_a_staged_rollout_expects_the_stage_allocation(app: FastAPI) -> None:
+    staged = AB_YAML + "rollout: {stages: [0.2, 1.0]}\n"
+    async with running(app) as client:
+        assert (await _create(client, staged)).status_code == 201
+        clicks = []
+        for i in range(150):
+            body = await _ask(client, f"u{i}")
+            if i % 3 == 0:
+                clicks.append({"type": "click", "event_id": f"c{i}", "user_id": f"u{i}",
+                               "article_id": body["items"][0]["article_id"],
+                               "request_id": body["request_id"]})
+        assert (await client.post("/v1/events", json={"events": clicks})).status_code == 200
+        report = (await client.get("/v1/experiments/ranker-ab/report", headers=AUTH)).json()
+        counts, expected = report["srm"]["counts"], report["srm"]["expected"]
+        assert expected[1] / sum(expected) == pytest.approx(0.2)  # [control, treatment]
+        assert 0.1 < counts[1] / sum(counts) < 0.3 and report["srm"]["mismatch"] is False
+        assert report["allocation_note"] is None
+        await client.post("/v1/admin/experiments/ranker-ab/kill", headers=AUTH)
+        report = (await client.get("/v1/experiments/ranker-ab/report", headers=AUTH)).json()
+        assert "kill" in report["allocation_note"]

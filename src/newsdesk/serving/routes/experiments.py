@@ -28,9 +28,10 @@ from fastapi.responses import Response
 
 from newsdesk.data.eventlog import EventLog
 from newsdesk.errors import ConfigError, DatasetError, InvalidInput
-from newsdesk.experiments.analysis import analyze_dataset
+from newsdesk.experiments.analysis import AnalysisOptions, analyze_dataset
 from newsdesk.experiments.config import ExperimentConfig, ExperimentSuite, parse_suite
 from newsdesk.experiments.report import json_safe
+from newsdesk.experiments.rollout import RolloutState
 from newsdesk.monitoring.logging import get_logger
 from newsdesk.serving.app import Services, services
 from newsdesk.serving.middleware import error_json
@@ -140,16 +141,42 @@ async def kill_experiment(experiment_id: ExperimentId, request: Request,
                           "killed": True, "control": control_of(config)})
 
 
-def _analyze(event_log: EventLog, experiment_id: str, config: ExperimentConfig
-             ) -> dict[str, Any]:
+def allocation(config: ExperimentConfig, state: RolloutState | None
+               ) -> tuple[dict[str, float] | None, str | None]:
+    """Expected allocation for the SRM check, and a note when it is not well defined.
+
+    A staged rollout that never left its first stage splits by that stage's fraction; once the
+    fraction changed (advance, kill, rollback) units moved between arms and no single
+    allocation holds: the configured weights are used and the note says so."""
+    if state is None:
+        return None, None
+    changed = [h["event"] for h in state.history if h["event"] != "start"]
+    if not changed and config.rollout is not None:
+        f = state.plan.stages[0]
+        weights = {v.name: 0.0 for v in config.variants}
+        weights[config.rollout.treatment] = f
+        weights[config.rollout.control] = 1.0 - f
+        return {k: w for k, w in weights.items() if w > 0}, None
+    if not changed:
+        return None, None
+    return None, (f"the allocation changed during the experiment ({', '.join(changed)}): units "
+                  "moved between variants (those seen in several are dropped); the SRM check "
+                  "uses the configured weights and may flag this change")
+
+
+def _analyze(event_log: EventLog, experiment_id: str, config: ExperimentConfig,
+             state: RolloutState | None) -> dict[str, Any]:
+    weights, note = allocation(config, state)
     with tempfile.TemporaryDirectory(prefix="newsdesk-report-") as tmp:
         dataset = FsPath(tmp) / "dataset"
         event_log.export(dataset)
         # a daily look with a zero variance gives 0/0 inside the mSPRT (reported as NaN ->
         # null); not worth a warning per report
         with np.errstate(invalid="ignore", divide="ignore"):
-            result = analyze_dataset(dataset, experiment_id, config)
+            result = analyze_dataset(dataset, experiment_id, config,
+                                     AnalysisOptions(weights=weights))
     result["dataset"] = "event log (exported on demand)"
+    result["allocation_note"] = note
     return json_safe(result)
 
 
@@ -166,6 +193,10 @@ async def experiment_report(experiment_id: ExperimentId, request: Request) -> Re
         config = exp.registry.get(experiment_id).config
     except ConfigError as exc:
         raise HTTPException(404, str(exc)) from exc
+    try:
+        state: RolloutState | None = exp.rollouts.state(experiment_id).model_copy(deep=True)
+    except ConfigError:
+        state = None
     # the slates served so far are still in the exposure queue: flush them (bounded wait)
     try:
         await asyncio.wait_for(svc.exposure.queue.join(), 5.0)
@@ -174,7 +205,7 @@ async def experiment_report(experiment_id: ExperimentId, request: Request) -> Re
     loop = asyncio.get_running_loop()
     try:
         result = await loop.run_in_executor(svc.io_pool, _analyze, svc.event_log, experiment_id,
-                                            config)
+                                            config, state)
     except DatasetError as exc:
         raise HTTPException(409, f"not enough data to analyse '{experiment_id}': {exc}") from exc
     return json_response({"request_id": request_id(request), "computed": "on demand",
