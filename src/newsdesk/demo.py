@@ -1,14 +1,15 @@
 """`make demo`: the main job on embedded defaults, end to end, on a simulated news world.
 
 Steps: simulate a small world -> stats -> import the real MIND sample when ../shared/data is
-present -> train a bundle -> evaluate it -> serve it and make real requests. Every step uses the
-public CLI or library entry points, so the demo doubles as a smoke test of the whole product.
+present -> train a bundle -> evaluate it -> serve it and make real requests -> run a short A/B
+test through the real service with clicks drawn from the simulator's known click model.
+Every step uses the public library entry points and the real server, so the demo doubles as a
+smoke test of the whole product.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shutil
 import sys
 from pathlib import Path
@@ -24,15 +25,13 @@ def _step(title: str) -> None:
     console.rule(f"[bold cyan]{title}")
 
 
-def _available(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("demo-output"))
     parser.add_argument("--users", type=int, default=3000)
     parser.add_argument("--days", type=float, default=3.0)
+    parser.add_argument("--ab-seconds", type=float, default=30.0,
+                        help="How long the simulated A/B test drives traffic.")
     args = parser.parse_args(argv)
     out: Path = args.out
     if out.exists():
@@ -40,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True)
 
     from newsdesk.data.stats import dataset_stats, render_stats
+    from newsdesk.demo_experiment import run_experiment_demo
+    from newsdesk.demo_serving import run_serving_demo
+    from newsdesk.evaluation.harness import run_evaluation
+    from newsdesk.pipelines.train import train
     from newsdesk.simulation import SimulationConfig, simulate_to_dataset
 
     _step("1. simulate a news world with a known click model")
@@ -60,27 +63,22 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _step("2. (skipped) ../shared/data/mind-sample is not present")
 
-    if _available("newsdesk.pipelines.train"):
-        from newsdesk.pipelines.train import train
+    _step("3. train a model bundle on the simulated world")
+    version = train(sim_dir, out / "bundles")
+    console.print(f"bundle version: [bold]{version}[/bold] in {out / 'bundles'}")
 
-        _step("3. train a model bundle on the simulated world")
-        version = train(sim_dir, out / "bundles")
-        console.print(f"bundle version: [bold]{version}[/bold] in {out / 'bundles'}")
+    _step("4. evaluate it by streaming replay of the last day, against baselines")
+    report = run_evaluation(sim_dir, out / "bundles" / version, "replay", window="last-day",
+                            k=10, seed=0, n_resamples=300, predictions=None)
+    paths = report.write(out / "evaluation")
+    console.print(report.markdown())
+    console.print(f"report: {', '.join(str(p) for p in paths.values())}")
 
-        from newsdesk.evaluation.harness import run_evaluation
+    _step("5. serve it and make real requests")
+    run_serving_demo(sim_dir, out / "bundles")
 
-        _step("4. evaluate it by streaming replay of the last day, against baselines")
-        report = run_evaluation(sim_dir, out / "bundles" / version, "replay", window="last-day",
-                                k=10, seed=0, n_resamples=300, predictions=None)
-        paths = report.write(out / "evaluation")
-        console.print(report.markdown())
-        console.print(f"report: {', '.join(str(p) for p in paths.values())}")
-
-    if _available("newsdesk.demo_serving"):
-        from newsdesk.demo_serving import run_serving_demo
-
-        _step("5. serve it and make real requests")
-        run_serving_demo(sim_dir, out / "bundles")
+    _step("6. a short A/B test through the real service, clicks from the simulator")
+    run_experiment_demo(sim_dir, out / "bundles", out / "experiment", duration_s=args.ab_seconds)
 
     _step("done")
     console.print(f"outputs are in [bold]{out}[/bold]; see README.md for what to try next")

@@ -255,6 +255,10 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         app.include_router(module.router)
     app.add_middleware(ServingMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes)
+    if settings.tracing != "off":
+        from newsdesk.monitoring.tracing import instrument_app
+
+        instrument_app(app, settings.tracing)
     return app
 
 

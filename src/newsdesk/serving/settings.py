@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -77,6 +78,9 @@ class ServeSettings(BaseSettings):
 
     # Catalog liveness: an article older than this (hours) is not live even without expires_at.
     live_max_age_hours: float | None = Field(default=None, gt=0)
+
+    # OpenTelemetry tracing of requests (extra [otel]): off | console | otlp.
+    tracing: Literal["off", "console", "otlp"] = "off"
 
     @field_validator("admin_api_key")
     @classmethod
