@@ -19,11 +19,7 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from newsdesk.data.stats import dataset_stats
-from newsdesk.demo_serving import free_port, wait_ready
+from newsdesk.demo_serving import running_server
 
 console = Console()
 EXPERIMENT_ID = "demo-personalised-vs-trending"
@@ -121,58 +117,40 @@ def run_experiment_demo(dataset_dir: Path, bundles_dir: Path, out_dir: Path, *,
     out_dir.mkdir(parents=True, exist_ok=True)
     world = World.load(dataset_dir)
     last_event = dataset_stats(dataset_dir)["last_event"]
-    port = free_port()
     key = secrets.token_hex(16)
     admin = {"X-API-Key": key, "X-Actor": "demo"}
-    state_dir = out_dir / "serve-state"
-    cmd = [sys.executable, "-m", "newsdesk.cli.main", "serve", "--dataset", str(dataset_dir),
-           "--bundles", str(bundles_dir), "--port", str(port), "--state-dir", str(state_dir),
-           "--clock-start", last_event.isoformat(), "--log-level", "warning"]
-    console.print("$ NEWSDESK_ADMIN_API_KEY=... "
-                  + " ".join(cmd[2:]).replace("newsdesk.cli.main", "newsdesk"))
-    log_path = out_dir / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={
-            **os.environ, "HF_HUB_OFFLINE": "1", "NEWSDESK_ADMIN_API_KEY": key})
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
-            wait_ready(client, proc, timeout_s=180)
-            production = client.get("/readyz").json()["model_version"]
-            config = experiment_config(production)
-            created = client.post("/v1/admin/experiments", json=config, headers=admin)
-            created.raise_for_status()
-            console.print(f"registered experiment {EXPERIMENT_ID}: control = bundle "
-                          f"{production}, treatment = trending pipeline "
-                          f"(version {created.json()['experiments'][0]['version']})")
-            console.print(f"driving simulated users through the service for {duration_s:.0f} s"
-                          " (clicks drawn from the world's true click model)...")
-            counts = drive_traffic(client, world, last_event.timestamp(), duration_s, seed)
-            for v, c in sorted(counts.items()):
-                console.print(f"  simulator saw {v}: {c['requests']:.0f} requests, "
-                              f"{c['clicks']:.0f} clicks / {c['shown']:.0f} shown")
-            r = client.get(f"/v1/experiments/{EXPERIMENT_ID}/report", headers=admin)
-            r.raise_for_status()
-            report = r.json()
-            print_report(report)
-            paths = write_report(report, out_dir)
-            console.print(f"report written: {paths['markdown']}, {paths['png']}")
+    with running_server(dataset_dir, bundles_dir, out_dir / "serve-state",
+                        out_dir / "serve.log", env={"NEWSDESK_ADMIN_API_KEY": key}) as client:
+        production = client.get("/readyz").json()["model_version"]
+        config = experiment_config(production)
+        created = client.post("/v1/admin/experiments", json=config, headers=admin)
+        created.raise_for_status()
+        console.print(f"registered experiment {EXPERIMENT_ID}: control = bundle "
+                      f"{production}, treatment = trending pipeline "
+                      f"(version {created.json()['experiments'][0]['version']})")
+        console.print(f"driving simulated users through the service for {duration_s:.0f} s"
+                      " (clicks drawn from the world's true click model)...")
+        counts = drive_traffic(client, world, last_event.timestamp(), duration_s, seed)
+        for v, c in sorted(counts.items()):
+            console.print(f"  simulator saw {v}: {c['requests']:.0f} requests, "
+                          f"{c['clicks']:.0f} clicks / {c['shown']:.0f} shown")
+        r = client.get(f"/v1/experiments/{EXPERIMENT_ID}/report", headers=admin)
+        r.raise_for_status()
+        report = r.json()
+        print_report(report)
+        paths = write_report(report, out_dir)
+        console.print(f"report written: {paths['markdown']}, {paths['png']}")
 
-            # the kill switch: a treated user gets the control from the very next request
-            treated = next((u for u in (f"u{i}" for i in range(world.n_users))
-                            if client.post("/v1/recommendations", json={"user_id": u, "k": 3})
-                            .json()["variant"] == "treatment"), None)
-            client.post(f"/v1/admin/experiments/{EXPERIMENT_ID}/kill",
-                        params={"reason": "demo"}, headers=admin).raise_for_status()
-            if treated is not None:
-                after = client.post("/v1/recommendations",
-                                    json={"user_id": treated, "k": 3}).json()
-                console.print(f"kill switch pulled: {treated} was in treatment, next request "
-                              f"-> variant [bold]{after['variant']}[/bold] (model "
-                              f"{after['model_version']})")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        # the kill switch: a treated user gets the control from the very next request
+        treated = next((u for u in (f"u{i}" for i in range(world.n_users))
+                        if client.post("/v1/recommendations", json={"user_id": u, "k": 3})
+                        .json()["variant"] == "treatment"), None)
+        client.post(f"/v1/admin/experiments/{EXPERIMENT_ID}/kill",
+                    params={"reason": "demo"}, headers=admin).raise_for_status()
+        if treated is not None:
+            after = client.post("/v1/recommendations",
+                                json={"user_id": treated, "k": 3}).json()
+            console.print(f"kill switch pulled: {treated} was in treatment, next request "
+                          f"-> variant [bold]{after['variant']}[/bold] (model "
+                          f"{after['model_version']})")
     return report

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,34 @@ def wait_ready(client: httpx.Client, proc: subprocess.Popen[bytes], timeout_s: f
     raise TimeoutError(f"newsdesk serve was not ready within {timeout_s:.0f} s")
 
 
+@contextmanager
+def running_server(dataset_dir: Path, bundles_dir: Path, state_dir: Path, log_path: Path, *,
+                   env: dict[str, str] | None = None) -> Iterator[httpx.Client]:
+    """`newsdesk serve` as a subprocess, as of the dataset's last event; yields a client once
+    /readyz answers 200, and stops the server with SIGTERM (its documented shutdown) after."""
+    port = free_port()
+    last_event = dataset_stats(dataset_dir)["last_event"]
+    cmd = [sys.executable, "-m", "newsdesk.cli.main", "serve", "--dataset", str(dataset_dir),
+           "--bundles", str(bundles_dir), "--port", str(port), "--state-dir", str(state_dir),
+           "--clock-start", last_event.isoformat(), "--log-level", "warning"]
+    shown_env = "".join(f"{k}=... " for k in (env or {}))
+    console.print("$ " + shown_env + " ".join(cmd[2:]).replace("newsdesk.cli.main", "newsdesk"))
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
+            wait_ready(client, proc, timeout_s=180)
+            console.print(f"ready on {client.base_url} (server log: {log_path})")
+            yield client
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def _show(title: str, body: dict[str, Any]) -> list[str]:
     console.print(f"[bold]{title}[/bold] (model {body['model_version']}, "
                   f"degraded={body['degraded']})")
@@ -56,52 +86,33 @@ def _show(title: str, body: dict[str, Any]) -> list[str]:
 
 
 def run_serving_demo(dataset_dir: Path, bundles_dir: Path, *, user_id: str = "u1") -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     last_event = dataset_stats(dataset_dir)["last_event"]
-    state_dir = bundles_dir.parent / "serve-state"
-    cmd = [sys.executable, "-m", "newsdesk.cli.main", "serve", "--dataset", str(dataset_dir),
-           "--bundles", str(bundles_dir), "--port", str(port), "--state-dir", str(state_dir),
-           "--clock-start", last_event.isoformat(), "--log-level", "warning"]
-    console.print("$ " + " ".join(cmd[2:]).replace("newsdesk.cli.main", "newsdesk"))
-    log_path = bundles_dir.parent / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    try:
-        with httpx.Client(base_url=base, timeout=30.0) as client:
-            wait_ready(client, proc, timeout_s=180)
-            console.print(f"ready on {base} (server log: {log_path})")
-            ask = {"user_id": user_id, "surface": "front_page", "k": 5}
-            first = client.post("/v1/recommendations", json=ask).raise_for_status().json()
-            before = _show(f"front page for {user_id}", first)
+    with running_server(dataset_dir, bundles_dir, bundles_dir.parent / "serve-state",
+                        bundles_dir.parent / "serve.log") as client:
+        ask = {"user_id": user_id, "surface": "front_page", "k": 5}
+        first = client.post("/v1/recommendations", json=ask).raise_for_status().json()
+        before = _show(f"front page for {user_id}", first)
 
-            clicked = before[0]
-            now = datetime.now(UTC).isoformat()
-            ack = client.post("/v1/events", json={"events": [{
-                "type": "click", "event_id": f"demo-{uuid.uuid4().hex[:8]}", "user_id": user_id,
-                "article_id": clicked, "request_id": first["request_id"], "timestamp": now,
-            }]}).raise_for_status().json()
-            console.print(f"posted a click on {clicked}: accepted={ack['accepted']}, "
-                          f"applied to online state={ack['applied']}")
+        clicked = before[0]
+        now = datetime.now(UTC).isoformat()
+        ack = client.post("/v1/events", json={"events": [{
+            "type": "click", "event_id": f"demo-{uuid.uuid4().hex[:8]}", "user_id": user_id,
+            "article_id": clicked, "request_id": first["request_id"], "timestamp": now,
+        }]}).raise_for_status().json()
+        console.print(f"posted a click on {clicked}: accepted={ack['accepted']}, "
+                      f"applied to online state={ack['applied']}")
 
-            second = client.post("/v1/recommendations", json=ask).raise_for_status().json()
-            after = _show(f"front page for {user_id} after the click", second)
-            changed = before != after
-            console.print(f"the click changed the next recommendation: [bold]{changed}[/bold]"
-                          f" ({clicked} {'gone' if clicked not in after else 'still listed'})")
+        second = client.post("/v1/recommendations", json=ask).raise_for_status().json()
+        after = _show(f"front page for {user_id} after the click", second)
+        changed = before != after
+        console.print(f"the click changed the next recommendation: [bold]{changed}[/bold]"
+                      f" ({clicked} {'gone' if clicked not in after else 'still listed'})")
 
-            related = client.get(f"/v1/articles/{clicked}/related", params={"k": 3})
-            if related.status_code == 200:
-                _show(f"related to {clicked}", related.json())
-            metrics = client.get("/metrics").text
-            console.print(f"/metrics exposes {metrics.count(chr(10))} lines of Prometheus text")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        related = client.get(f"/v1/articles/{clicked}/related", params={"k": 3})
+        if related.status_code == 200:
+            _show(f"related to {clicked}", related.json())
+        metrics = client.get("/metrics").text
+        console.print(f"/metrics exposes {metrics.count(chr(10))} lines of Prometheus text")
     console.print(
         "\nTo query it yourself:\n"
         f"  newsdesk serve --dataset {dataset_dir} --bundles {bundles_dir} --port 8000 "

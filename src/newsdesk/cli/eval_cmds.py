@@ -1,14 +1,6 @@
 """`newsdesk evaluate DATASET_DIR --bundle BUNDLE [--protocol replay|mind|topk] [--json FILE]`.
 
-Protocols (all compare the bundle with baselines and give paired bootstrap intervals):
-
-    replay  events replayed in time order through a fresh online store; impressions of the
-            scoring window (default: the last day) are ranked using only the past
-    mind    every impression in the window is ranked with the users' pre-period histories only
-            (no online updates), MIND-paper style; `--predictions` writes the leaderboard file
-    topk    time-based split at the window start: state is replayed up to it, then each user
-            with clicks in the window gets a full-catalog top-K list (recall, nDCG, hit rate,
-            coverage, diversity, novelty, freshness, popularity bias)
+The protocols are described in `newsdesk.evaluation.harness`.
 """
 
 from __future__ import annotations
