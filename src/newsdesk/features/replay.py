@@ -70,18 +70,29 @@ class QueryRows:
     row_key: np.ndarray | None = None
 
 
+_CHUNK = 1 << 22  # elements per chunk of the whole-log passes (bounds their temporaries)
+
+
 def _us(ts: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(ts, dtype=np.float64) * 1e6).astype(np.int64)
 
 
 class _TimeRanks:
-    """Dense ranks of microsecond timestamps; rank 0 is reserved for 'before everything'."""
+    """Dense ranks of microsecond timestamps; rank 0 is reserved for 'before everything'.
+
+    Built and queried in chunks: a log of N events costs O(unique times) extra memory, not
+    several (N,) temporaries."""
 
     def __init__(self, *arrays: np.ndarray) -> None:
-        self.values = np.unique(np.concatenate([_us(a) for a in arrays]))
+        parts = [np.unique(_us(a[lo:lo + _CHUNK]))
+                 for a in arrays for lo in range(0, len(a), _CHUNK)]
+        self.values = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
     def __call__(self, ts: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.values, _us(ts)).astype(np.int64) + 1
+        out = np.empty(len(ts), np.int64)
+        for lo in range(0, len(ts), _CHUNK):
+            out[lo:lo + _CHUNK] = np.searchsorted(self.values, _us(ts[lo:lo + _CHUNK])) + 1
+        return out
 
     @property
     def size(self) -> int:
@@ -122,7 +133,7 @@ def _within_bucket(e_art: np.ndarray, e_rank: np.ndarray, e_w: np.ndarray,
     if len(e_art) == 0 or len(q_art) == 0:
         return np.zeros(len(q_art)), np.zeros(len(q_art))
     order = np.lexsort((e_rank, e_art))
-    key = e_art[order] * n_ranks + e_rank[order]
+    key = e_art[order].astype(np.int64) * n_ranks + e_rank[order]
     cs = np.concatenate([[0.0], np.cumsum(e_w[order])])
     hi = np.searchsorted(key, q_art * n_ranks + q_rank, side="left")
     lo = np.searchsorted(key, q_art * n_ranks, side="left")
@@ -156,19 +167,35 @@ def article_stats(events: EventArrays, queries: QueryRows, n_articles: int, *,
     kinds = []  # (article, ts, rank) of clicks then exposures; drop unknown articles
     # history clicks count as clicks at their `as_of` time: a store seeded with them does too
     clicks = (np.concatenate([hist_a, click_a]), np.concatenate([events.hist_ts, events.click_ts]))
+    # the exposures are one row per shown item (the bulk of the log): no copy of them when
+    # every article is known, and their passes run in chunks
     for art, ts in (clicks, (exp_a, events.exp_ts)):
         keep = art >= 0
-        kinds.append((art[keep].astype(np.int64), ts[keep], ranks(ts[keep])))
-    all_ts = np.concatenate([kinds[0][1], kinds[1][1], row_ts])
-    if len(all_ts) == 0:
+        if not keep.all():
+            art, ts = art[keep], ts[keep]
+        del keep
+        kinds.append((art, np.asarray(ts, dtype=np.float64), ranks(ts)))
+    if sum(len(k[1]) for k in kinds) + len(row_ts) == 0:
         return out
-    t0 = float(np.floor(all_ts.min()))
-    bucket = [np.floor((k[1] - t0) / bucket_seconds).astype(np.int64) for k in kinds]
-    row_bucket = np.floor((row_ts - t0) / bucket_seconds).astype(np.int64)
+    t0 = float(np.floor(min(float(a.min()) for a in (kinds[0][1], kinds[1][1], row_ts)
+                            if len(a))))
+
+    def bucket_of(ts: np.ndarray) -> np.ndarray:
+        b = np.empty(len(ts), np.int64)
+        for lo in range(0, len(ts), _CHUNK):
+            b[lo:lo + _CHUNK] = np.floor((ts[lo:lo + _CHUNK] - t0) / bucket_seconds)
+        return b
+
+    row_bucket = bucket_of(row_ts)
     sorted_ev = []
-    for (art, ts, rk), b in zip(kinds, bucket, strict=True):
-        o = np.argsort(b, kind="stable")
-        sorted_ev.append((art[o], ts[o], rk[o], b[o]))
+    for art, ts, rk in kinds:
+        b = bucket_of(ts)
+        # a time-ordered log is already bucket-ordered: the stable sort would be the identity
+        if len(b) and not bool(np.all(b[1:] >= b[:-1])):
+            o = np.argsort(b, kind="stable")
+            art, ts, rk, b = art[o], ts[o], rk[o], b[o]
+        sorted_ev.append((art, ts, rk, b))
+    del kinds
     row_order = np.argsort(row_bucket, kind="stable")
     sorted_rb = row_bucket[row_order]
 

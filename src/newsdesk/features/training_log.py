@@ -52,88 +52,117 @@ def _epoch(col: str) -> pl.Expr:
     return pl.col(col).dt.epoch("us").cast(pl.Float64) / 1e6
 
 
+def _label_hits(q: np.ndarray, akey: np.ndarray, hit_q: np.ndarray, hit_key: np.ndarray,
+                n_keys: int, chunk: int = 1 << 22) -> np.ndarray:
+    """(R,) int8: 1 where the row's (q, akey) is among the hit pairs; chunked to bound memory."""
+    hits = np.unique(hit_q.astype(np.int64) * (n_keys + 1) + hit_key.astype(np.int64))
+    out = np.zeros(len(q), np.int8)
+    if len(hits) == 0:
+        return out
+    for lo in range(0, len(q), chunk):
+        k = q[lo:lo + chunk].astype(np.int64) * (n_keys + 1) + akey[lo:lo + chunk]
+        pos = np.minimum(np.searchsorted(hits, k), len(hits) - 1)
+        out[lo:lo + chunk] = (hits[pos] == k) & (akey[lo:lo + chunk] >= 0)
+    return out
+
+
 def load_log(dataset_dir: Path, attribution_window_s: float = 3600.0) -> LogArrays:
-    """Read a dataset directory into LogArrays (see the module docstring)."""
+    """Read a dataset directory into LogArrays (see the module docstring).
+
+    Memory: ids are coded to integers before the slates are exploded (the exploded exposures
+    are narrow numeric columns, ~29 bytes per shown item), and the impressions' article id
+    lists are cast to integer codes while they are scanned, so the log's strings are never
+    held one row per shown item."""
     ds = Dataset(dataset_dir)
     arts = ds.read("articles")
     articles = [Article.model_construct(**row) for row in arts.iter_rows(named=True)]
-    art_index = pl.DataFrame({"article_id": arts["article_id"],
-                              "aidx": np.arange(len(arts), dtype=np.int64)})
-    imp = (ds.scan("impressions")
-           .select("request_id", "user_id", _epoch("timestamp").alias("ts"), "article_ids")
-           .collect().sort("ts", maintain_order=True).with_row_index("q"))
+    n_arts = len(arts)
+    imp_lf = ds.scan("impressions")
     clk = (ds.scan("interactions").filter(pl.col("type") == "click")
            .select("user_id", "article_id", _epoch("timestamp").alias("ts"), "request_id")
            .collect().sort("ts", maintain_order=True))
     hist = ds.read("histories")
-    users = pl.concat([imp["user_id"], clk["user_id"], hist["user_id"]]).unique().sort()
-    user_index = pl.DataFrame({"user_id": users, "ucode": np.arange(len(users), dtype=np.int64)})
-
-    seen = [clk["article_id"], hist["article_ids"].explode().drop_nulls(),
-            imp["article_ids"].explode().drop_nulls()]
+    imp_ids = (imp_lf.select(pl.col("article_ids").explode().drop_nulls().cast(pl.Utf8)
+                             .unique()).collect(engine="streaming").to_series())
+    seen = [clk["article_id"], hist["article_ids"].explode().drop_nulls(), imp_ids]
     extra_ids = sorted(set(pl.concat([x.cast(pl.Utf8) for x in seen]).unique().to_list())
                        - set(arts["article_id"].to_list()))
-    key_index = pl.DataFrame({
-        "article_id": pl.Series(arts["article_id"].to_list() + extra_ids, dtype=pl.Utf8),
-        "akey": np.arange(len(arts) + len(extra_ids), dtype=np.int64)})
+    key_ids = arts["article_id"].to_list() + extra_ids
+    n_keys = len(key_ids)
+    key_index = pl.DataFrame({"article_id": pl.Series(key_ids, dtype=pl.Utf8),
+                              "akey": np.arange(n_keys, dtype=np.int64)})
+    # article ids -> statistics keys while scanning: an Enum's physical code is the key
+    enum = pl.Enum(key_ids)
+    imp = (imp_lf.select(
+        "request_id", "user_id", _epoch("timestamp").alias("ts"),
+        pl.col("article_ids").cast(pl.List(pl.Utf8)).cast(pl.List(enum))
+        .list.eval(pl.element().to_physical().cast(pl.Int32)).alias("akey"))
+        .collect(engine="streaming").sort("ts", maintain_order=True).with_row_index("q"))
+    users = pl.concat([imp["user_id"], clk["user_id"], hist["user_id"]]).unique().sort()
+    user_index = pl.DataFrame({"user_id": users, "ucode": np.arange(len(users), dtype=np.int64)})
+    imp = imp.join(user_index, on="user_id", how="left", maintain_order="left").drop("user_id")
 
     def code(df: pl.DataFrame) -> pl.DataFrame:
-        df = df.join(user_index, on="user_id", how="left")
-        if "article_id" in df.columns:
-            df = df.join(art_index, on="article_id", how="left").with_columns(
-                pl.col("aidx").fill_null(-1))
-            df = df.join(key_index, on="article_id", how="left").with_columns(
-                pl.col("akey").fill_null(-1))
-        return df
+        df = df.join(user_index, on="user_id", how="left", maintain_order="left")
+        df = df.join(key_index, on="article_id", how="left", maintain_order="left")
+        return df.with_columns(
+            pl.when(pl.col("akey") < n_arts).then(pl.col("akey")).otherwise(-1).alias("aidx"),
+            pl.col("akey").fill_null(-1))
 
     clk = code(clk)
     exp = imp.select(
-        "q", "request_id", "user_id", "ts", pl.col("article_ids").alias("article_id"),
-        pl.int_ranges(0, pl.col("article_ids").list.len()).alias("pos"),
-    ).explode(["article_id", "pos"])
-    exp = code(exp)
+        "q", "ts", pl.col("ucode").cast(pl.Int32), "akey",
+        pl.int_ranges(0, pl.col("akey").list.len(), dtype=pl.Int32).alias("pos"),
+    ).explode(["akey", "pos"])
+    exp = exp.with_columns(pl.col("akey").fill_null(-1)).with_columns(
+        pl.when(pl.col("akey") < n_arts).then(pl.col("akey")).otherwise(-1).alias("aidx"))
+    exp = exp.select("q", "ts", "ucode", "aidx", "akey", "pos").rechunk()
+    q_np, key_np = exp["q"].to_numpy(), exp["akey"].to_numpy()
     if clk["request_id"].null_count() < len(clk):
-        clicked = clk.filter(pl.col("request_id").is_not_null()).select(
-            "request_id", "article_id").unique().with_columns(pl.lit(1).alias("label"))
-        exp = exp.join(clicked, on=["request_id", "article_id"], how="left")
+        clicked = (clk.filter(pl.col("request_id").is_not_null() & (pl.col("akey") >= 0))
+                   .select("request_id", "akey").unique()
+                   .join(imp.select("request_id", "q"), on="request_id"))
     else:
-        cand = exp.select("q", "user_id", "article_id", "ts").join(
-            clk.select("user_id", "article_id", pl.col("ts").alias("cts")),
-            on=["user_id", "article_id"])
-        hits = cand.filter((pl.col("cts") >= pl.col("ts"))
-                           & (pl.col("cts") < pl.col("ts") + attribution_window_s))
-        exp = exp.join(hits.select("q", "article_id").unique()
-                       .with_columns(pl.lit(1).alias("label")), on=["q", "article_id"], how="left")
-    exp = exp.with_columns(pl.col("label").fill_null(0).cast(pl.Int8)).sort(["q", "pos"])
+        cand = (imp.select("q", "ucode", "ts", "akey").explode("akey").drop_nulls("akey")
+                .join(clk.filter(pl.col("akey") >= 0)
+                      .select("ucode", "akey", pl.col("ts").alias("cts")),
+                      on=["ucode", "akey"]))
+        clicked = cand.filter((pl.col("cts") >= pl.col("ts"))
+                              & (pl.col("cts") < pl.col("ts") + attribution_window_s))
+    label = _label_hits(q_np, key_np, clicked["q"].to_numpy(), clicked["akey"].to_numpy(),
+                        n_keys)
+    del clicked
+    exp = exp.with_columns(pl.Series("label", label, dtype=pl.Int8))
+    del label, q_np, key_np
 
-    all_ts = np.concatenate([imp["ts"].to_numpy(), clk["ts"].to_numpy()])
+    imp_ts = imp["ts"].to_numpy()
+    all_ts = np.concatenate([imp_ts, clk["ts"].to_numpy()])
     t_first = float(all_ts.min()) if len(all_ts) else 0.0
     h = code(hist.select("user_id", "article_ids", "as_of").explode("article_ids")
              .rename({"article_ids": "article_id"}).drop_nulls("article_id"))
     h_ts = (h.select(_epoch("as_of").fill_null(t_first - 1.0))["as_of"].to_numpy()
             if len(h) else np.zeros(0))
-    imp_ts = imp["ts"].to_numpy()
+    counts = {"articles": n_arts, "impressions": len(imp), "exposures": len(exp),
+              "clicks": len(clk), "history_clicks": len(h), "users": len(users)}
+    del imp
+    # the exposure arrays are read-only views of the exposures frame's columns (no copies)
     events = EventArrays(
         user_ids=users.to_list(),
         click_user=clk["ucode"].to_numpy().astype(np.int64),
         click_article=clk["aidx"].to_numpy().astype(np.int64),
         click_ts=clk["ts"].to_numpy().astype(np.float64),
-        exp_article=exp["aidx"].to_numpy().astype(np.int64),
-        exp_ts=exp["ts"].to_numpy().astype(np.float64),
+        exp_article=exp["aidx"].to_numpy(),
+        exp_ts=exp["ts"].to_numpy(),
         hist_user=h["ucode"].to_numpy().astype(np.int64) if len(h) else np.zeros(0, np.int64),
         hist_article=h["aidx"].to_numpy().astype(np.int64) if len(h) else np.zeros(0, np.int64),
         hist_ts=h_ts.astype(np.float64),
         click_key=clk["akey"].to_numpy().astype(np.int64),
-        exp_key=exp["akey"].to_numpy().astype(np.int64),
+        exp_key=exp["akey"].to_numpy(),
         hist_key=h["akey"].to_numpy().astype(np.int64) if len(h) else np.zeros(0, np.int64),
-        n_keys=len(key_index),
+        n_keys=n_keys,
     )
     t_range = (float(imp_ts.min()), float(imp_ts.max())) if len(imp_ts) else (t_first, t_first)
-    counts = {"articles": len(arts), "impressions": len(imp), "exposures": len(exp),
-              "clicks": len(clk), "history_clicks": len(h), "users": len(users)}
-    return LogArrays(articles, events,
-                     exp.select("q", "ts", "ucode", "aidx", "akey", "pos", "label"),
-                     imp_ts, t_range, counts, key_index["article_id"].to_list())
+    return LogArrays(articles, events, exp, imp_ts, t_range, counts, key_ids)
 
 
 def ranker_queries(log: LogArrays, lo: float, hi: float, max_queries: int,
