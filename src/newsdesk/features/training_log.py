@@ -169,13 +169,18 @@ def ranker_queries(log: LogArrays, lo: float, hi: float, max_queries: int,
                    rng: np.random.Generator) -> QuerySet:
     """Impressions with lo <= ts < hi having both a click and a non-click, at most
     max_queries of them (uniform sample), as query-sorted rows."""
-    per_q = (log.exposures.filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
+    # lazy + streaming: the per-shown-item log is aggregated in morsels, never copied whole
+    per_q = (log.exposures.lazy().filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
              .group_by("q").agg(pl.col("label").sum().alias("c"), pl.len().alias("n"))
-             .filter((pl.col("c") > 0) & (pl.col("c") < pl.col("n"))).sort("q"))
+             .filter((pl.col("c") > 0) & (pl.col("c") < pl.col("n"))).sort("q")
+             .collect(engine="streaming"))
     qs = per_q["q"].to_numpy()
     if len(qs) > max_queries:
         qs = np.sort(rng.choice(qs, size=max_queries, replace=False))
-    rows = log.exposures.join(pl.DataFrame({"q": qs}), on="q", how="semi").sort(["q", "pos"])
+    rows = (log.exposures.lazy()
+            .join(pl.LazyFrame({"q": pl.Series(qs, dtype=log.exposures["q"].dtype)}),
+                  on="q", how="semi")
+            .collect(engine="streaming").sort(["q", "pos"]))
     q_of_row = rows["q"].to_numpy()
     new_q = np.searchsorted(qs, q_of_row)
     first = rows.group_by("q", maintain_order=True).agg(pl.col("ucode").first(),
