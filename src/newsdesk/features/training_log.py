@@ -117,13 +117,15 @@ def load_log(dataset_dir: Path, attribution_window_s: float = 3600.0) -> LogArra
     exp = exp.with_columns(pl.col("akey").fill_null(-1)).with_columns(
         pl.when(pl.col("akey") < n_arts).then(pl.col("akey")).otherwise(-1).alias("aidx"))
     exp = exp.select("q", "ts", "ucode", "aidx", "akey", "pos").rechunk()
+    imp = imp.drop("akey")  # the slates' lists: exploded into `exp` now
     q_np, key_np = exp["q"].to_numpy(), exp["akey"].to_numpy()
     if clk["request_id"].null_count() < len(clk):
         clicked = (clk.filter(pl.col("request_id").is_not_null() & (pl.col("akey") >= 0))
                    .select("request_id", "akey").unique()
                    .join(imp.select("request_id", "q"), on="request_id"))
     else:
-        cand = (imp.select("q", "ucode", "ts", "akey").explode("akey").drop_nulls("akey")
+        cand = (exp.select("q", "ucode", "ts", "akey").filter(pl.col("akey") >= 0)
+                .with_columns(pl.col("ucode").cast(pl.Int64), pl.col("akey").cast(pl.Int64))
                 .join(clk.filter(pl.col("akey") >= 0)
                       .select("ucode", "akey", pl.col("ts").alias("cts")),
                       on=["ucode", "akey"]))
