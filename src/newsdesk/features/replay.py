@@ -88,8 +88,8 @@ class _TimeRanks:
                  for a in arrays for lo in range(0, len(a), _CHUNK)]
         self.values = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
 
-    def __call__(self, ts: np.ndarray) -> np.ndarray:
-        out = np.empty(len(ts), np.int64)
+    def __call__(self, ts: np.ndarray, dtype: type = np.int64) -> np.ndarray:
+        out = np.empty(len(ts), dtype)
         for lo in range(0, len(ts), _CHUNK):
             out[lo:lo + _CHUNK] = np.searchsorted(self.values, _us(ts[lo:lo + _CHUNK])) + 1
         return out
@@ -133,7 +133,7 @@ def _within_bucket(e_art: np.ndarray, e_rank: np.ndarray, e_w: np.ndarray,
     if len(e_art) == 0 or len(q_art) == 0:
         return np.zeros(len(q_art)), np.zeros(len(q_art))
     order = np.lexsort((e_rank, e_art))
-    key = e_art[order].astype(np.int64) * n_ranks + e_rank[order]
+    key = e_art[order].astype(np.int64) * n_ranks + e_rank[order].astype(np.int64)
     cs = np.concatenate([[0.0], np.cumsum(e_w[order])])
     hi = np.searchsorted(key, q_art * n_ranks + q_rank, side="left")
     lo = np.searchsorted(key, q_art * n_ranks, side="left")
@@ -174,14 +174,19 @@ def article_stats(events: EventArrays, queries: QueryRows, n_articles: int, *,
         if not keep.all():
             art, ts = art[keep], ts[keep]
         del keep
-        kinds.append((art, np.asarray(ts, dtype=np.float64), ranks(ts)))
+        # event ranks are stored compactly (widened where combined in `_within_bucket`)
+        compact = np.int32 if ranks.size < 2**31 else np.int64
+        kinds.append((art, np.asarray(ts, dtype=np.float64), ranks(ts, compact)))
     if sum(len(k[1]) for k in kinds) + len(row_ts) == 0:
         return out
     t0 = float(np.floor(min(float(a.min()) for a in (kinds[0][1], kinds[1][1], row_ts)
                             if len(a))))
 
+    t_max = max(float(a.max()) for a in (kinds[0][1], kinds[1][1], row_ts) if len(a))
+    b_type = np.int32 if (t_max - t0) / bucket_seconds < 2**31 - 2 else np.int64
+
     def bucket_of(ts: np.ndarray) -> np.ndarray:
-        b = np.empty(len(ts), np.int64)
+        b = np.empty(len(ts), b_type)
         for lo in range(0, len(ts), _CHUNK):
             b[lo:lo + _CHUNK] = np.floor((ts[lo:lo + _CHUNK] - t0) / bucket_seconds)
         return b
@@ -202,7 +207,9 @@ def article_stats(events: EventArrays, queries: QueryRows, n_articles: int, *,
     decayed = np.zeros((2, n_articles))  # decayed clicks, impressions at time `cur`
     counts = np.zeros((2, n_articles))
     cur = t0
-    buckets = np.unique(np.concatenate([sorted_rb, *(e[3] for e in sorted_ev)]))
+    buckets = np.unique(np.concatenate(  # chunked: no (N,) copy of the bucket arrays
+        [np.unique(b[lo:lo + _CHUNK]) for b in (sorted_rb, *(e[3] for e in sorted_ev))
+         for lo in range(0, len(b), _CHUNK)] or [np.zeros(0, b_type)]))
     for k in buckets:
         start = t0 + k * bucket_seconds
         decayed *= np.exp(-lam * (start - cur))
