@@ -354,13 +354,23 @@ def sweep(url: str, path: str, first: tuple[float, float], steps: list[float],
     return results
 
 
+MAX_DEGRADED_SHARE = 0.01
+
+
 def _passes(r: dict[str, Any]) -> bool:
     return (r["p99_ms"] < TARGET_P99_MS and not r["errors"]
             and r["achieved_rps"] >= 0.9 * r["target_rps"])
 
 
-def max_rate(results: list[dict[str, Any]]) -> float:
-    return max((r["achieved_rps"] for r in results if _passes(r)), default=0.0)
+def _degraded_share(r: dict[str, Any]) -> float:
+    return r.get("degraded", 0) / max(1, r.get("requests", 0))
+
+
+def max_rate(results: list[dict[str, Any]], max_degraded_share: float = 1.0) -> float:
+    """Highest achieved rate with p99 under 50 ms, no errors and at most that share of
+    degraded (fallback) answers: a fallback is an answer, but not the personalised one."""
+    return max((r["achieved_rps"] for r in results
+                if _passes(r) and _degraded_share(r) <= max_degraded_share), default=0.0)
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -430,6 +440,7 @@ def main() -> None:
         stop(trivial)
 
     mx, base_mx = max_rate(rates), max_rate(baseline)
+    mx_personal = max_rate(rates, MAX_DEGRADED_SHARE)
     r200 = rates[0]
     summary = {
         "benchmark": "serve_load", "quick": quick, "embedder": args.embedder,
@@ -442,6 +453,10 @@ def main() -> None:
         "max_rps_p99_under_50ms": mx,
         "baseline_max_rps_p99_under_50ms": base_mx,
         "ratio_vs_trivial": round(mx / base_mx, 3) if base_mx else None,
+        # the same with at most MAX_DEGRADED_SHARE of answers from the fallback chain
+        "max_rps_p99_under_50ms_personalised": mx_personal,
+        "ratio_vs_trivial_personalised": round(mx_personal / base_mx, 3) if base_mx else None,
+        "degraded_share_at_200rps": round(_degraded_share(r200), 4),
         "server_stage_means": stages,
         "events": ev,
         "events_per_s": ev["events_per_s"],
@@ -457,7 +472,10 @@ def main() -> None:
     }
     print(json.dumps({k: summary[k] for k in ("max_rps_p99_under_50ms",
                                               "baseline_max_rps_p99_under_50ms",
-                                              "ratio_vs_trivial", "events_per_s",
+                                              "ratio_vs_trivial",
+                                              "max_rps_p99_under_50ms_personalised",
+                                              "ratio_vs_trivial_personalised",
+                                              "degraded_share_at_200rps", "events_per_s",
                                               "server_rss_mib", "targets")}, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
