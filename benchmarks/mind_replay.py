@@ -171,8 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         from newsdesk.evaluation.bootstrap import PairedComparison
         from newsdesk.evaluation.report import EvaluationReport
 
-        cmps = [PairedComparison(**{k: v for k, v in c.items() if k != "significant"})
-                for c in result["comparisons"]]
+        cmps = [PairedComparison.from_dict(c) for c in result["comparisons"]]
         EvaluationReport("MIND sample: streaming replay of the last day", result["systems"],
                          cmps, meta={"data": result["data"]}).write(args.report)
     return 0

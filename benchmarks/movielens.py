@@ -210,8 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         from newsdesk.evaluation.bootstrap import PairedComparison
         from newsdesk.evaluation.report import EvaluationReport
 
-        cmps = [PairedComparison(**{k: v for k, v in c.items() if k != "significant"})
-                for c in result["comparisons"]]
+        cmps = [PairedComparison.from_dict(c) for c in result["comparisons"]]
         EvaluationReport("MovieLens 100K, temporal top-10", result["systems"], cmps,
                          meta={"users": result["users_evaluated"]}).write(args.report)
     return 0

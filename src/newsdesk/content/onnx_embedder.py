@@ -28,6 +28,7 @@ import numpy as np
 from newsdesk.content.embedder import Embedder
 from newsdesk.content.sentence_transformer import (
     DEFAULT_MAX_SEQ_LENGTH,
+    check_batching,
     check_texts,
     offline_environment,
     resolve_model,
@@ -175,10 +176,7 @@ class OnnxEmbedder(Embedder):
         max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
         threads: int | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
-        if not 8 <= max_seq_length <= 512:
-            raise ConfigError(f"max_seq_length: must be in [8, 512], got {max_seq_length}")
+        check_batching(batch_size, max_seq_length)
         model_dir, model_name = resolve_model(model_path)
         ort = require("onnxruntime", "ml")
         tokenizers = require("tokenizers", "ml")

