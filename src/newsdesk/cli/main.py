@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "newsdesk.cli.experiment_cmds",
     "newsdesk.cli.serve_cmds",
     "newsdesk.cli.model_cmds",
+    "newsdesk.cli.store_cmds",
 ]
 
 app = typer.Typer(

@@ -76,6 +76,10 @@ class ServeSettings(BaseSettings):
     # rare; the event log holds every event regardless, and close() always snapshots.
     online_store_snapshot_s: float = Field(default=300.0, ge=10)
 
+    # Load the online store from dataset_dir at start (in the background, idempotent: a
+    # marker in the store says what is already loaded). Off: readers start cold.
+    bootstrap_store: bool = True
+
     # Catalog liveness: an article older than this (hours) is not live even without expires_at.
     live_max_age_hours: float | None = Field(default=None, gt=0)
 

@@ -30,8 +30,11 @@ async def readyz(request: Request) -> Response:
     log_ok = bool(svc.event_log.health().get("ok", False))
     checks = {"model": svc.registry.ready, "online_store": bool(store_ok), "event_log": log_ok}
     ready = all(checks.values())
-    return json_response({"status": "ready" if ready else "not_ready",
-                          "model_version": svc.registry.version, "checks": checks},
+    # while the store loads from the dataset the service serves (readers not yet loaded are
+    # answered cold): ready to take traffic, and says so
+    status = ("loading" if svc.bootstrap.loading else "ready") if ready else "not_ready"
+    return json_response({"status": status, "model_version": svc.registry.version,
+                          "checks": checks, "bootstrap": svc.bootstrap.status()},
                          200 if ready else 503)
 
 
