@@ -15,6 +15,7 @@ object and the field, so a negative test can mutate a manifest and look for its 
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -317,6 +318,36 @@ def check_dockerfile(text: str, routes: set[str], name: str = "Dockerfile") -> l
             if settings is not None and int(match.group(1)) != settings.port:
                 problems.append(f"{name} line {hc.line}: HEALTHCHECK port {match.group(1)} "
                                 f"!= --port {settings.port}")
+    return problems
+
+
+def check_dockerignore(dockerfile: str, dockerignore: str,
+                       name: str = "Dockerfile.dockerignore") -> list[str]:
+    """Every path the Dockerfile COPYs from the context survives the ignore file."""
+    patterns = [line.strip() for line in dockerignore.splitlines()
+                if line.strip() and not line.strip().startswith("#")]
+
+    def ignored(path: str) -> bool:
+        verdict = False
+        for pattern in patterns:  # the last matching pattern decides, as in Docker
+            negate = pattern.startswith("!")
+            glob = pattern.lstrip("!").rstrip("/")
+            if fnmatch.fnmatch(path, glob) or path.startswith(glob + "/"):
+                verdict = not negate
+        return verdict
+
+    problems = []
+    for stage in parse_dockerfile(dockerfile):
+        for ins in stage:
+            if ins.keyword not in {"COPY", "ADD"}:
+                continue
+            words = [w for w in _exec_form(ins.value) if not w.startswith("--")]
+            if any(w.startswith("--from") for w in shlex.split(ins.value)):
+                continue
+            for source in words[:-1]:
+                if ignored(os.path.normpath(source)):
+                    problems.append(f"{name}: excludes {source!r}, which the Dockerfile's line "
+                                    f"{ins.line} copies")
     return problems
 
 

