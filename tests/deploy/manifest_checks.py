@@ -78,7 +78,7 @@ def k8s_documents(directory: Path = DEPLOY_DIR / "k8s") -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for path in sorted(directory.glob("*.yaml")):
         for doc in load_yaml_documents(path):
-            doc.setdefault("__file__", path.name)
+            doc.setdefault("__file__", path.name)  # for messages; not a Kubernetes field
             docs.append(doc)
     return docs
 

