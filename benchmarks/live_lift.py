@@ -14,8 +14,13 @@
      experiment (trending by decayed clicks, then latest), clicks posted back likewise;
    * random — k live articles uniformly at random;
    * oracle — the k live articles with the highest true click probability for that reader at
-     that time (`World.oracle_slate`), the ceiling no policy can beat in expectation.
-4. Reports per policy: live CTR (clicks / shown) with a 95% interval, the expected CTR of the
+     that time (`World.oracle_slate`), the ceiling no policy can beat in expectation;
+   * oracle_unread — the same without the articles the reader already clicked (a product never
+     re-shows a read article; the plain oracle shows a heavy reader the same slate again).
+4. With --diagnose N (default 500), decomposes where the clicks go in process (see
+   `diagnose`): candidate recall, ranking, re-ranking rules, and which latent part of the click
+   model (interest, quality, freshness) costs most when estimated from the store.
+5. Reports per policy: live CTR (clicks / shown) with a 95% interval, the expected CTR of the
    slates under the true model (the same quantity without click noise), and the ratio of each
    to the oracle's; and the lift of newsdesk over trending with a paired bootstrap interval
    (same readers at the same times, so the requests pair up).
@@ -131,16 +136,39 @@ def draw_clicks(world: Any, user: int, slate: list[int], t: float, seed: int, i:
     return np.random.default_rng([seed, i]).random(len(slate)) < p, p
 
 
-def offline_policy(name: str, world: Any, users: np.ndarray, times: np.ndarray
-                   ) -> list[list[int]]:
+def offline_policy(name: str, world: Any, users: np.ndarray, times: np.ndarray,
+                   sim: Path, seed: int) -> list[list[int]]:
+    """Slates of a policy computed from the world. `oracle_unread` is the oracle without the
+    articles the reader already clicked (dataset history and clicks, and clicks drawn earlier
+    in this run), as a product that never re-shows a read article would be."""
     rng = np.random.default_rng(99)
+    read: dict[int, set[int]] = {}
+    if name == "oracle_unread":
+        import polars as pl
+
+        from newsdesk.data.dataset import Dataset
+
+        ds = Dataset(sim)
+        rows = pl.concat([
+            ds.read("histories").select("user_id", pl.col("article_ids").alias("a"))
+            .explode("a"),
+            ds.read("interactions").filter(pl.col("type") == "click")
+            .select("user_id", pl.col("article_id").alias("a"))])
+        for u, a in rows.iter_rows():
+            read.setdefault(int(u[1:]), set()).add(int(a[1:]))
     out = []
-    for u, t in zip(users, times, strict=True):
-        if name == "oracle":
-            out.append(world.oracle_slate(int(u), float(t), K).tolist())
-        else:
-            live = world.live_articles(float(t))
+    for i, (u, t) in enumerate(zip(users.tolist(), times.tolist(), strict=True)):
+        live = world.live_articles(t)
+        if name == "random":
             out.append(rng.choice(live, size=min(K, len(live)), replace=False).tolist())
+            continue
+        seen = read.get(u, set())
+        cand = live[~np.isin(live, list(seen))] if seen else live
+        slate = world.oracle_slate(u, t, K, candidates=cand).tolist()
+        out.append(slate)
+        if name == "oracle_unread":
+            clicked, _ = draw_clicks(world, u, slate, t, seed, i)
+            read.setdefault(u, set()).update(np.asarray(slate)[clicked].tolist())
     return out
 
 
@@ -182,6 +210,87 @@ def paired_lift(a: np.ndarray, b: np.ndarray, shown_a: np.ndarray, shown_b: np.n
             "ci_high": float(np.quantile(boot, 0.975))}
 
 
+def diagnose(sim: Path, bundles: Path, world: Any, users: np.ndarray, t0: float
+             ) -> dict[str, float]:
+    """Where the clicks go, in process at t0 (no feedback loop): expected clicks per slate of
+    each stage's best slate as a share of the oracle's.
+
+    oracle_unread      the oracle without articles the reader already clicked (never re-shown)
+    candidate_ceiling  the best k of newsdesk's candidate pool by true attraction (recall)
+    ranker_candidates  newsdesk's ranker's top k of that pool, no re-ranking rules (ranking)
+    newsdesk           the full recommend() with the surface's rules (category cap, near-dup)
+    and the oracle's formula with one latent part replaced by an estimate from the store:
+    est_interest       topic interests from the reader's clicks (Dirichlet prior 0.5)
+    est_quality        quality from smoothed CTR (clicks + 1) / (impressions + 20), z-scored
+    est_freshness      every article decays with the median half-life instead of its own
+    """
+    import json as _json
+
+    from newsdesk.content import make_embedder
+    from newsdesk.features.bootstrap import bootstrap_store
+    from newsdesk.features.memory_store import MemoryOnlineStore
+    from newsdesk.models.base import RequestContext
+    from newsdesk.models.bundle import load_recommender
+
+    bundle = sorted(p.parent for p in bundles.glob("*/manifest.json"))[-1]
+    store = MemoryOnlineStore()
+    bootstrap_store(store, sim)
+    short = _json.loads((bundle / "manifest.json").read_text())["embedder"]["short_name"]
+    rec = load_recommender(bundle, store, embedder=make_embedder(short))
+    cat, c, n_topics = rec.ws.catalog, world.config, world.n_topics
+    live = world.live_articles(t0)
+    topic = world.article_topic[live]
+    stats = store.stats_matrix([f"a{a}" for a in live], t0)
+    log_ctr = np.log((stats[:, 2] + 1.0) / (stats[:, 3] + 20.0))
+    q_est = (log_ctr - log_ctr.mean()) / max(float(log_ctr.std()), 1e-9)
+    age = np.maximum(t0 - world.article_published[live], 0.0)
+    fresh_est = np.exp2(-age / float(np.median(world.article_half_life)))
+    fresh = world.freshness(live, t0)
+
+    def attraction(theta: np.ndarray, quality: np.ndarray, freshness: np.ndarray
+                   ) -> np.ndarray:
+        logit = (c.click_bias + c.interest_weight * np.log1p(n_topics * theta[topic])
+                 + c.quality_weight * quality)
+        return freshness / (1.0 + np.exp(-logit))
+
+    acc: dict[str, list[float]] = {k: [] for k in (
+        "oracle", "oracle_unread", "candidate_ceiling", "ranker_candidates", "newsdesk",
+        "est_interest", "est_quality", "est_freshness")}
+    for u in users.tolist():
+        def clicks_of(articles: Any, u: int = u) -> float:
+            a = np.asarray(articles, dtype=np.int64)[:K]
+            return float(world.click_probability(u, a, t0, np.arange(len(a))).sum())
+
+        def best(pool: np.ndarray, scores: np.ndarray, u: int = u) -> float:
+            return clicks_of(pool[np.argsort(-scores, kind="stable")[:K]], u)
+
+        view = rec.ws.view(f"u{u}", t0)
+        read = {int(cat.ids[i][1:]) for i in view.known_clicks.tolist()}
+        unread = np.asarray([a for a in live if a not in read], dtype=np.int64)
+        idx, _ = rec.candidate_pool(view)
+        pool = np.asarray([int(cat.ids[i][1:]) for i in idx.tolist()], dtype=np.int64)
+        pool = pool[~np.isin(pool, list(read))]
+        pool_ids = [f"a{a}" for a in pool]
+        ranked = rec.ranker.predict(rec._build(view, cat.lookup(pool_ids), pool_ids))
+        out = rec.recommend(RequestContext(user_id=f"u{u}", k=K, now=t0))
+        theta = world.user_theta[u].astype(np.float64)
+        mine = [int(x.article_id[1:]) for x in store.user_clicks(f"u{u}")]
+        counts = np.bincount(world.article_topic[mine], minlength=n_topics) if mine else \
+            np.zeros(n_topics)
+        theta_est = (counts + 0.5) / (counts.sum() + 0.5 * n_topics)
+        q = world.article_quality[live]
+        acc["oracle"].append(best(live, world.attraction(u, live, t0)))
+        acc["oracle_unread"].append(best(unread, world.attraction(u, unread, t0)))
+        acc["candidate_ceiling"].append(best(pool, world.attraction(u, pool, t0)))
+        acc["ranker_candidates"].append(best(pool, ranked))
+        acc["newsdesk"].append(clicks_of([int(x.article_id[1:]) for x in out]))
+        acc["est_interest"].append(best(live, attraction(theta_est, q, fresh)))
+        acc["est_quality"].append(best(live, attraction(theta, q_est, fresh)))
+        acc["est_freshness"].append(best(live, attraction(theta, q, fresh_est)))
+    oracle = float(np.mean(acc["oracle"]))
+    return {k: float(np.mean(v)) / oracle for k, v in acc.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -189,6 +298,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--requests", type=int, default=None)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--diagnose", type=int, default=500, metavar="N",
+                        help="Requests of the in-process decomposition (0: skip).")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from newsdesk.data.stats import dataset_stats
@@ -214,8 +325,8 @@ def main() -> None:
     runs["trending"] = serve_policy("trending", sim, bundles, work, world, users, t0, times,
                                     args.seed)
     runs["trending"]["wall_s"] = time.perf_counter() - t
-    for name in ("oracle", "random"):
-        runs[name] = {"slates": offline_policy(name, world, users, times)}
+    for name in ("oracle", "oracle_unread", "random"):
+        runs[name] = {"slates": offline_policy(name, world, users, times, sim, args.seed)}
 
     scored = {name: score(world, users, times, r["slates"], args.seed)
               for name, r in runs.items()}
@@ -251,8 +362,14 @@ def main() -> None:
                                    "met": bool(lift["lift"] >= 0.30 and lift["ci_low"] > 0)},
         },
     }
+    if args.diagnose:
+        result["decomposition_share_of_oracle"] = diagnose(
+            sim, bundles, world, users[: args.diagnose], t0)
+        print("where the clicks go (expected clicks, share of the oracle's, at t0):")
+        for name, share in result["decomposition_share_of_oracle"].items():
+            print(f"  {name:<20} {share:.3f}")
     print(f"{'policy':<10} {'CTR':>8} {'95% CI':>20} {'exp. CTR':>9} {'/oracle':>8}")
-    for name in ("oracle", "newsdesk", "trending", "random"):
+    for name in ("oracle", "oracle_unread", "newsdesk", "trending", "random"):
         s = systems[name]
         print(f"{name:<10} {s['ctr']:8.4f} [{s['ctr_ci95'][0]:.4f}, {s['ctr_ci95'][1]:.4f}] "
               f"{s['expected_ctr']:9.4f} {s.get('ratio_to_oracle', 1.0):8.3f}")
