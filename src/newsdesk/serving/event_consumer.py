@@ -56,7 +56,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from newsdesk.data.eventlog import AppendResult, Event, EventLog
@@ -269,7 +269,9 @@ class StreamApplier:
     # -- waiting for a batch (the ingestor) -------------------------------------------------
 
     def is_applied(self, seqs: Sequence[int]) -> bool:
-        """True once the group has applied every seq: delivered, and none still pending."""
+        """True once the group has applied every seq: delivered, and none still pending.
+        Seqs <= 0 (duplicates in `append`'s answer) are ignored."""
+        seqs = [s for s in seqs if s > 0]
         if not seqs:
             return True
         lo, hi = min(seqs), max(seqs)
@@ -284,7 +286,8 @@ class StreamApplier:
         return delivered is not None and seq_of(delivered) >= hi and not pending
 
     def append(self, events: list[Event]) -> tuple[AppendResult, list[int]]:
-        """Append to the shared log (the acknowledgement); returns the new records' seqs."""
+        """Append to the shared log (the acknowledgement); returns each record's seq, 0 for a
+        duplicate."""
         return self.log.append_seqs(events)
 
     async def wait_applied(self, seqs: Sequence[int], executor: Executor, *,
@@ -325,10 +328,8 @@ class StreamApplier:
             except Exception as exc:  # the store or Redis is down: retry, never die
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 if "NOGROUP" in str(exc):  # the stream or group was deleted: start over
-                    try:
+                    with suppress(StoreUnavailable):
                         self.ensure_group()
-                    except StoreUnavailable:
-                        pass
                 log.warning("event_consumer_error", consumer=self.consumer,
                             error=self.last_error)
                 self._stop.wait(backoff)

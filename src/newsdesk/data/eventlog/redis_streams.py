@@ -171,7 +171,7 @@ class RedisStreamEventLog(EventLog):
 
     def append_seqs(self, records: Iterable[Event | Mapping[str, Any]]
                     ) -> tuple[AppendResult, list[int]]:
-        """`append`, also returning the seq given to each new record (duplicates get none)."""
+        """`append`, also returning each record's seq, position by position (0: duplicate)."""
         events = coerce_batch(records)  # raises InvalidInput before anything is sent
         if self._closed:
             raise StoreUnavailable(f"redis event log {self.url} is closed")
@@ -182,8 +182,9 @@ class RedisStreamEventLog(EventLog):
             args += (KIND_OF[type(event)], event_key(event), event.model_dump_json())
         with self._errors("append"):
             out = self._append(keys=[self.stream_key, self.keys_key, self.seq_key], args=args)
-        seqs = [int(s) for s in out if int(s) > 0]
-        return AppendResult(accepted=len(seqs), duplicates=len(events) - len(seqs)), seqs
+        seqs = [int(s) for s in out]
+        accepted = sum(1 for s in seqs if s > 0)
+        return AppendResult(accepted=accepted, duplicates=len(events) - accepted), seqs
 
     # -- reading ---------------------------------------------------------------------------
 
