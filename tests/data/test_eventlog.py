@@ -232,3 +232,39 @@ def test_open_event_log_urls(tmp_path: Path) -> None:
     bare.close()
     with pytest.raises(ConfigError, match="unknown scheme 'kafka'"):
         open_event_log("kafka://broker:9092")
+
+
+@pytest.mark.redis
+def test_open_event_log_redis_url_and_prefix(redis_server: str) -> None:
+    from newsdesk.data.eventlog.redis_streams import RedisStreamEventLog
+    from newsdesk.features.redis_store import RedisOnlineStore
+
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    prefix = f"{tag}log:"  # named like the defaults: store "nd:", log "ndlog:"
+    log = open_event_log(f"{redis_server}?prefix={prefix}")
+    assert isinstance(log, RedisStreamEventLog)
+    assert log.stream_key == f"{prefix}stream" and log.url == redis_server
+    try:
+        log.append([click("e1")])
+        # clearing the online store (prefix "nd:") keeps the log ("ndlog:")
+        RedisOnlineStore(redis_server, prefix=f"{tag}:").clear()
+        assert open_event_log(redis_server).prefix == "ndlog:"
+        with open_event_log(f"{redis_server}?prefix={prefix}") as again:  # a second replica
+            assert [r.event_id for _, r in again.read()] == ["e1"]
+            assert again.append([click("e1"), click("e2")]).accepted == 1
+        assert log.count() == 2 and log.health()["events"] == 2
+    finally:
+        log.close()
+    with pytest.raises(ConfigError, match="'prefix'"):
+        open_event_log(f"{redis_server}?prefix=")
+
+
+@pytest.mark.redis
+def test_redis_log_unreachable_is_store_unavailable() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(StoreUnavailable, match="redis event log"):
+        open_event_log(f"redis://127.0.0.1:{port}/0")

@@ -7,6 +7,7 @@ a SIGKILL between XREADGROUP and EXEC leaves), or a real child process SIGKILLed
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -254,3 +255,42 @@ def test_no_consumer_without_a_shared_log_and_store(world: World, tmp_path: Path
     finally:
         sqlite_log.close()
     assert start_event_consumer(world.log, MemoryOnlineStore()) is None
+
+
+@pytest.mark.anyio
+async def test_app_on_a_shared_log_applies_clicks_and_served_slates_once(
+        tmp_path: Path, redis_process) -> None:  # noqa: ANN001
+    """The in-process app with a Redis store and a Redis Stream log: the ingestor waits for the
+    consumer; the exposure log's impressions are applied by the consumer only (not twice)."""
+    from newsdesk.data.dataset import DatasetWriter
+    from newsdesk.serving.app import create_app
+    from tests.serving.conftest import ctr_factory, make_articles, make_settings, running
+
+    articles = make_articles()
+    dataset = tmp_path / "dataset"
+    with DatasetWriter(dataset, source="test") as writer:
+        writer.table("articles").write_rows(a.model_dump() for a in articles)
+    url = redis_process.url
+    app = create_app(make_settings(tmp_path, dataset, online_store_url=url, event_log_url=url),
+                     recommender_factory=ctr_factory(articles))
+    async with running(app) as client:
+        ready = (await client.get("/readyz")).json()
+        assert ready["checks"]["event_consumer"] is True
+        ack = (await client.post("/v1/events", json={"events": [
+            {"type": "click", "event_id": "e1", "user_id": "u1", "article_id": "a003"}]})).json()
+        assert (ack["accepted"], ack["applied"]) == (1, True)
+        store = app.state.services.store
+        assert [c.article_id for c in store.user_clicks("u1")] == ["a003"]  # read-your-writes
+
+        body = (await client.post("/v1/recommendations", json={"user_id": "u2", "k": 5})).json()
+        shown = [it["article_id"] for it in body["items"]]
+        log = app.state.services.event_log
+        applier = app.state.services.ingestor.applier
+        deadline = time.monotonic() + 5
+        while not (log.count() == 2 and applier.health()["pending"] == 0
+                   and applier.health()["lag"] == 0):
+            assert time.monotonic() < deadline, applier.health()
+            await asyncio.sleep(0.01)  # the exposure logger is a task on this loop
+        now = app.state.services.clock()
+        assert [s.impressions for s in store.article_stats(shown, now)] == [1] * 5
+    assert applier.alive is False  # stopped with the app
