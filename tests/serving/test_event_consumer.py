@@ -138,6 +138,22 @@ def test_a_dead_consumers_entries_are_claimed_and_applied_once(world: World) -> 
     assert live.health()["pending"] == 0
 
 
+def test_reap_deletes_idle_consumers_with_nothing_pending_only(world: World) -> None:
+    live = StreamApplier(world.log, world.store, consumer="live")
+    live.ensure_group()
+    world.log.append(impressions("r", 4))
+    holder = StreamApplier(world.log, world.store, consumer="holder", batch=2)
+    holder.read(block=False)  # holds 2 entries
+    idle = StreamApplier(world.log, world.store, consumer="idle", batch=2)
+    drain(idle)  # applied the other 2: nothing pending
+    assert live.read(block=False) == []  # joins the group (nothing left to deliver)
+    time.sleep(0.05)
+    assert live.reap(idle_s=0.02) == 1
+    names = {c["name"] for c in world.log.client.xinfo_consumers(world.log.stream_key,
+                                                                  "appliers")}
+    assert names == {"live", "holder"}  # the holder's entries are still in the group
+
+
 def test_a_fenced_consumer_keeps_what_it_still_owns(world: World) -> None:
     """A claim aborts every in-flight batch; entries not taken are re-read and applied."""
     a = StreamApplier(world.log, world.store, consumer="a", batch=10, claim_idle_s=0.2)

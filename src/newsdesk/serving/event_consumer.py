@@ -88,6 +88,24 @@ if taken > 0 then redis.call('INCR', KEYS[2]) end
 return taken
 """
 
+# KEYS: stream. ARGV: group, me, min_idle_ms. Deletes consumers with nothing pending that
+# have been idle that long (replicas that restarted under a new name). Check and delete in one
+# script: a consumer must never be deleted while it holds entries (they would be lost from the
+# group); a live one deleted here is re-created by its next XREADGROUP.
+_REAP_LUA = """#!lua
+local gone = 0
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+  if info['name'] ~= ARGV[2] and tonumber(info['pending']) == 0
+     and tonumber(info['idle']) >= tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    gone = gone + 1
+  end
+end
+return gone
+"""
+
 EXACTLY_ONCE = "exactly_once"
 AT_LEAST_ONCE = "at_least_once"
 
@@ -141,6 +159,8 @@ class StreamApplier:
         same = getattr(store, "same_server", None)
         self.mode = EXACTLY_ONCE if callable(same) and same(self.client) else AT_LEAST_ONCE
         self._claim = self.client.register_script(_CLAIM_LUA)
+        self._reap = self.client.register_script(_REAP_LUA)
+        self.reap_idle_s = 3600.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.applied = 0  # events applied by this consumer
@@ -180,6 +200,14 @@ class StreamApplier:
             log.info("event_consumer_claimed", consumer=self.consumer, entries=taken)
             self._count("consumer_claimed", taken)
         return taken
+
+    def reap(self, idle_s: float | None = None) -> int:
+        """Delete consumers with nothing pending, idle `idle_s` (default an hour); returns how
+        many (the names of replicas that restarted accumulate otherwise)."""
+        idle_ms = int(1000 * (self.reap_idle_s if idle_s is None else idle_s))
+        with self._errors("reap"):
+            return int(self._reap(keys=[self.stream], args=[self.group, self.consumer,
+                                                             idle_ms]))
 
     def fence(self) -> str | None:
         """The fence value to hold while reading (see the module docstring)."""
@@ -315,13 +343,16 @@ class StreamApplier:
         return self
 
     def _run(self) -> None:
-        next_claim = 0.0
+        next_claim = next_reap = 0.0
         backoff = 0.05
         while not self._stop.is_set():
             try:
                 if time.monotonic() >= next_claim:
                     self.claim()
                     next_claim = time.monotonic() + self.claim_every_s
+                if time.monotonic() >= next_reap:
+                    self.reap()
+                    next_reap = time.monotonic() + 60.0
                 self.poll_once()
                 self.last_error = None
                 backoff = 0.05
