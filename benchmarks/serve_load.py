@@ -88,25 +88,18 @@ def build_state(work: Path, quick: bool, embedder: str) -> dict[str, Any]:
 
 
 def seed_online_store(ds: Any, path: Path) -> int:
-    """Every user's history and logged clicks, and the logged impressions, into the store."""
+    """The product's bootstrap (`newsdesk store load`) into the embedded store file, which the
+    server loads at start; -1 when the file is already there (a cached state)."""
     from newsdesk.features import open_online_store
+    from newsdesk.features.bootstrap import bootstrap_store
 
     if path.exists():
         return -1
     path.parent.mkdir(parents=True, exist_ok=True)
     store = open_online_store(f"memory:///{path}")
-    users = 0
-    for row in ds.scan("histories").collect().iter_rows(named=True):
-        ts = row["as_of"].timestamp() if row["as_of"] else 0.0
-        store.record_clicks(row["user_id"], list(reversed(row["article_ids"])), ts)
-        users += 1
-    clicks = ds.read("interactions").filter(ds.read("interactions")["type"] == "click")
-    for uid, aid, ts in clicks.select("user_id", "article_id", "timestamp").iter_rows():
-        store.record_clicks(uid, [aid], ts.timestamp())
-    for ids, ts in ds.read("impressions").select("article_ids", "timestamp").iter_rows():
-        store.record_impressions(ids, ts.timestamp())
+    report = bootstrap_store(store, ds.root)
     store.close()  # snapshot to SQLite; the server loads it at start
-    return users
+    return report.users
 
 
 # -- servers -------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from newsdesk.serving.model_registry import ModelRegistry
 from newsdesk.serving.recommend_pipeline import PipelineConfig, RecommendPipeline
 from newsdesk.serving.resilience import CircuitBreaker, GuardedOnlineStore
 from newsdesk.serving.settings import ServeSettings
+from newsdesk.serving.store_bootstrap import StoreBootstrapJob
 from newsdesk.serving.variants import ExperimentAssigner, VariantAssigner
 
 RecommenderFactory = Callable[[str | None, OnlineStore], Recommender]
@@ -69,6 +70,8 @@ class Services:
     io_pool: ThreadPoolExecutor
     breaker: CircuitBreaker
     clock: Callable[[], float]  # Unix seconds "now" of the service
+    bootstrap: StoreBootstrapJob = dataclasses.field(
+        default_factory=lambda: StoreBootstrapJob(None, None))  # type: ignore[arg-type]
 
 
 def services(request: Request) -> Services:
@@ -222,9 +225,12 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                 await loop.run_in_executor(io_pool, assigner.pin_bundles)
             except Exception as exc:  # served by the active model until an admin fixes it
                 log.error("variant_bundle_load_failed", error=f"{type(exc).__name__}: {exc}")
+        bootstrap = StoreBootstrapJob(raw_store, settings.dataset_dir, event_log=event_log,
+                                      enabled=settings.bootstrap_store)
+        bootstrap.start()
         app.state.services = Services(
             settings, metrics, store, event_log, cat, registry, pipeline, ingestor, exposure,
-            assigner, io_pool, breaker, clock)
+            assigner, io_pool, breaker, clock, bootstrap)
         metrics.catalog_size.set(len(cat))
         log.info("serving_started", model_version=registry.version, catalog=len(cat))
         try:
@@ -235,6 +241,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             if isinstance(assigner, ExperimentAssigner) and variant_assigner is None:
                 assigner.close()
             model_pool.shutdown(wait=True, cancel_futures=True)
+            bootstrap.join(timeout_s=60)  # a half-finished load must not race close()
             if consumer is not None:
                 consumer.stop()
             event_log.close()

@@ -7,7 +7,7 @@ than a silently ignored value.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -180,6 +180,7 @@ class Health(BaseModel):
     status: str
     model_version: str | None = None
     checks: dict[str, bool] = Field(default_factory=dict)
+    bootstrap: dict[str, Any] | None = None  # /readyz: the online store's load from the dataset
 
 
 class ErrorBody(BaseModel):

@@ -32,8 +32,11 @@ async def readyz(request: Request) -> Response:
     if svc.ingestor.applier is not None:  # the shared log's consumer thread is running
         checks["event_consumer"] = svc.ingestor.applier.alive
     ready = all(checks.values())
-    return json_response({"status": "ready" if ready else "not_ready",
-                          "model_version": svc.registry.version, "checks": checks},
+    # while the store loads from the dataset the service serves (readers not yet loaded are
+    # answered cold): ready to take traffic, and says so
+    status = ("loading" if svc.bootstrap.loading else "ready") if ready else "not_ready"
+    return json_response({"status": status, "model_version": svc.registry.version,
+                          "checks": checks, "bootstrap": svc.bootstrap.status()},
                          200 if ready else 503)
 
 
