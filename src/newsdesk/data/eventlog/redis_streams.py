@@ -27,8 +27,8 @@ fraction of what the stream itself holds and would be trimmed together with it.
 Durability: `append` returns once Redis has executed the script. The log survives any crash of a
 serving replica (the test kills one with SIGKILL mid-load). Surviving a crash of Redis itself is
 the server's persistence setting: `appendonly yes` + `appendfsync always` makes Redis fsync
-before it answers (the SQLite FULL equivalent); `everysec` may lose up to a second. `health()`
-reports the server's setting so an operator can see which one holds.
+before it answers (the SQLite FULL equivalent); `everysec` may lose up to a second.
+`health()["aof"]` says whether the server has AOF on, so an operator can see which holds.
 
 A timeout after the script ran leaves the client not knowing: `append` raises StoreUnavailable
 (nothing acknowledged) and the client's retry of the same batch is answered with duplicates,
