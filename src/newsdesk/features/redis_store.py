@@ -276,6 +276,24 @@ class RedisOnlineStore(OnlineStore):
     def record_events(self, events: Iterable[Impression | Interaction]) -> None:
         """The whole batch in one pipelined round trip: one script call for all impressions,
         one for all clicks (each atomic), then the users' click lists."""
+        shown, clicked = self._split(events)
+        if not shown and not clicked:
+            return
+        with self._errors("record_events"):
+            pipe = self._client.pipeline(transaction=False)
+            self._queue_batch(pipe, shown, clicked)
+            pipe.execute()
+
+    def queue_events(self, pipe: Any, events: Iterable[Impression | Interaction]) -> None:
+        """Queue `record_events`'s commands on a caller's pipeline (of a client of the same
+        server), so the caller can apply a batch inside its own MULTI/EXEC together with
+        other commands (the event-log consumer's XACK: applied once)."""
+        shown, clicked = self._split(events)
+        self._queue_batch(pipe, shown, clicked)
+
+    @staticmethod
+    def _split(events: Iterable[Impression | Interaction]
+               ) -> tuple[list[tuple[str, float]], list[tuple[str, str, float]]]:
         shown: list[tuple[str, float]] = []
         clicked: list[tuple[str, str, float]] = []
         for event in events:
@@ -284,17 +302,25 @@ class RedisOnlineStore(OnlineStore):
                 shown += ((a, ts) for a in event.article_ids)
             elif event.type is InteractionType.CLICK:
                 clicked.append((event.user_id, event.article_id, ts))
-        if not shown and not clicked:
-            return
-        with self._errors("record_events"):
-            pipe = self._client.pipeline(transaction=False)
-            if shown:
-                self._queue_record(pipe, "i", shown)
-            if clicked:
-                self._queue_record(pipe, "c", [(a, ts) for _, a, ts in clicked])
-                for user_id, article_id, ts in clicked:
-                    self._queue_user(pipe, user_id, [article_id], ts)
-            pipe.execute()
+        return shown, clicked
+
+    def _queue_batch(self, pipe: Any, shown: list[tuple[str, float]],
+                     clicked: list[tuple[str, str, float]]) -> None:
+        if shown:
+            self._queue_record(pipe, "i", shown)
+        if clicked:
+            self._queue_record(pipe, "c", [(a, ts) for _, a, ts in clicked])
+            for user_id, article_id, ts in clicked:
+                self._queue_user(pipe, user_id, [article_id], ts)
+
+    def same_server(self, client: Any) -> bool:
+        """True when `client` (a redis-py client) talks to this store's server and database,
+        so commands queued on its pipelines act on this store's keys."""
+        def where(c: Any) -> tuple[Any, ...]:
+            kw = c.connection_pool.connection_kwargs
+            return (kw.get("host"), kw.get("port"), kw.get("path"), kw.get("db", 0))
+
+        return where(client) == where(self._client)
 
     # -- bulk loading and markers -----------------------------------------------------------
 

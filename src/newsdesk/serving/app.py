@@ -34,6 +34,7 @@ from newsdesk.models.base import Recommender
 from newsdesk.monitoring.logging import configure_logging, get_logger
 from newsdesk.monitoring.metrics import ServingMetrics
 from newsdesk.serving.catalog import LiveCatalog, load_catalog
+from newsdesk.serving.event_consumer import start_event_consumer
 from newsdesk.serving.feedback import EventIngestor, ExposureLogger
 from newsdesk.serving.middleware import ServingMiddleware, error_json
 from newsdesk.serving.model_registry import ModelRegistry
@@ -206,7 +207,11 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             max_inflight=settings.max_inflight_model_calls,
         ))
         clock = make_clock(settings)
-        ingestor = EventIngestor(event_log, store, metrics, io_pool, clock=clock)
+        # a shared Redis Stream log: this replica's consumer applies it (None otherwise)
+        consumer = await loop.run_in_executor(io_pool, lambda: start_event_consumer(
+            event_log, raw_store, metrics=metrics, claim_idle_s=settings.event_claim_idle_s))
+        ingestor = EventIngestor(event_log, store, metrics, io_pool, clock=clock,
+                                 applier=consumer)
         exposure = ExposureLogger(ingestor, metrics, maxsize=settings.exposure_queue_size)
         exposure.start()
         try:
@@ -237,6 +242,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                 assigner.close()
             model_pool.shutdown(wait=True, cancel_futures=True)
             bootstrap.join(timeout_s=60)  # a half-finished load must not race close()
+            if consumer is not None:
+                consumer.stop()
             event_log.close()
             store.close()
             io_pool.shutdown(wait=True, cancel_futures=True)

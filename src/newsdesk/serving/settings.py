@@ -76,6 +76,10 @@ class ServeSettings(BaseSettings):
     # rare; the event log holds every event regardless, and close() always snapshots.
     online_store_snapshot_s: float = Field(default=300.0, ge=10)
 
+    # Shared Redis Stream event log: a consumer's pending events idle this long (s) are taken
+    # over by another replica's consumer (the first one is presumed dead).
+    event_claim_idle_s: float = Field(default=5.0, gt=0, le=3600)
+
     # Load the online store from dataset_dir at start (in the background, idempotent: a
     # marker in the store says what is already loaded). Off: readers start cold.
     bootstrap_store: bool = True

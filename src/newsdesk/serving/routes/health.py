@@ -29,6 +29,8 @@ async def readyz(request: Request) -> Response:
     store_ok = await loop.run_in_executor(svc.io_pool, svc.store.ping)
     log_ok = bool(svc.event_log.health().get("ok", False))
     checks = {"model": svc.registry.ready, "online_store": bool(store_ok), "event_log": log_ok}
+    if svc.ingestor.applier is not None:  # the shared log's consumer thread is running
+        checks["event_consumer"] = svc.ingestor.applier.alive
     ready = all(checks.values())
     # while the store loads from the dataset the service serves (readers not yet loaded are
     # answered cold): ready to take traffic, and says so
