@@ -263,10 +263,14 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         experiments,
         health,
         recommendations,
+        users,
     )
 
-    for module in (recommendations, articles, events, health, admin, experiments):
+    for module in (recommendations, articles, events, health, admin, experiments, users):
         app.include_router(module.router)
+    from newsdesk.serving import dashboard
+
+    app.include_router(dashboard.router)
     app.add_middleware(ServingMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes)
     if settings.tracing != "off":
