@@ -118,6 +118,9 @@ def run_serving_demo(dataset_dir: Path, bundles_dir: Path, *, user_id: str = "u1
             _show(f"related to {clicked}", related.json())
         metrics = client.get("/metrics").text
         console.print(f"/metrics exposes {metrics.count(chr(10))} lines of Prometheus text")
+        from newsdesk.demo_dashboard import capture_dashboard
+
+        capture_dashboard(str(client.base_url), bundles_dir.parent, user_id=user_id)
     console.print(
         "\nTo query it yourself:\n"
         f"  newsdesk serve --dataset {dataset_dir} --bundles {bundles_dir} --port 8000 "

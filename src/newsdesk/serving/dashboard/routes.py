@@ -32,13 +32,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
-import orjson
-from fastapi import APIRouter, HTTPException, Path as PathParam, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from newsdesk.models.base import RequestContext
 from newsdesk.serving.app import services
 from newsdesk.serving.dashboard.metrics_summary import summarize
+from newsdesk.serving.middleware import error_json
 from newsdesk.serving.routes._common import json_response, render_items, request_id
 from newsdesk.serving.variants import ExperimentAssigner, resolve_model
 
@@ -105,7 +106,23 @@ def _offline_metrics(bundles_dir: Path) -> dict[str, dict[str, Any]]:
         from newsdesk.models.bundle import list_bundles
     except ImportError:  # the [ml] extra is absent: versions only
         return {}
-    return {b.version: dict(b.metrics or {}) for b in list_bundles(bundles_dir)}
+    return {b.version: flatten_metrics(b.metrics or {}) for b in list_bundles(bundles_dir)}
+
+
+def flatten_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Numeric manifest metrics one level deep: {"valid": {"auc": x}} -> {"valid.auc": x}.
+
+    Per-feature importances are left out: dozens of columns nobody compares across versions."""
+    out: dict[str, float] = {}
+    for name, value in metrics.items():
+        if name == "feature_importance":
+            continue
+        if isinstance(value, dict):
+            out.update({f"{name}.{k}": float(v) for k, v in value.items()
+                        if isinstance(v, int | float) and not isinstance(v, bool)})
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
 
 
 @router.get("/api/experiments")
@@ -131,8 +148,9 @@ async def experiment_report(experiment_id: ExperimentId, request: Request) -> Re
                 r = await admin_report(experiment_id, request)
                 hit = (time.monotonic(), r.status_code, bytes(r.body))
             except HTTPException as exc:  # 404 / 409 are answers too: cache them as well
-                body = orjson.dumps({"error": {"message": str(exc.detail)}})
-                hit = (time.monotonic(), exc.status_code, body)
+                status, body = error_json(exc.status_code, "report_unavailable",
+                                          str(exc.detail), request_id(request))
+                hit = (time.monotonic(), status, body)
             cache[experiment_id] = hit
     return Response(hit[2], status_code=hit[1], media_type="application/json")
 

@@ -33,6 +33,12 @@ function fmt(x, digits = 3) {
 const ms = (s) => (s === null || s === undefined ? "–" : (s * 1000).toFixed(1) + " ms");
 const pct = (x) => (x === null || x === undefined ? "–" : (100 * x).toFixed(2) + "%");
 
+// a table in its own horizontal scroller (the page never scrolls sideways), with a note above
+function tableBlock(columns, rows, note) {
+  return [note ? el("p", { class: "muted note", text: note }) : null,
+    el("div", { class: "scroll" }, table(columns, rows))].filter(Boolean);
+}
+
 function table(columns, rows, caption) {
   // columns: [[header, fn(row) -> text|Node, numeric?]]
   const head = el("tr", {}, columns.map(([h, , num]) =>
@@ -66,7 +72,7 @@ async function api(path, { method = "GET", admin = false, okStatuses = [] } = {}
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
   if (!r.ok && !okStatuses.includes(r.status)) {
-    const msg = (body && body.error && body.error.message) || r.statusText;
+    const msg = (body && body.message) || r.statusText;  // the API's error body
     throw new Error(`${method} ${path}: ${r.status} ${msg}`);
   }
   return { status: r.status, body };
@@ -102,7 +108,7 @@ function setupKeyForm() {
 // an action: disabled without a key, reports its outcome in the status line, then refreshes
 function actionButton(label, ariaLabel, run, cls) {
   const b = el("button", { type: "button", "data-admin": true, "aria-label": ariaLabel,
-    class: cls, text: label });
+    class: cls, text: label, disabled: !adminKey() });
   b.addEventListener("click", async () => {
     b.disabled = true;
     try {
@@ -174,7 +180,8 @@ function linePlot(points, { label, unit }) {
 // forest plot: one row per variant, its CTR and 95% CI
 function intervalPlot(rows) {
   const W = 600, rowH = 30, P = 110, H = rows.length * rowH + 26;
-  const lo = Math.min(...rows.map((r) => r.lo ?? r.value)), hi = Math.max(...rows.map((r) => r.hi ?? r.value));
+  const vals = rows.flatMap((r) => [r.lo, r.value, r.hi]).filter((v) => v !== null && v !== undefined);
+  const lo = vals.length ? Math.min(...vals) : 0, hi = vals.length ? Math.max(...vals) : 0;
   const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 0.01;
   const a = Math.max(0, lo - pad), b = hi + pad;
   const x = (v) => P + (W - P - 16) * (v - a) / Math.max(1e-12, b - a);
@@ -186,6 +193,12 @@ function intervalPlot(rows) {
     const name = svg("text", { x: 4, y: cy + 4, "font-size": 13, fill: "#1b1b1b" });
     name.textContent = r.name;
     root.append(name);
+    if (r.value === null || r.value === undefined) {
+      const t = svg("text", { x: P, y: cy + 4, "font-size": 12, fill: "#4d4d4d" });
+      t.textContent = "no data yet";
+      root.append(t);
+      return;
+    }
     if (r.lo !== null && r.hi !== null) {
       root.append(svg("line", { x1: x(r.lo), x2: x(r.hi), y1: cy, y2: cy, stroke: "#0b57d0",
         "stroke-width": 3 }));
@@ -240,22 +253,24 @@ async function loadOverview() {
   $("#traffic-plot").replaceChildren(linePlot(rates,
     { label: "API requests per second (dashboard excluded)", unit: "req/s" }));
 
-  $("#endpoint-table").replaceChildren(table([
+  $("#endpoint-table").replaceChildren(...tableBlock([
     ["endpoint", (e) => e.endpoint], ["requests", (e) => e.requests, true],
     ["5xx", (e) => e.errors_5xx, true], ["p50", (e) => ms(e.p50_s), true],
     ["p95", (e) => ms(e.p95_s), true], ["p99", (e) => ms(e.p99_s), true],
-  ], o.endpoints));
-  $("#stage-table").replaceChildren(o.stages.length ? table([
+  ], o.endpoints.filter((e) => !e.endpoint.startsWith("/dashboard")),
+  "since the process started; the dashboard's own requests are left out"));
+  $("#stage-table").replaceChildren(...(o.stages.length ? tableBlock([
     ["stage", (s) => s.stage], ["calls", (s) => s.count, true], ["mean", (s) => ms(s.mean_s), true],
     ["p50", (s) => ms(s.p50_s), true], ["p95", (s) => ms(s.p95_s), true],
     ["p99", (s) => ms(s.p99_s), true],
   ], o.stages, "since the process started; quantiles from the histogram buckets") :
-    el("p", { class: "muted", text: "No recommendation served yet." }));
-  $("#ctr-table").replaceChildren(o.ctr.length ? table([
+    [el("p", { class: "muted", text: "No recommendation served yet." })]));
+  $("#ctr-table").replaceChildren(...(o.ctr.length ? tableBlock([
     ["surface", (c) => c.surface], ["variant", (c) => c.variant],
     ["shown", (c) => c.shown, true], ["clicks", (c) => c.clicks, true],
     ["CTR", (c) => pct(c.ctr), true],
-  ], o.ctr) : el("p", { class: "muted", text: "No slate served yet." }));
+  ], o.ctr, "clicks attributed to served slates / articles shown, since the process started") :
+    [el("p", { class: "muted", text: "No slate served yet." })]));
 }
 
 async function loadMonitoring() {
@@ -359,13 +374,14 @@ async function loadReport(id, box) {
     const { status, body } = await api(`/dashboard/api/experiments/${encodeURIComponent(id)}/report`,
       { okStatuses: [404, 409] });
     if (status !== 200) {
-      box.replaceChildren(el("p", { class: "muted", text: (body && body.error && body.error.message) || "no report" }));
+      box.replaceChildren(el("p", { class: "muted", text: (body && body.message) || "no report" }));
       return;
     }
     const per = Object.entries(body.per_variant || {});
     const rows = per.map(([name, s]) => ({ name, value: s.ctr.value, lo: s.ctr.ci_low, hi: s.ctr.ci_high }));
     const srm = body.srm || {};
     const parts = [
+      el("h4", { text: "Per variant: CTR with 95% confidence interval" }),
       el("div", { class: "scroll" }, table([
         ["variant", (r) => r[0]], ["users", (r) => r[1].users, true], ["shown", (r) => r[1].shown, true],
         ["clicks", (r) => r[1].clicks, true], ["CTR", (r) => pct(r[1].ctr.value), true],
@@ -396,21 +412,26 @@ async function loadModels() {
     card("loaded, not serving", (body.staged || []).join(", ") || "none"));
   const rb = $("#rollback");
   rb.disabled = !adminKey() || !body.previous;
-  const metricNames = [...new Set(body.bundles.flatMap((b) => Object.keys(b.metrics || {})
-    .filter((k) => typeof b.metrics[k] === "number")))].slice(0, 6);
-  $("#bundle-table").replaceChildren(body.bundles.length ? table([
-    ["version", (b) => b.version], ["created", (b) => b.created_at || "–"],
-    ["state", (b) => (b.version === body.active ? "serving" : b.version === body.previous ? "previous" :
-      (body.staged || []).includes(b.version) ? "loaded" : "on disk")],
+  const preferred = ["valid.auc", "valid.ndcg@10", "valid_trending.auc",
+    "valid_trending.ndcg@10", "train_impressions", "best_iteration"];
+  const present = new Set(body.bundles.flatMap((b) => Object.keys(b.metrics || {})));
+  const metricNames = preferred.filter((m) => present.has(m));
+  const stateOf = (b) => (b.version === body.active ? "serving" : b.version === body.previous ?
+    "previous" : (body.staged || []).includes(b.version) ? "loaded" : "on disk");
+  $("#bundle-table").replaceChildren(...(body.bundles.length ? tableBlock([
+    ["version", (b) => b.version],
+    ["created (UTC)", (b) => (b.created_at || "–").replace("T", " ").slice(0, 16)],
+    ["state", stateOf],
     ...metricNames.map((m) => [m, (b) => (b.metrics || {})[m], true]),
-    ["", (b) => (b.version === body.active ? el("span", { class: "muted", text: "serving" }) :
+    ["action", (b) => (b.version === body.active ? el("span", { class: "muted", text: "serving" }) :
       actionButton("Promote", `Promote model ${b.version}`, async () => {
         const r = await api(`/v1/admin/bundles/${encodeURIComponent(b.version)}/promote`,
           { method: "POST", admin: true });
         return `promoted ${r.body.active} (was ${r.body.previous})`;
       }))],
-  ], body.bundles, "offline metrics from each bundle's manifest") :
-    el("p", { class: "muted", text: "No bundle on disk." }));
+  ], body.bundles, "offline metrics from each bundle's manifest (valid: the held-out last " +
+    "part of the training data; valid_trending: the trending baseline on the same rows)") :
+    [el("p", { class: "muted", text: "No bundle on disk." })]));
 }
 
 async function runPreview(ev) {
@@ -492,7 +513,7 @@ function init() {
     }
   }
   refresh().then(renderKeyState);
-  if (page === "overview" || page === "models" || page === "monitoring") {
+  if (page === "overview" || page === "monitoring") {  // actions pages do not re-render under the user
     setInterval(() => refresh().then(renderKeyState), POLL_MS);
   }
 }
