@@ -47,6 +47,8 @@ def capture_dashboard(base_url: str, out_dir: Path, *, user_id: str = "u1",
                     page.wait_for_selector("body[data-loaded=true]")
                     if "preview" in path:
                         page.wait_for_selector("#preview-items > li")
+                    if path == "/dashboard":  # the traffic plot draws from its second poll
+                        page.wait_for_selector("#traffic-plot svg path")
                     target = out_dir / f"{name}.png"
                     page.screenshot(path=str(target), full_page=True)
                     paths.append(target)

@@ -148,8 +148,11 @@ function svg(tag, attrs, ...children) {
   return n;
 }
 
-function linePlot(points, { label, unit }) {
-  const W = 600, H = 140, P = 36;
+// W: the drawing's width in CSS pixels, so text keeps its size on a phone and a wide screen
+const plotWidth = (box) => Math.max(280, Math.min(760, (box && box.clientWidth) || 600));
+
+function linePlot(points, { label, unit, W = 600 }) {
+  const H = 140, P = 36;
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
     "aria-label": `${label}: ${points.length ? fmt(points[points.length - 1][1], 2) : "no data"} ${unit} now` });
   root.append(svg("rect", { x: 0, y: 0, width: W, height: H, fill: "#f3f5f7" }));
@@ -178,8 +181,8 @@ function linePlot(points, { label, unit }) {
 }
 
 // forest plot: one row per variant, its CTR and 95% CI
-function intervalPlot(rows) {
-  const W = 600, rowH = 30, P = 110, H = rows.length * rowH + 26;
+function intervalPlot(rows, W = 600) {
+  const rowH = 30, P = Math.min(110, W / 4), H = rows.length * rowH + 26;
   const vals = rows.flatMap((r) => [r.lo, r.value, r.hi]).filter((v) => v !== null && v !== undefined);
   const lo = vals.length ? Math.min(...vals) : 0, hi = vals.length ? Math.max(...vals) : 0;
   const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 0.01;
@@ -250,8 +253,8 @@ async function loadOverview() {
     const dt = traffic[i][0] - traffic[i - 1][0];
     if (dt > 0) rates.push([traffic[i][0], Math.max(0, traffic[i][1] - traffic[i - 1][1]) / dt]);
   }
-  $("#traffic-plot").replaceChildren(linePlot(rates,
-    { label: "API requests per second (dashboard excluded)", unit: "req/s" }));
+  $("#traffic-plot").replaceChildren(linePlot(rates, { label:
+    "API requests per second (dashboard excluded)", unit: "req/s", W: plotWidth($("#traffic-plot")) }));
 
   $("#endpoint-table").replaceChildren(...tableBlock([
     ["endpoint", (e) => e.endpoint], ["requests", (e) => e.requests, true],
@@ -387,7 +390,7 @@ async function loadReport(id, box) {
         ["clicks", (r) => r[1].clicks, true], ["CTR", (r) => pct(r[1].ctr.value), true],
         ["95% CI", (r) => `[${pct(r[1].ctr.ci_low)}, ${pct(r[1].ctr.ci_high)}]`, true],
       ], per)),
-      rows.length ? el("div", { class: "plot" }, intervalPlot(rows)) : null,
+      rows.length ? el("div", { class: "plot" }, intervalPlot(rows, plotWidth(box))) : null,
       el("p", {}, "Sample ratio check: ",
         el("strong", { class: srm.mismatch ? "bad" : "ok", text: srm.mismatch ? "MISMATCH" : "ok" }),
         ` (users ${JSON.stringify(srm.counts || [])}, p = ${fmt(srm.p_value)})`),
@@ -412,25 +415,26 @@ async function loadModels() {
     card("loaded, not serving", (body.staged || []).join(", ") || "none"));
   const rb = $("#rollback");
   rb.disabled = !adminKey() || !body.previous;
-  const preferred = ["valid.auc", "valid.ndcg@10", "valid_trending.auc",
-    "valid_trending.ndcg@10", "train_impressions", "best_iteration"];
+  // the held-out figures a reviewer compares across versions, under short headers
+  const METRICS = [["valid.auc", "AUC"], ["valid.ndcg@10", "nDCG@10"],
+    ["valid_trending.auc", "trending AUC"], ["valid_trending.ndcg@10", "trending nDCG@10"]];
   const present = new Set(body.bundles.flatMap((b) => Object.keys(b.metrics || {})));
-  const metricNames = preferred.filter((m) => present.has(m));
+  const metricCols = METRICS.filter(([m]) => present.has(m));
   const stateOf = (b) => (b.version === body.active ? "serving" : b.version === body.previous ?
     "previous" : (body.staged || []).includes(b.version) ? "loaded" : "on disk");
   $("#bundle-table").replaceChildren(...(body.bundles.length ? tableBlock([
     ["version", (b) => b.version],
-    ["created (UTC)", (b) => (b.created_at || "–").replace("T", " ").slice(0, 16)],
     ["state", stateOf],
-    ...metricNames.map((m) => [m, (b) => (b.metrics || {})[m], true]),
     ["action", (b) => (b.version === body.active ? el("span", { class: "muted", text: "serving" }) :
       actionButton("Promote", `Promote model ${b.version}`, async () => {
         const r = await api(`/v1/admin/bundles/${encodeURIComponent(b.version)}/promote`,
           { method: "POST", admin: true });
         return `promoted ${r.body.active} (was ${r.body.previous})`;
       }))],
-  ], body.bundles, "offline metrics from each bundle's manifest (valid: the held-out last " +
-    "part of the training data; valid_trending: the trending baseline on the same rows)") :
+    ...metricCols.map(([m, h]) => [h, (b) => (b.metrics || {})[m], true]),
+    ["created (UTC)", (b) => (b.created_at || "–").replace("T", " ").slice(0, 16)],
+  ], body.bundles, "offline metrics from each bundle's manifest, on the held-out last part " +
+    "of its training data; trending: the trending baseline on the same rows") :
     [el("p", { class: "muted", text: "No bundle on disk." })]));
 }
 
@@ -514,6 +518,8 @@ function init() {
   }
   refresh().then(renderKeyState);
   if (page === "overview" || page === "monitoring") {  // actions pages do not re-render under the user
+    // a second sample soon after the first, so the traffic plot has a line within seconds
+    setTimeout(() => refresh().then(renderKeyState), 1500);
     setInterval(() => refresh().then(renderKeyState), POLL_MS);
   }
 }
