@@ -128,5 +128,6 @@ def run_serving_demo(dataset_dir: Path, bundles_dir: Path, *, user_id: str = "u1
         "  curl -s localhost:8000/v1/recommendations -H 'content-type: application/json' "
         "-d '{\"user_id\": \"u1\", \"k\": 5}'\n"
         "  curl -s localhost:8000/v1/articles/a1/related\n"
-        "  open http://localhost:8000/docs for the OpenAPI documentation"
+        "  open http://localhost:8000/docs for the OpenAPI documentation, "
+        "http://localhost:8000/dashboard for the dashboard"
     )

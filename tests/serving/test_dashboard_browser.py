@@ -346,3 +346,67 @@ def test_main_actions_are_reachable_with_tab_and_labelled(page: Page, server: Se
             .filter(i => !(i.labels && i.labels.length) && !i.getAttribute('aria-label'))
             .map(i => i.id)""")
         assert unlabelled == [], name
+
+
+# -- the drift / data-quality panels against the monitoring contract --------------------------
+MONITORING = {  # the shape GET /v1/monitoring answers on the monitoring branch (issue 11)
+    "psi": {"score": 0.31, "features": {"age_hours": 0.31, "smoothed_ctr": 0.04},
+            "threshold": 0.2, "window": 5000, "alarm": True},
+    "quality": [{"surface": "front_page", "variant": "production", "model": "v1",
+                 "ctr": 0.041, "shown": 12000}],
+    "data_quality": {"null_rate_category": 0.0, "late_events": 3},
+}
+
+
+@pytest.fixture
+def monitored(tmp_path: Path) -> Iterator[Server]:
+    """The real app in-process under uvicorn, plus a /v1/monitoring route answering the
+    contract above (the monitoring engine itself is built on another branch)."""
+    import threading
+
+    import uvicorn
+
+    from newsdesk.serving.app import create_app
+    from tests.serving.conftest import ctr_factory, make_articles, make_settings
+
+    articles = make_articles()
+    app = create_app(make_settings(tmp_path, None), recommender_factory=ctr_factory(articles))
+
+    @app.get("/v1/monitoring")
+    async def monitoring() -> dict[str, Any]:
+        return MONITORING
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    screens = tmp_path / "screens"
+    screens.mkdir()
+    try:
+        yield Server(f"http://127.0.0.1:{port}", ["v1"], [], screens)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def test_monitoring_panels_render_psi_features_quality_and_data_checks(
+        browser: Any, monitored: Server) -> None:
+    page = Page(browser, monitored)
+    try:
+        p = page.open("/dashboard/monitoring")
+        body = p.locator("#monitoring-body")
+        text = body.inner_text()
+        assert "ALARM" in text and "0.310" in text and "age_hours" in text
+        rows = body.locator("table").nth(0).locator("tbody tr").all_inner_texts()
+        assert rows[0].split("\t")[:2] == ["age_hours", "0.310"]  # the drifting one first
+        assert "front_page" in body.locator("table").nth(1).inner_text()
+        assert "late_events" in body.locator("table").nth(2).inner_text()
+        page.shot("monitoring-available")
+        assert page.errors == []
+    finally:
+        page.close()
