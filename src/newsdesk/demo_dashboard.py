@@ -35,7 +35,7 @@ def capture_dashboard(base_url: str, out_dir: Path, *, user_id: str = "u1",
         console.print(f"  no screenshot: {CHROMIUM} is missing (apt-get install chromium)")
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths: list[Path] = []
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -56,6 +56,6 @@ def capture_dashboard(base_url: str, out_dir: Path, *, user_id: str = "u1",
                 browser.close()
     except PlaywrightError as exc:  # a screenshot is a nice-to-have: the demo goes on
         console.print(f"  screenshot failed: {str(exc).splitlines()[0]}")
-    for path in paths:
-        console.print(f"  screenshot: {path}")
+    for shot in paths:
+        console.print(f"  screenshot: {shot}")
     return paths

@@ -127,3 +127,27 @@ async def test_pages_and_assets(app: FastAPI) -> None:
     assert ADMIN_KEY not in "".join(p.text for p in pages)  # the key is never served
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
     assert missing_page.status_code == 404 and traversal.status_code == 404
+
+
+async def test_open_report_is_computed_once_per_ttl_and_unknown_ids_are_not_cached(
+        app: FastAPI) -> None:
+    config = {"id": "exp-cache", "layer": "ranking", "surfaces": ["front_page"],
+              "owner": "tests", "primary_metric": "ctr",
+              "variants": [{"name": "control", "weight": 1, "bundle": "v1"},
+                           {"name": "treatment", "weight": 1, "pipeline": "trending"}]}
+    async with running(app) as client:
+        created = await client.post("/v1/admin/experiments", json=config,
+                                    headers={"X-API-Key": ADMIN_KEY})
+        assert created.status_code == 201, created.text
+        for i in range(20):
+            await client.post("/v1/recommendations", json={"user_id": f"u{i}", "k": 3})
+        first = await client.get("/dashboard/api/experiments/exp-cache/report")
+        second = await client.get("/dashboard/api/experiments/exp-cache/report")
+        missing = [await client.get("/dashboard/api/experiments/nope/report")
+                   for _ in range(2)]
+    assert first.status_code == 200 and set(first.json()["per_variant"]) == {
+        "control", "treatment"}
+    # the second answer is the first computation (its request id), not a new export
+    assert second.json()["request_id"] == first.json()["request_id"]
+    assert [m.status_code for m in missing] == [404, 404]
+    assert missing[0].json()["request_id"] != missing[1].json()["request_id"]

@@ -73,7 +73,7 @@ def _histograms(registry: CollectorRegistry, name: str, label: str) -> list[dict
 
 
 def _samples(registry: CollectorRegistry, name: str) -> list[tuple[dict[str, str], float]]:
-    out = []
+    out: list[tuple[dict[str, str], float]] = []
     for family in registry.collect():
         if family.name == name:
             out.extend((dict(s.labels), s.value) for s in family.samples

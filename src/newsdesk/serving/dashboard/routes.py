@@ -142,16 +142,20 @@ async def experiment_report(experiment_id: ExperimentId, request: Request) -> Re
     cache: dict[str, tuple[float, int, bytes]] = _state(request, "report_cache", dict)
     lock: asyncio.Lock = _state(request, "report_lock", asyncio.Lock)
     async with lock:  # concurrent pages wait for one computation instead of starting several
+        now = time.monotonic()
+        for stale in [k for k, v in cache.items() if now - v[0] > REPORT_TTL_S]:
+            del cache[stale]  # bounded by the experiments reported on in the last TTL
         hit = cache.get(experiment_id)
-        if hit is None or time.monotonic() - hit[0] > REPORT_TTL_S:
+        if hit is None:
             try:
                 r = await admin_report(experiment_id, request)
                 hit = (time.monotonic(), r.status_code, bytes(r.body))
-            except HTTPException as exc:  # 404 / 409 are answers too: cache them as well
+            except HTTPException as exc:
                 status, body = error_json(exc.status_code, "report_unavailable",
                                           str(exc.detail), request_id(request))
                 hit = (time.monotonic(), status, body)
-            cache[experiment_id] = hit
+            if hit[1] != 404:  # unknown ids cost nothing to answer and must not fill the cache
+                cache[experiment_id] = hit
     return Response(hit[2], status_code=hit[1], media_type="application/json")
 
 

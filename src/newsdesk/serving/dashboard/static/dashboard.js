@@ -119,6 +119,8 @@ function actionButton(label, ariaLabel, run, cls) {
     } finally {
       await refresh();
       renderKeyState();
+      // the list re-rendered under the button: keyboard users land on the outcome instead
+      if (!document.activeElement || document.activeElement === document.body) $("#status").focus();
     }
   });
   return b;
