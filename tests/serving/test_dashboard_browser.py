@@ -288,7 +288,12 @@ def test_an_experiment_killed_through_the_page_shows_as_killed(
     block = p.locator(f"article[data-experiment='{exp_id}']")
     assert block.locator(".badge").get_attribute("data-state") != "killed"
     block.get_by_role("button", name="Show report").click()
-    block.locator("svg[role=img]").wait_for()  # the per-variant CTR interval plot
+    block.locator("svg[role=img]").first.wait_for()
+    # the per-variant CTR intervals and the treatment's lift intervals (fixed and CUPED)
+    labels = [block.locator("svg[role=img]").nth(i).get_attribute("aria-label")
+              for i in range(block.locator("svg[role=img]").count())]
+    assert labels[0].startswith("CTR per variant") and "control" in labels[0]
+    assert labels[1].startswith("relative CTR lift") and "treatment CUPED" in labels[1]
     assert "Sample ratio check" in block.inner_text()
     page.shot("experiments-report")
     page.set_key()

@@ -183,16 +183,22 @@ function linePlot(points, { label, unit, W = 600 }) {
 }
 
 // forest plot: one row per variant, its CTR and 95% CI
-function intervalPlot(rows, W = 600) {
-  const rowH = 30, P = Math.min(110, W / 4), H = rows.length * rowH + 26;
+// zero: draw a reference line at 0 and let the axis go negative (lifts); else clamp at 0 (rates)
+function intervalPlot(rows, W = 600, { zero = false, label = "CTR per variant with 95% confidence intervals" } = {}) {
+  const rowH = 30, P = Math.min(130, W / 3.5), H = rows.length * rowH + 26;
   const vals = rows.flatMap((r) => [r.lo, r.value, r.hi]).filter((v) => v !== null && v !== undefined);
+  if (zero) vals.push(0);
   const lo = vals.length ? Math.min(...vals) : 0, hi = vals.length ? Math.max(...vals) : 0;
   const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 0.01;
-  const a = Math.max(0, lo - pad), b = hi + pad;
+  const a = zero ? lo - pad : Math.max(0, lo - pad), b = hi + pad;
   const x = (v) => P + (W - P - 16) * (v - a) / Math.max(1e-12, b - a);
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
-    "aria-label": "CTR per variant with 95% confidence intervals: " +
+    "aria-label": `${label}: ` +
       rows.map((r) => `${r.name} ${pct(r.value)} [${pct(r.lo)}, ${pct(r.hi)}]`).join("; ") });
+  if (zero) {
+    root.append(svg("line", { x1: x(0), x2: x(0), y1: 2, y2: H - 18, stroke: "#4d4d4d",
+      "stroke-dasharray": "4 3" }));
+  }
   rows.forEach((r, i) => {
     const cy = 14 + i * rowH;
     const name = svg("text", { x: 4, y: cy + 4, "font-size": 13, fill: "#1b1b1b" });
@@ -216,6 +222,32 @@ function intervalPlot(rows, W = 600) {
     t.textContent = pct(v);
     root.append(t);
   }
+  return root;
+}
+
+// always-valid p-value after each day, against alpha
+function pValuePlot(series, alpha, W = 600) {
+  const H = 120, P = 36, n = Math.max(...series.map((s) => s.p.length));
+  const x = (i) => P + (W - P - 12) * i / Math.max(1, n - 1);
+  const y = (p) => 8 + (H - 30) * (1 - p);
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label":
+    "always-valid p-value by day: " + series.map((s) => `${s.name} ${s.p.map((p) => fmt(p)).join(", ")}`).join("; ") });
+  root.append(svg("line", { x1: P, x2: W - 12, y1: y(alpha), y2: y(alpha), stroke: "#b3261e",
+    "stroke-dasharray": "4 3" }));
+  const colors = ["#0b57d0", "#1a6e32", "#8a5300"];
+  series.forEach((s, k) => {
+    const pts = s.p.map((p, i) => `${i ? "L" : "M"}${x(i).toFixed(1)},${y(Math.min(1, p ?? 1)).toFixed(1)}`);
+    root.append(svg("path", { d: pts.join(""), fill: "none", stroke: colors[k % 3], "stroke-width": 2 }));
+    s.p.forEach((p, i) => root.append(svg("circle", { cx: x(i), cy: y(Math.min(1, p ?? 1)), r: 3, fill: colors[k % 3] })));
+  });
+  for (const [v, t] of [[1, "1"], [alpha, `α ${alpha}`], [0, "0"]]) {
+    const tx = svg("text", { x: 4, y: y(v) + 4, "font-size": 11, fill: "#4d4d4d" });
+    tx.textContent = t;
+    root.append(tx);
+  }
+  const cap = svg("text", { x: W - 12, y: H - 4, "text-anchor": "end", "font-size": 11, fill: "#4d4d4d" });
+  cap.textContent = `day 1 … ${n}`;
+  root.append(cap);
   return root;
 }
 
@@ -397,9 +429,27 @@ async function loadReport(id, box) {
         el("strong", { class: srm.mismatch ? "bad" : "ok", text: srm.mismatch ? "MISMATCH" : "ok" }),
         ` (users ${JSON.stringify(srm.counts || [])}, p = ${fmt(srm.p_value)})`),
     ];
+    if (body.conclusions_blocked) {
+      parts.push(el("p", { class: "bad", text: "Conclusions are blocked: the sample ratio does not match the allocation." }));
+    }
+    const liftRows = [], pSeries = [];
     for (const [v, metrics] of Object.entries(body.comparisons || {})) {
-      const f = (metrics.ctr || {}).fixed || {};
-      parts.push(el("p", { text: `${v} vs ${body.control}: CTR lift ${pct(f.rel_lift)} (95% CI [${pct(f.rel_ci_low)}, ${pct(f.rel_ci_high)}]), p = ${fmt(f.p_value)}` }));
+      const f = (metrics.ctr || {}).fixed || {}, c = (metrics.ctr || {}).cuped || {};
+      const seq = (metrics.ctr || {}).sequential || {};
+      parts.push(el("p", { text: `${v} vs ${body.control}: CTR lift ${pct(f.rel_lift)} (95% CI [${pct(f.rel_ci_low)}, ${pct(f.rel_ci_high)}]), p = ${fmt(f.p_value)}; ` +
+        `CUPED ${pct(c.rel_lift)} [${pct(c.rel_ci_low)}, ${pct(c.rel_ci_high)}]; always-valid p = ${fmt(seq.p_value)}` }));
+      liftRows.push({ name: `${v} fixed`, value: f.rel_lift ?? null, lo: f.rel_ci_low ?? null, hi: f.rel_ci_high ?? null },
+        { name: `${v} CUPED`, value: c.rel_lift ?? null, lo: c.rel_ci_low ?? null, hi: c.rel_ci_high ?? null });
+      if ((seq.daily_p_values || []).length) pSeries.push({ name: v, p: seq.daily_p_values });
+    }
+    if (liftRows.length) {
+      parts.push(el("h4", { text: `Relative CTR lift vs ${body.control}, 95% CI (dashed: no effect)` }),
+        el("div", { class: "plot" }, intervalPlot(liftRows, plotWidth(box),
+          { zero: true, label: "relative CTR lift with 95% confidence intervals" })));
+    }
+    if (pSeries.length && Math.max(...pSeries.map((s) => s.p.length)) > 1) {
+      parts.push(el("h4", { text: "Always-valid p-value by day (dashed: α)" }),
+        el("div", { class: "plot" }, pValuePlot(pSeries, 0.05, plotWidth(box))));
     }
     if (body.verdict) parts.push(el("p", {}, "Verdict: ", el("strong", { text: body.verdict })));
     if (body.allocation_note) parts.push(el("p", { class: "muted", text: body.allocation_note }));
