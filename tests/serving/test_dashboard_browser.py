@@ -78,7 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             versions.append(train(dataset, root / "bundles", config))
     ds = Dataset(dataset)
     clock_start = ds.read("impressions")["timestamp"].max() + timedelta(minutes=1)
-    users = ds.read("interactions")["user_id"].unique().sort().to_list()[:5]
+    users = ds.read("interactions")["user_id"].unique().sort().to_list()[:40]
     port = _free_port()
     log_path = root / "server.log"
     env = {**os.environ, "NEWSDESK_ADMIN_API_KEY": ADMIN_KEY, "HF_HUB_OFFLINE": "1"}
@@ -178,7 +178,7 @@ def _wait_version(server: Server, want: str, timeout_s: float = 20.0) -> str:
 # -- the tests --------------------------------------------------------------------------------
 def test_every_page_loads_without_console_errors(page: Page, server: Server) -> None:
     # some traffic first, so the overview has endpoints, stages and CTR rows to draw
-    for user in server.users:
+    for user in server.users[:5]:
         r = httpx.post(server.base + "/v1/recommendations", json={"user_id": user, "k": 5},
                        timeout=10)
         assert r.status_code == 200
@@ -281,9 +281,16 @@ def test_an_experiment_killed_through_the_page_shows_as_killed(
     r = httpx.post(server.base + "/v1/admin/experiments", json=config, headers=admin,
                    timeout=30)
     assert r.status_code == 201, r.text
-    for user in server.users:  # some exposures, so the report has rows
-        httpx.post(server.base + "/v1/recommendations", json={"user_id": user, "k": 5},
-                   timeout=10).raise_for_status()
+    with httpx.Client(base_url=server.base, timeout=10) as client:
+        # exposures and a click from every third reader, so the report has real intervals
+        for i, user in enumerate(server.users):
+            slate = client.post("/v1/recommendations", json={"user_id": user, "k": 5})
+            slate.raise_for_status()
+            if i % 3 == 0:
+                client.post("/v1/events", json={"events": [{
+                    "type": "click", "event_id": f"dash-{i}", "user_id": user,
+                    "article_id": slate.json()["items"][i % 5]["article_id"],
+                    "request_id": slate.json()["request_id"]}]}).raise_for_status()
     p = page.open("/dashboard/experiments")
     block = p.locator(f"article[data-experiment='{exp_id}']")
     assert block.locator(".badge").get_attribute("data-state") != "killed"
