@@ -349,8 +349,28 @@ def test_main_actions_are_reachable_with_tab_and_labelled(page: Page, server: Se
     labels = [s["label"] for s in seen]
     assert "Admin key" in labels
     assert any(lab.startswith("Promote model ") for lab in labels)
-    assert "Roll back to the previous model" in labels
     assert all(s["label"] for s in seen if s["tag"] in ("INPUT", "BUTTON", "A"))
+
+    # and they work from the keyboard alone: Tab to Promote, Enter; Tab to Roll back (enabled
+    # once there is a previous model), Enter
+    def tab_to(prefix: str) -> str:
+        for _ in range(40):
+            p.keyboard.press("Tab")
+            label = p.evaluate("document.activeElement.getAttribute('aria-label') || "
+                               "document.activeElement.textContent")
+            if label and label.strip().startswith(prefix):
+                return label.strip()
+        raise AssertionError(f"no focusable control labelled {prefix!r}")
+
+    before = _ready_version(server)
+    target = tab_to("Promote model ").removeprefix("Promote model ")
+    p.keyboard.press("Enter")
+    p.wait_for_selector("#status:has-text('promoted')")
+    assert target != before and _wait_version(server, target) == target
+    tab_to("Roll back to the previous model")
+    p.keyboard.press("Enter")
+    p.wait_for_selector("#status:has-text('rolled back')")
+    assert _wait_version(server, before) == before
     # every form field on every page has a label
     for name in PAGES:
         q = page.open("/dashboard" if name == "overview" else f"/dashboard/{name}")
