@@ -151,3 +151,27 @@ async def test_open_report_is_computed_once_per_ttl_and_unknown_ids_are_not_cach
     assert second.json()["request_id"] == first.json()["request_id"]
     assert [m.status_code for m in missing] == [404, 404]
     assert missing[0].json()["request_id"] != missing[1].json()["request_id"]
+
+
+async def test_monitoring_view_passes_the_endpoint_through_or_says_why_not(
+        app: FastAPI) -> None:
+    from fastapi import HTTPException
+
+    state = {"status": 200}
+
+    @app.get("/v1/monitoring")
+    async def monitoring() -> dict[str, object]:
+        if state["status"] != 200:
+            raise HTTPException(state["status"], "monitoring is warming up")
+        return {"psi": {"score": 0.1, "features": {}, "threshold": 0.2, "window": 10,
+                        "alarm": False}, "quality": [], "data_quality": {}}
+
+    async with running(app) as client:
+        ok = (await client.get("/dashboard/api/monitoring")).json()
+        state["status"] = 503
+        down = (await client.get("/dashboard/api/monitoring")).json()
+        state["status"] = 404
+        missing = (await client.get("/dashboard/api/monitoring")).json()
+    assert ok["available"] is True and ok["data"]["psi"]["threshold"] == 0.2
+    assert down["available"] is False and down["reason"] == "/v1/monitoring answered 503"
+    assert missing == {"available": False, "reason": "/v1/monitoring answered 404"}

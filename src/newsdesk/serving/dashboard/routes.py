@@ -206,5 +206,7 @@ async def monitoring(request: Request) -> Response:
         data = r.json()
     except ValueError:
         data = None
-    return json_response({"available": r.status_code == 200, "status": r.status_code,
-                          "data": data})
+    ok = r.status_code == 200
+    return json_response({"available": ok, "status": r.status_code, "data": data,
+                          "reason": None if ok else f"{MONITORING_PATH} answered "
+                                                    f"{r.status_code}"})
