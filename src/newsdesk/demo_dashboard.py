@@ -20,8 +20,10 @@ SHOTS = {"dashboard-overview": "/dashboard", "dashboard-models": "/dashboard/mod
 
 
 def capture_dashboard(base_url: str, out_dir: Path, *, user_id: str = "u1",
+                      shots: dict[str, str] | None = None,
                       timeout_s: float = 20.0) -> list[Path]:
-    """Screenshots of the main dashboard pages into out_dir (bounded waits)."""
+    """Screenshots of dashboard pages (`shots`: file stem -> path; default SHOTS) into
+    out_dir, with bounded waits. On the experiments page the first report is opened."""
     base = str(base_url).rstrip("/")
     console.print(f"dashboard: [bold]{base}/dashboard[/bold] (read-only views open; "
                   "promote / rollback / kill ask for the admin key)")
@@ -42,13 +44,17 @@ def capture_dashboard(base_url: str, out_dir: Path, *, user_id: str = "u1",
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 page.set_default_timeout(timeout_s * 1000)
-                for name, path in SHOTS.items():
+                for name, path in (shots or SHOTS).items():
                     page.goto(base + path.format(user=user_id))
                     page.wait_for_selector("body[data-loaded=true]")
                     if "preview" in path:
                         page.wait_for_selector("#preview-items > li")
                     if path == "/dashboard":  # the traffic plot draws from its second poll
                         page.wait_for_selector("#traffic-plot svg path")
+                    show = page.get_by_role("button", name="Show report")
+                    if path.startswith("/dashboard/experiments") and show.count():
+                        show.first.click()
+                        page.wait_for_selector("#experiment-list svg[role=img]")
                     target = out_dir / f"{name}.png"
                     page.screenshot(path=str(target), full_page=True)
                     paths.append(target)

@@ -162,6 +162,10 @@ def run_experiment_demo(dataset_dir: Path, bundles_dir: Path, out_dir: Path, *,
         print_report(report)
         paths = write_report(report, out_dir)
         console.print(f"report written: {paths['markdown']}, {paths['png']}")
+        from newsdesk.demo_dashboard import capture_dashboard
+
+        capture_dashboard(str(client.base_url), out_dir,
+                          shots={"dashboard-experiments": "/dashboard/experiments"})
 
         # the kill switch: a treated user gets the control from the very next request
         treated = next((u for u in (f"u{i}" for i in range(world.n_users))
