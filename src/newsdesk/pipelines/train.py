@@ -43,6 +43,7 @@ from newsdesk.models.bundle import BUNDLE_FORMAT, MANIFEST, RANKER_FILE, file_ha
 from newsdesk.models.candidates import CoClickGenerator, CollaborativeGenerator, Workspace
 from newsdesk.models.catalog import ArticleCatalog
 from newsdesk.models.ranker import LambdaRanker
+from newsdesk.monitoring.drift import MAX_REFERENCE_ROWS, Reference
 
 _Strict = ConfigDict(extra="forbid")
 
@@ -192,6 +193,16 @@ def group_metrics(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray) ->
             "row_auc": glob, "impressions": len(aucs)}
 
 
+def fit_reference(x: np.ndarray, ranker: LambdaRanker, builder: FeatureBuilder, seed: int
+                  ) -> Reference:
+    """Drift reference of the latest rows: scored at the serve position, as online."""
+    if len(x) > MAX_REFERENCE_ROWS:
+        x = x[np.random.default_rng(seed).choice(len(x), MAX_REFERENCE_ROWS, replace=False)]
+    x = np.array(x, dtype=np.float32, copy=True)
+    x[:, FEATURE_NAMES.index("position")] = builder.serve_position
+    return Reference.fit(x, ranker.predict(x), FEATURE_NAMES, seed=seed)
+
+
 def _git_sha() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -256,11 +267,14 @@ def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = Non
         raise DatasetError(f"{dataset_dir}: no impressions with both clicks and non-clicks "
                            "after the generator period; nothing to train the ranker on")
     sets = {}
+    ref_inputs = None
     for name, q in (("train", train_q), ("valid", valid_q)):
         inputs = replay_inputs(log.events, q.rows, catalog.size,
                                half_life_hours=f.half_life_hours, recent_clicks=f.recent_clicks,
                                bucket_seconds=f.bucket_minutes * 60.0)
         sets[name] = (build_features(builder, inputs, catalog, co, cf), q.labels, q.groups)
+        if ref_inputs is None or len(q.labels) > 0:
+            ref_inputs = inputs  # the latest rows: the drift reference (below)
     lap("features")
     ranker = LambdaRanker(FEATURE_NAMES, seed=cfg.seed, num_boost_round=r.num_boost_round,
                           early_stopping_rounds=r.early_stopping_rounds,
@@ -283,15 +297,21 @@ def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = Non
 
     co_all, cf_all = fit_static(ws, cfg, log, until=None)  # serving models see all clicks
     lap("refit_generators")
+    # featurised again with the generators serving uses, or co-click / CF features would drift
+    ref_x = build_features(builder, ref_inputs, catalog, co_all, cf_all)
+    reference = fit_reference(ref_x, ranker, builder, cfg.seed)
+    del ref_x, ref_inputs
+    lap("drift_reference")
     version = _write_bundle(bundles_dir, cfg, dataset_dir, log, catalog, co_all, cf_all, ranker,
-                            builder, embedder, metrics, timings)
+                            builder, embedder, metrics, timings, reference)
     return version
 
 
 def _write_bundle(bundles_dir: Path, cfg: TrainConfig, dataset_dir: Path, log: LogArrays,
                   catalog: ArticleCatalog, co: CoClickGenerator, cf: CollaborativeGenerator,
                   ranker: LambdaRanker, builder: FeatureBuilder, embedder: Embedder,
-                  metrics: dict[str, Any], timings: dict[str, float]) -> str:
+                  metrics: dict[str, Any], timings: dict[str, float],
+                  reference: Reference | None = None) -> str:
     created = datetime.now(UTC)
     version = f"v{created:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     bundles_dir.mkdir(parents=True, exist_ok=True)
@@ -302,6 +322,8 @@ def _write_bundle(bundles_dir: Path, cfg: TrainConfig, dataset_dir: Path, log: L
         co.save(staging / "coclick")
         cf.save(staging / "collaborative")
         ranker.save(staging / RANKER_FILE)
+        if reference is not None:
+            reference.save(staging)  # drift monitoring's baseline (monitoring.drift)
         t0, t1 = log.time_range
         short = cfg.embedder
         manifest = {
