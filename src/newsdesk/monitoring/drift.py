@@ -60,7 +60,7 @@ class Histogram:
         values = np.asarray(values, dtype=np.float64)
         finite = values[np.isfinite(values)]
         if len(finite):
-            qs = np.quantile(finite, np.linspace(0, 1, n_bins + 1)[1:-1])
+            qs = np.quantile(finite, np.linspace(0, 1, n_bins + 1)[1:-1], method="inverted_cdf")
             edges = np.unique(qs)
         else:
             edges = np.zeros(0)
