@@ -2,22 +2,23 @@
 and an unshifted one stays below.
 
 A small world is simulated and trained (hashing embedder, few boosting rounds, as in
-tests/serving/test_bundle_serving.py); training writes the bundle's reference.json from the
-validation period (the last 15 % of the time range). The serving-time rows are built the way
-serving builds them: the bundle's own `FeatureBuilder`, catalog, co-click and CF models, every
-row at the serve position, scored by the bundle's ranker; the inputs are replayed point-in-time
-from the log (the same `RankingInputs` serving gathers from the online store).
+tests/serving/test_bundle_serving.py). Training writes the bundle's reference.json through the
+serving path (`pipelines.drift_reference`): 500 requests of the validation period (the last
+15 % of the time) replayed through `NewsRecommender.recommend` with the online store replayed
+up to their time; every candidate row it scores. The populations below go through the same
+path (`serving_rows`), i.e. exactly the rows serving would sample:
 
-- no shift: the validation period's impressions of a random half of the readers;
-- the hours before the validation period (same readers, earlier time): figures only;
+- no shift: 300 other validation-period requests (not among the reference's);
+- previous hours: 300 requests of the period before (same readers, earlier time): figures;
 - shift 1: only readers of one topic (users whose most clicked category is the most read one);
-- shift 2: only cold readers (no click before the impression).
+- shift 2: only cold readers (rows whose reader has no click before the request).
 
 Run with -s to see the figures.
 """
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -39,32 +40,21 @@ THRESHOLD = 0.2  # the settings' default
 @dataclass
 class World:
     dataset: Path
+    bundles: Path
     bundle: Path
     reference: Reference
     rows: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (features, scores)
-
-
-def _subset(rows, keep_q: np.ndarray):  # noqa: ANN001, ANN202 - QueryRows in, QueryRows out
-    from newsdesk.features.replay import QueryRows
-
-    new_index = np.cumsum(keep_q) - 1
-    keep_r = keep_q[rows.row_query]
-    return QueryRows(query_user=rows.query_user[keep_q], query_ts=rows.query_ts[keep_q],
-                     row_query=new_index[rows.row_query[keep_r]],
-                     row_article=rows.row_article[keep_r],
-                     row_position=rows.row_position[keep_r],
-                     row_key=None if rows.row_key is None else rows.row_key[keep_r])
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     from threadpoolctl import threadpool_limits
 
-    from newsdesk.features.memory_store import MemoryOnlineStore
-    from newsdesk.features.replay import replay_inputs
-    from newsdesk.features.training_log import load_log, ranker_queries
-    from newsdesk.models.bundle import load_recommender, read_manifest
-    from newsdesk.pipelines.train import RankerConfig, TrainConfig, build_features, train
+    from newsdesk.features.training_log import load_log
+    from newsdesk.models.bundle import read_manifest
+    from newsdesk.models.catalog import ArticleCatalog
+    from newsdesk.pipelines.drift_reference import latest_requests, serving_rows
+    from newsdesk.pipelines.train import RankerConfig, TrainConfig, train
 
     root = tmp_path_factory.mktemp("drift")
     dataset = root / "dataset"
@@ -82,46 +72,39 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     assert reference is not None
 
     f = config.features
-    rec = load_recommender(bundle, MemoryOnlineStore(half_life_hours=f.half_life_hours))
     log = load_log(dataset)
     t0, t1 = log.time_range
     valid_cut = t1 - config.split.valid_fraction * (t1 - t0)
     before = valid_cut - config.split.valid_fraction * (t1 - t0)
-    period = ranker_queries(log, before, valid_cut, 10**9, np.random.default_rng(0)).rows
-    latest = ranker_queries(log, valid_cut, np.inf, 10**9, np.random.default_rng(0)).rows
+    everything = latest_requests(log, t0, 10**9, 0)
+    used = set(latest_requests(log, valid_cut, config.reference_requests, config.seed))
+    unused = [r for r in everything if r[1] >= valid_cut and r not in used]
+    earlier = [r for r in everything if before <= r[1] < valid_cut]
 
     # readers of one topic: most clicked category per user, over the whole log
     ev = log.events
-    cat = rec.ws.catalog
+    cat = ArticleCatalog.load(bundle / "catalog")
     known = ev.click_article >= 0
     users, cats = ev.click_user[known], cat.category[ev.click_article[known]]
-    n_cat = int(cats.max()) + 1
-    per_user = np.zeros((len(ev.user_ids), n_cat))
+    per_user = np.zeros((len(ev.user_ids), int(cats.max()) + 1))
     np.add.at(per_user, (users, cats), 1)
     top_topic = int(np.bincount(cats).argmax())
-    topic_readers = (per_user.argmax(axis=1) == top_topic) & (per_user.sum(axis=1) > 0)
+    readers = {ev.user_ids[u] for u in np.flatnonzero(
+        (per_user.argmax(axis=1) == top_topic) & (per_user.sum(axis=1) > 0))}
 
-    def featurise(q):  # noqa: ANN001, ANN202
-        inputs = replay_inputs(ev, q, cat.size, half_life_hours=f.half_life_hours,
-                               recent_clicks=f.recent_clicks,
-                               bucket_seconds=f.bucket_minutes * 60.0)
-        x = build_features(rec.ws.builder, inputs, cat, rec.coclick, rec.cf)
-        x[:, FEATURE_NAMES.index("position")] = rec.ws.builder.serve_position  # as online
-        return x, rec.ranker.predict(x)
+    def rows_of(requests):  # noqa: ANN001, ANN202
+        return serving_rows(bundle, log, requests, half_life_hours=f.half_life_hours)
 
-    rows = {"previous_hours": featurise(period)}
-    half = np.random.default_rng(1).random(len(ev.user_ids)) < 0.5
-    rows["no_shift"] = featurise(_subset(latest, half[latest.query_user]))
-    both = [period, latest]
-    x_topic = [featurise(_subset(q, topic_readers[q.query_user])) for q in both]
-    rows["one_topic_readers"] = (np.concatenate([a for a, _ in x_topic]),
-                                 np.concatenate([b for _, b in x_topic]))
-    x_all = [featurise(q) for q in both]
-    xs = np.concatenate([a for a, _ in x_all])
-    ss = np.concatenate([b for _, b in x_all])
-    cold = xs[:, FEATURE_NAMES.index("user_log_clicks")] == 0
-    rows["cold_readers"] = (xs[cold], ss[cold])
-    return World(dataset, bundle, reference, rows)
+    rng = np.random.default_rng(1)
+    rows = {
+        "no_shift": rows_of([unused[i] for i in rng.permutation(len(unused))[:300]]),
+        "previous_hours": rows_of([earlier[i] for i in rng.permutation(len(earlier))[:300]]),
+        "one_topic_readers": rows_of([r for r in unused + earlier if r[0] in readers][:300]),
+    }
+    x, scores = rows_of(unused + earlier)
+    cold = x[:, FEATURE_NAMES.index("user_log_clicks")] == 0
+    rows["cold_readers"] = (x[cold], scores[cold])
+    return World(dataset, root / "bundles", bundle, reference, rows)
 
 
 def _psi(world: World, name: str) -> DriftReport:
@@ -176,3 +159,43 @@ def test_cold_readers_cross_threshold_on_the_score(world: World) -> None:
     assert report.rows > 300
     assert report.alarm
     assert report.score is not None and report.score > THRESHOLD, report.drifted
+
+
+@pytest.mark.anyio
+async def test_serving_samples_rows_and_exports_psi(world: World, tmp_path: Path) -> None:
+    """The real bundle served: scored rows reach the window, PSI is on /metrics and the JSON."""
+    from datetime import timedelta
+
+    from newsdesk.data.dataset import Dataset
+    from newsdesk.serving.app import create_app
+    from tests.serving.conftest import make_settings, running
+
+    ds = Dataset(world.dataset)
+    end = ds.read("impressions")["timestamp"].max() + timedelta(minutes=1)
+    users = ds.read("interactions")["user_id"].unique().sort().to_list()[:30]
+    app = create_app(make_settings(tmp_path, world.dataset, bundles_dir=world.bundles,
+                                   clock_start=end, online_store_url=None,
+                                   drift_sample_every=1))
+    async with running(app) as client:
+        async def loaded() -> bool:
+            return (await client.get("/readyz")).json()["status"] == "ready"
+
+        for _ in range(300):  # the store loads the dataset in the background
+            if await loaded():
+                break
+            await asyncio.sleep(0.05)
+        assert await loaded()
+        for user in users:
+            r = await client.post("/v1/recommendations", json={"user_id": user, "k": 10})
+            assert r.status_code == 200 and not r.json()["degraded"]
+        app.state.monitor.refresh()
+        psi = (await client.get("/v1/monitoring")).json()["psi"]
+        text = (await client.get("/metrics")).text
+    version = world.bundle.name
+    assert psi["model_version"] == version and psi["reference"] is True
+    assert psi["window"] >= 100  # every request sampled: its candidate rows
+    assert psi["score"] is not None and set(psi["features"]) == set(world.reference.features)
+    print(f"\n[drift] served candidate rows (store loaded): window={psi['window']} "
+          f"psi_score={psi['score']:.4f} drifted={psi['drifted']}")
+    assert f'newsdesk_psi{{model_version="{version}",series="score"}}' in text
+    assert f'newsdesk_psi_window_rows{{model_version="{version}"}}' in text

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -43,7 +44,8 @@ from newsdesk.models.bundle import BUNDLE_FORMAT, MANIFEST, RANKER_FILE, file_ha
 from newsdesk.models.candidates import CoClickGenerator, CollaborativeGenerator, Workspace
 from newsdesk.models.catalog import ArticleCatalog
 from newsdesk.models.ranker import LambdaRanker
-from newsdesk.monitoring.drift import MAX_REFERENCE_ROWS, Reference
+from newsdesk.monitoring.drift import Reference
+from newsdesk.pipelines.drift_reference import serving_reference
 
 _Strict = ConfigDict(extra="forbid")
 
@@ -110,6 +112,9 @@ class TrainConfig(BaseModel):
     ranker: RankerConfig = Field(default_factory=RankerConfig)
     generators: GeneratorConfig = Field(default_factory=GeneratorConfig)
     serving: rerank.ServingConfig = Field(default_factory=rerank.ServingConfig)
+    # requests of the validation period replayed through the serving path for the drift
+    # reference (pipelines.drift_reference); 0 writes no reference
+    reference_requests: int = Field(500, ge=0, le=100_000)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -193,16 +198,6 @@ def group_metrics(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray) ->
             "row_auc": glob, "impressions": len(aucs)}
 
 
-def fit_reference(x: np.ndarray, ranker: LambdaRanker, builder: FeatureBuilder, seed: int
-                  ) -> Reference:
-    """Drift reference of the latest rows: scored at the serve position, as online."""
-    if len(x) > MAX_REFERENCE_ROWS:
-        x = x[np.random.default_rng(seed).choice(len(x), MAX_REFERENCE_ROWS, replace=False)]
-    x = np.array(x, dtype=np.float32, copy=True)
-    x[:, FEATURE_NAMES.index("position")] = builder.serve_position
-    return Reference.fit(x, ranker.predict(x), FEATURE_NAMES, seed=seed)
-
-
 def _git_sha() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -267,14 +262,11 @@ def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = Non
         raise DatasetError(f"{dataset_dir}: no impressions with both clicks and non-clicks "
                            "after the generator period; nothing to train the ranker on")
     sets = {}
-    ref_inputs = None
     for name, q in (("train", train_q), ("valid", valid_q)):
         inputs = replay_inputs(log.events, q.rows, catalog.size,
                                half_life_hours=f.half_life_hours, recent_clicks=f.recent_clicks,
                                bucket_seconds=f.bucket_minutes * 60.0)
         sets[name] = (build_features(builder, inputs, catalog, co, cf), q.labels, q.groups)
-        if ref_inputs is None or len(q.labels) > 0:
-            ref_inputs = inputs  # the latest rows: the drift reference (below)
     lap("features")
     ranker = LambdaRanker(FEATURE_NAMES, seed=cfg.seed, num_boost_round=r.num_boost_round,
                           early_stopping_rounds=r.early_stopping_rounds,
@@ -297,11 +289,13 @@ def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = Non
 
     co_all, cf_all = fit_static(ws, cfg, log, until=None)  # serving models see all clicks
     lap("refit_generators")
-    # featurised again with the generators serving uses, or co-click / CF features would drift
-    ref_x = build_features(builder, ref_inputs, catalog, co_all, cf_all)
-    reference = fit_reference(ref_x, ranker, builder, cfg.seed)
-    del ref_x, ref_inputs
-    lap("drift_reference")
+
+    def reference(staged: Path) -> Reference | None:  # the drift baseline, as served
+        if cfg.reference_requests == 0:
+            return None
+        return serving_reference(staged, log, since=valid_cut, requests=cfg.reference_requests,
+                                 half_life_hours=f.half_life_hours, seed=cfg.seed)
+
     version = _write_bundle(bundles_dir, cfg, dataset_dir, log, catalog, co_all, cf_all, ranker,
                             builder, embedder, metrics, timings, reference)
     return version
@@ -311,7 +305,7 @@ def _write_bundle(bundles_dir: Path, cfg: TrainConfig, dataset_dir: Path, log: L
                   catalog: ArticleCatalog, co: CoClickGenerator, cf: CollaborativeGenerator,
                   ranker: LambdaRanker, builder: FeatureBuilder, embedder: Embedder,
                   metrics: dict[str, Any], timings: dict[str, float],
-                  reference: Reference | None = None) -> str:
+                  reference: Callable[[Path], Reference | None] | None = None) -> str:
     created = datetime.now(UTC)
     version = f"v{created:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     bundles_dir.mkdir(parents=True, exist_ok=True)
@@ -322,8 +316,6 @@ def _write_bundle(bundles_dir: Path, cfg: TrainConfig, dataset_dir: Path, log: L
         co.save(staging / "coclick")
         cf.save(staging / "collaborative")
         ranker.save(staging / RANKER_FILE)
-        if reference is not None:
-            reference.save(staging)  # drift monitoring's baseline (monitoring.drift)
         t0, t1 = log.time_range
         short = cfg.embedder
         manifest = {
@@ -344,6 +336,15 @@ def _write_bundle(bundles_dir: Path, cfg: TrainConfig, dataset_dir: Path, log: L
             "files": file_hashes(staging),
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        # the drift reference needs the staged bundle loadable (manifest written), then joins
+        # its file list: still before the atomic rename
+        t_ref = time.perf_counter()
+        ref = reference(staging) if reference is not None else None
+        if ref is not None:
+            ref.save(staging)
+            manifest["timings_s"]["drift_reference"] = round(time.perf_counter() - t_ref, 3)
+            manifest["files"] = file_hashes(staging)
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
         os.replace(staging, bundles_dir / version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
