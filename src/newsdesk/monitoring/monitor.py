@@ -48,6 +48,9 @@ class ServiceMonitor:
                               ["model_version"], registry=registry)
         self.drift_alarm = Gauge("newsdesk_drift_alarm", "1 when a PSI of the model version "
                                  "exceeds the threshold.", ["model_version"], registry=registry)
+        self.ready = Gauge("newsdesk_ready", "1 while the service is ready (model loaded, "
+                           "online store answering), as /readyz; refreshed on the timer.",
+                           registry=registry)
         self.windows: dict[str, DriftWindow] = {}
         self._sources: dict[str, Callable[[], Any]] = {}
         self._stop = threading.Event()
@@ -84,9 +87,10 @@ class ServiceMonitor:
         model.drift = window
 
     def sources(self, *, now: Callable[[], float], catalog: Callable[[], Any],
-                active: Callable[[], Any]) -> None:
-        """What the timer reads: the service clock, the live catalog, the active model."""
-        self._sources = {"now": now, "catalog": catalog, "active": active}
+                active: Callable[[], Any], ready: Callable[[], bool]) -> None:
+        """What the timer reads: the service clock, the live catalog, the active model and
+        the readiness check."""
+        self._sources = {"now": now, "catalog": catalog, "active": active, "ready": ready}
 
     # -- timer ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -118,6 +122,8 @@ class ServiceMonitor:
                 self.psi.labels(version, name).set(value)
             self.drift_alarm.labels(version).set(1.0 if report.alarm else 0.0)
         src = self._sources
+        if src:
+            self.ready.set(1.0 if src["ready"]() else 0.0)
         catalog = src["catalog"]() if src else None
         if catalog is not None:
             self.quality.refresh(lambda: (e.article_id for e in catalog.latest(src["now"]())))

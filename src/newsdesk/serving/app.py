@@ -245,7 +245,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             assigner, io_pool, breaker, clock, bootstrap)
         metrics.catalog_size.set(len(cat))
         monitor.sources(now=clock, catalog=lambda: cat,
-                        active=lambda: registry.active if registry.ready else None)
+                        active=lambda: registry.active if registry.ready else None,
+                        ready=lambda: registry.ready and bool(store.ping()))
         monitor.start()
         log.info("serving_started", model_version=registry.version, catalog=len(cat))
         try:
