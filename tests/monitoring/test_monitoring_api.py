@@ -70,3 +70,18 @@ async def test_quality_and_data_quality_figures(app: FastAPI) -> None:
         assert "newsdesk_unknown_article_clicks_total 1.0" in text
         assert 'newsdesk_events_rejected_total{reason="missing"} 1.0' in text
         assert "newsdesk_psi_threshold 0.2" in text
+
+
+async def test_ready_gauge_follows_readiness(tmp_path, dataset_dir, articles) -> None:  # noqa: ANN001
+    from newsdesk.serving.app import create_app
+    from tests.serving.conftest import ctr_factory, make_settings
+
+    for version, ready in (("missing", 0.0), (None, 1.0)):  # 'missing' fails to load
+        app = create_app(make_settings(tmp_path / str(version), dataset_dir,
+                                       bundle_version=version),
+                         recommender_factory=ctr_factory(articles))
+        async with running(app) as client:
+            assert (await client.get("/readyz")).status_code == (200 if ready else 503)
+            app.state.monitor.refresh()
+            text = (await client.get("/metrics")).text
+        assert f"newsdesk_ready {ready}" in text
