@@ -19,6 +19,10 @@ from newsdesk.serving.settings import load_settings
     ({"log_level": "chatty"}, "log_level"),
     ({"bogus": 1}, "bogus"),
     ({"event_claim_idle_s": 0}, "event_claim_idle_s"),
+    ({"psi_threshold": 0}, "psi_threshold"),
+    ({"drift_window_rows": 10}, "drift_window_rows"),
+    ({"drift_sample_every": 0}, "drift_sample_every"),
+    ({"monitor_interval_s": 0}, "monitor_interval_s"),
 ])
 def test_unsafe_settings_are_refused(tmp_path: Path, values: dict, field: str) -> None:
     with pytest.raises(ConfigError, match=field):

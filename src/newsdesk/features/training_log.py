@@ -220,9 +220,13 @@ def warm_store(store: OnlineStore, log: LogArrays, until: float,
             store.record_clicks(ev.user_ids[u], [a], t)
     exp = log.exposures.filter((pl.col("ts") >= lo) & (pl.col("ts") < until))
     events: list[tuple[float, int, object]] = []
-    for (_q,), grp in exp.group_by(["q"], maintain_order=True):
-        ids = [key_ids[a] for a in grp["akey"].to_list() if a >= 0]
-        events.append((float(grp["ts"][0]), 0, ids))
+    # one slate per impression: its rows are contiguous (the log is exploded per impression);
+    # numpy boundaries instead of a polars group_by loop, which cost half of the replay
+    q, q_ts = exp["q"].to_numpy(), exp["ts"].to_numpy()
+    akeys = exp["akey"].to_list()
+    starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]]) if len(q) else np.zeros(0, np.int64)
+    for s, e in zip(starts.tolist(), [*starts[1:].tolist(), len(q)], strict=True):
+        events.append((float(q_ts[s]), 0, [key_ids[a] for a in akeys[s:e] if a >= 0]))
     for u, a, t in zip(ev.click_user, click_art, ev.click_ts, strict=True):
         if lo <= t < until:  # unknown articles stay in the user's list, as they do online
             events.append((float(t), 1, (ev.user_ids[u], key_ids[a] if a >= 0 else UNKNOWN)))

@@ -10,6 +10,7 @@ reason comes from the generator that proposed it with the best rank.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -29,6 +30,10 @@ from newsdesk.models.candidates import (
 from newsdesk.models.ranker import LambdaRanker
 
 
+class DriftSink(Protocol):
+    def observe(self, x: np.ndarray, scores: np.ndarray) -> None: ...
+
+
 class NewsRecommender(Recommender):
     """A loaded pipeline (see the module docstring); build it with `models.bundle`."""
 
@@ -45,6 +50,7 @@ class NewsRecommender(Recommender):
         self.coclick = next((g for g in generators if isinstance(g, CoClickGenerator)), None)
         self.cf = next((g for g in generators if isinstance(g, CollaborativeGenerator)), None)
         self.content = next((g for g in generators if isinstance(g, ContentGenerator)), None)
+        self.drift: DriftSink | None = None  # set by serving: samples scored rows (PSI)
 
     # -- features (the online half of train/serve parity) ---------------------------------------
     def inputs(self, view: UserView, idx: np.ndarray, ids: Sequence[str],
@@ -118,7 +124,10 @@ class NewsRecommender(Recommender):
         if len(idx) == 0:
             return []
         ids = [cat.ids[i] for i in idx]
-        scores = self.ranker.predict(self._build(view, idx, ids))
+        x = self._build(view, idx, ids)
+        scores = self.ranker.predict(x)
+        if self.drift is not None:
+            self.drift.observe(x, scores)
         chosen = rerank.select(rules, scores, cat.category[idx], cat.embeddings[idx], ctx.k)
         by_name = {g.name: g for g in self.generators}
         out = []

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +44,8 @@ from newsdesk.models.bundle import BUNDLE_FORMAT, MANIFEST, RANKER_FILE, file_ha
 from newsdesk.models.candidates import CoClickGenerator, CollaborativeGenerator, Workspace
 from newsdesk.models.catalog import ArticleCatalog
 from newsdesk.models.ranker import LambdaRanker
+from newsdesk.monitoring.drift import Reference
+from newsdesk.pipelines.drift_reference import serving_reference
 
 _Strict = ConfigDict(extra="forbid")
 
@@ -109,6 +112,9 @@ class TrainConfig(BaseModel):
     ranker: RankerConfig = Field(default_factory=RankerConfig)
     generators: GeneratorConfig = Field(default_factory=GeneratorConfig)
     serving: rerank.ServingConfig = Field(default_factory=rerank.ServingConfig)
+    # requests of the validation period replayed through the serving path for the drift
+    # reference (pipelines.drift_reference); 0 writes no reference
+    reference_requests: int = Field(500, ge=0, le=100_000)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -283,15 +289,23 @@ def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = Non
 
     co_all, cf_all = fit_static(ws, cfg, log, until=None)  # serving models see all clicks
     lap("refit_generators")
+
+    def reference(staged: Path) -> Reference | None:  # the drift baseline, as served
+        if cfg.reference_requests == 0:
+            return None
+        return serving_reference(staged, log, since=valid_cut, requests=cfg.reference_requests,
+                                 half_life_hours=f.half_life_hours, seed=cfg.seed)
+
     version = _write_bundle(bundles_dir, cfg, dataset_dir, log, catalog, co_all, cf_all, ranker,
-                            builder, embedder, metrics, timings)
+                            builder, embedder, metrics, timings, reference)
     return version
 
 
 def _write_bundle(bundles_dir: Path, cfg: TrainConfig, dataset_dir: Path, log: LogArrays,
                   catalog: ArticleCatalog, co: CoClickGenerator, cf: CollaborativeGenerator,
                   ranker: LambdaRanker, builder: FeatureBuilder, embedder: Embedder,
-                  metrics: dict[str, Any], timings: dict[str, float]) -> str:
+                  metrics: dict[str, Any], timings: dict[str, float],
+                  reference: Callable[[Path], Reference | None] | None = None) -> str:
     created = datetime.now(UTC)
     version = f"v{created:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     bundles_dir.mkdir(parents=True, exist_ok=True)
@@ -322,6 +336,15 @@ def _write_bundle(bundles_dir: Path, cfg: TrainConfig, dataset_dir: Path, log: L
             "files": file_hashes(staging),
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        # the drift reference needs the staged bundle loadable (manifest written), then joins
+        # its file list: still before the atomic rename
+        t_ref = time.perf_counter()
+        ref = reference(staging) if reference is not None else None
+        if ref is not None:
+            ref.save(staging)
+            manifest["timings_s"]["drift_reference"] = round(time.perf_counter() - t_ref, 3)
+            manifest["files"] = file_hashes(staging)
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
         os.replace(staging, bundles_dir / version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -33,6 +33,7 @@ from newsdesk.features.online_store import OnlineStore
 from newsdesk.models.base import Recommender
 from newsdesk.monitoring.logging import configure_logging, get_logger
 from newsdesk.monitoring.metrics import ServingMetrics
+from newsdesk.monitoring.monitor import ServiceMonitor
 from newsdesk.serving.catalog import LiveCatalog, load_catalog
 from newsdesk.serving.event_consumer import start_event_consumer
 from newsdesk.serving.feedback import EventIngestor, ExposureLogger
@@ -150,6 +151,12 @@ def default_bundle_lister(settings: ServeSettings) -> BundleLister:
     return listing
 
 
+def _bundle_path(settings: ServeSettings, version: str) -> Any:
+    from newsdesk.models.bundle import resolve_bundle
+
+    return resolve_bundle(settings.bundles_dir, version)
+
+
 def make_clock(settings: ServeSettings) -> Callable[[], float]:
     """Wall time, or a clock that starts at `settings.clock_start` and runs in real time."""
     if settings.clock_start is None:
@@ -169,6 +176,11 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
     configure_logging(settings.log_level)
     metrics = ServingMetrics()
     make_model = recommender_factory or default_recommender_factory(settings)
+    monitor = ServiceMonitor(metrics.registry, threshold=settings.psi_threshold,
+                             window=settings.drift_window_rows,
+                             sample_every=settings.drift_sample_every,
+                             interval_s=settings.monitor_interval_s)
+    make_model = monitor.wrap_factory(make_model, lambda v: _bundle_path(settings, v))
     lister = bundle_lister or (None if recommender_factory else default_bundle_lister(settings))
 
     @asynccontextmanager
@@ -232,11 +244,16 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             settings, metrics, store, event_log, cat, registry, pipeline, ingestor, exposure,
             assigner, io_pool, breaker, clock, bootstrap)
         metrics.catalog_size.set(len(cat))
+        monitor.sources(now=clock, catalog=lambda: cat,
+                        active=lambda: registry.active if registry.ready else None,
+                        ready=lambda: registry.ready and bool(store.ping()))
+        monitor.start()
         log.info("serving_started", model_version=registry.version, catalog=len(cat))
         try:
             yield
         finally:
             app.state.services = None
+            monitor.stop()
             await exposure.close()
             if isinstance(assigner, ExperimentAssigner) and variant_assigner is None:
                 assigner.close()
@@ -254,6 +271,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         description="Personalised news recommendations with a real-time feedback loop.",
     )
     app.state.metrics = metrics
+    app.state.monitor = monitor
     app.state.services = None
     _install_error_handlers(app)
     from newsdesk.serving.routes import (
@@ -262,11 +280,13 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         events,
         experiments,
         health,
+        monitoring,
         recommendations,
         users,
     )
 
-    for module in (recommendations, articles, events, health, admin, experiments, users):
+    for module in (recommendations, articles, events, health, admin, experiments, monitoring,
+                   users):
         app.include_router(module.router)
     from newsdesk.serving import dashboard
 
@@ -298,6 +318,10 @@ def _install_error_handlers(app: FastAPI) -> None:
                 loc = loc[1:] if len(loc) > 1 else loc
             fields.append({"field": ".".join(loc) or "body", "message": str(err.get("msg"))})
         first = fields[0] if fields else {"field": "body", "message": "invalid"}
+        if request.url.path == "/v1/events":  # data quality: rejected events by reason
+            errors = exc.errors()
+            reason = str(errors[0].get("type", "invalid")) if errors else "invalid"
+            request.app.state.monitor.data.record_rejected(reason)
         return _json(*error_json(422, "invalid_request",
                                  f"field '{first['field']}': {first['message']}", _rid(request),
                                  fields))

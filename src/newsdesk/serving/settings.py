@@ -87,6 +87,14 @@ class ServeSettings(BaseSettings):
     # Catalog liveness: an article older than this (hours) is not live even without expires_at.
     live_max_age_hours: float | None = Field(default=None, gt=0)
 
+    # Model and data monitoring (newsdesk.monitoring.drift): PSI above psi_threshold raises
+    # the drift alarm; every drift_sample_every-th scored request puts its rows into a window
+    # of drift_window_rows rows; PSI and the other gauges are refreshed every monitor_interval_s.
+    psi_threshold: float = Field(default=0.2, gt=0, le=10)
+    drift_window_rows: int = Field(default=5000, ge=100, le=1_000_000)
+    drift_sample_every: int = Field(default=10, ge=1, le=100_000)
+    monitor_interval_s: float = Field(default=15.0, ge=0.05, le=3600)
+
     # OpenTelemetry tracing of requests (extra [otel]): off | console | otlp.
     tracing: Literal["off", "console", "otlp"] = "off"
 

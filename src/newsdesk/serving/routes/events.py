@@ -26,8 +26,10 @@ async def post_events(body: EventBatch, request: Request) -> Response:
     svc = services(request)
     limit = svc.settings.max_events_per_batch
     if len(body.events) > limit:
+        request.app.state.monitor.data.record_rejected("batch_too_large", len(body.events))
         raise HTTPException(413, f"field 'events': at most {limit} events per batch, "
                                  f"got {len(body.events)}")
     result, applied = await svc.ingestor.ingest(body.events)
+    request.app.state.monitor.on_events(body.events, svc.catalog, svc.clock())
     return json_response({"request_id": request_id(request), "accepted": result.accepted,
                           "duplicates": result.duplicates, "applied": applied})

@@ -49,6 +49,8 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
         svc.exposure.offer(rid, unit, body.surface, ids, assignment.variant,
                            assignment.experiment, now, [1.0] * len(ids))
         svc.metrics.record_slate(body.surface, assignment.variant, len(ids))
+    request.app.state.monitor.on_slate(rid, body.surface, assignment.variant,
+                                       result.model_version, ids, result.degraded, svc.catalog)
     return json_response({
         "request_id": rid, "model_version": result.model_version,
         "experiment": assignment.experiment, "variant": assignment.variant,
