@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI
@@ -110,10 +111,14 @@ async def test_views_are_open_and_actions_still_need_the_key(app: FastAPI) -> No
     assert (after["active"], after["previous"]) == ("v2", "v1")
 
 
-async def test_monitoring_is_not_available_without_the_route(app: FastAPI) -> None:
+async def test_monitoring_view_passes_the_live_monitor_through(app: FastAPI) -> None:
     async with running(app) as client:
-        body = (await client.get("/dashboard/api/monitoring")).json()
-    assert body["available"] is False and "/v1/monitoring" in body["reason"]
+        await client.post("/v1/recommendations", json={"user_id": "u1", "k": 4})
+        live = (await client.get("/v1/monitoring")).json()
+        view = (await client.get("/dashboard/api/monitoring")).json()
+    assert view["available"] is True and view["reason"] is None
+    assert view["data"]["psi"]["model_version"] == live["psi"]["model_version"] == "v1"
+    assert view["data"]["quality"][0]["shown"] == live["quality"][0]["shown"] == 4
 
 
 async def test_pages_and_assets(app: FastAPI) -> None:
@@ -153,25 +158,27 @@ async def test_open_report_is_computed_once_per_ttl_and_unknown_ids_are_not_cach
     assert missing[0].json()["request_id"] != missing[1].json()["request_id"]
 
 
-async def test_monitoring_view_passes_the_endpoint_through_or_says_why_not(
-        app: FastAPI) -> None:
+async def test_monitoring_view_says_why_when_the_endpoint_is_absent_or_failing() -> None:
+    """A server without /v1/monitoring (an older build) or with a failing one: the dashboard
+    router alone, in a bare app."""
     from fastapi import HTTPException
 
-    state = {"status": 200}
+    from newsdesk.serving import dashboard
 
-    @app.get("/v1/monitoring")
+    bare = FastAPI()
+    bare.include_router(dashboard.router)
+    failing = FastAPI()
+    failing.include_router(dashboard.router)
+
+    @failing.get("/v1/monitoring")
     async def monitoring() -> dict[str, object]:
-        if state["status"] != 200:
-            raise HTTPException(state["status"], "monitoring is warming up")
-        return {"psi": {"score": 0.1, "features": {}, "threshold": 0.2, "window": 10,
-                        "alarm": False}, "quality": [], "data_quality": {}}
+        raise HTTPException(503, "monitoring is warming up")
 
-    async with running(app) as client:
-        ok = (await client.get("/dashboard/api/monitoring")).json()
-        state["status"] = 503
-        down = (await client.get("/dashboard/api/monitoring")).json()
-        state["status"] = 404
-        missing = (await client.get("/dashboard/api/monitoring")).json()
-    assert ok["available"] is True and ok["data"]["psi"]["threshold"] == 0.2
-    assert down["available"] is False and down["reason"] == "/v1/monitoring answered 503"
-    assert missing == {"available": False, "reason": "/v1/monitoring answered 404"}
+    answers = []
+    for app in (bare, failing):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            answers.append((await client.get("/dashboard/api/monitoring")).json())
+    assert answers[0] == {"available": False, "reason": "/v1/monitoring answered 404"}
+    assert answers[1]["available"] is False
+    assert answers[1]["reason"] == "/v1/monitoring answered 503"

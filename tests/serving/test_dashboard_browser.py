@@ -205,9 +205,20 @@ def test_overview_shows_health_latency_per_stage_and_traffic(page: Page, server:
     assert page.errors == []
 
 
-def test_monitoring_panel_says_not_available_without_the_endpoint(page: Page) -> None:
+def test_monitoring_panels_show_the_live_monitor(page: Page, server: Server) -> None:
+    with httpx.Client(base_url=server.base, timeout=10) as client:
+        for user in server.users[:5]:
+            client.post("/v1/recommendations", json={"user_id": user, "k": 5}
+                        ).raise_for_status()
+        live = client.get("/v1/monitoring").json()
     p = page.open("/dashboard/monitoring")
-    assert "not available" in p.locator("#monitoring-body").inner_text()
+    body = p.locator("#monitoring-body")
+    cards = body.locator(".cards").first.inner_text()
+    assert live["psi"]["model_version"] in cards and "score PSI" in cards
+    quality = body.locator("table").filter(has_text="CTR@10").inner_text()
+    assert "front_page" in quality and live["quality"][0]["model_version"] in quality
+    assert "Data quality" in body.inner_text() and "Event lag" in body.inner_text()
+    page.shot("monitoring-live")
     assert page.errors == []
 
 
@@ -381,36 +392,46 @@ def test_main_actions_are_reachable_with_tab_and_labelled(page: Page, server: Se
 
 
 # -- the drift / data-quality panels against the monitoring contract --------------------------
-MONITORING = {  # the shape GET /v1/monitoring answers on the monitoring branch (issue 11)
-    "psi": {"score": 0.31, "features": {"age_hours": 0.31, "smoothed_ctr": 0.04},
-            "threshold": 0.2, "window": 5000, "alarm": True},
-    "quality": [{"surface": "front_page", "variant": "production", "model": "v1",
-                 "ctr": 0.041, "shown": 12000}],
-    "data_quality": {"null_rate_category": 0.0, "late_events": 3},
+MONITORING = {  # an alarm, in the shape of serving/monitoring_schemas.py (MonitoringOut)
+    "psi": {"model_version": "v7", "reference": True, "score": 0.31,
+            "features": {"age_hours": 0.42, "smoothed_ctr": 0.04}, "threshold": 0.2,
+            "window": 5000, "alarm": True, "drifted": ["score", "age_hours"]},
+    "quality": [{"surface": "front_page", "variant": "production", "model_version": "v7",
+                 "responses": 1200, "degraded_share": 0.01, "shown": 12000, "clicks": 492,
+                 "ctr_at": {"1": 0.09, "3": 0.06, "5": 0.05, "10": 0.041},
+                 "ctr_by_position": [0.09, 0.05, 0.04, 0.035, 0.03, 0.03, 0.025, 0.02, 0.02,
+                                     0.018, None],
+                 "topic_diversity": 0.7, "coverage": 0.35}],
+    "data_quality": {"event_lag_s": {"click": 4.2, "impression": 1.1},
+                     "events_last_minute": {"click": 31}, "rejected_events": {"missing": 3},
+                     "unknown_article_clicks": 2,
+                     "catalog": {"newest_article_age_s": 540.0, "live_articles": 450,
+                                 "live_without_embedding": 0.0}},
 }
 
 
-@pytest.fixture
-def monitored(tmp_path: Path) -> Iterator[Server]:
-    """The real app in-process under uvicorn, plus a /v1/monitoring route answering the
-    contract above (the monitoring engine itself is built on another branch)."""
+@pytest.fixture(params=["with-monitoring", "without-monitoring"])
+def monitored(request: pytest.FixtureRequest, tmp_path: Path
+              ) -> Iterator[tuple[Server, bool]]:
+    """The dashboard router alone under uvicorn, with or without a /v1/monitoring route that
+    answers MONITORING: the panels' rendering of an alarm, and of a server without it."""
     import threading
 
     import uvicorn
+    from fastapi import FastAPI
 
-    from newsdesk.serving.app import create_app
-    from tests.serving.conftest import ctr_factory, make_articles, make_settings
+    from newsdesk.serving import dashboard
 
-    articles = make_articles()
-    app = create_app(make_settings(tmp_path, None), recommender_factory=ctr_factory(articles))
-
-    @app.get("/v1/monitoring")
-    async def monitoring() -> dict[str, Any]:
-        return MONITORING
+    app = FastAPI()
+    app.include_router(dashboard.router)
+    if request.param == "with-monitoring":
+        @app.get("/v1/monitoring")
+        async def monitoring() -> dict[str, Any]:
+            return MONITORING
 
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -420,25 +441,34 @@ def monitored(tmp_path: Path) -> Iterator[Server]:
     screens = tmp_path / "screens"
     screens.mkdir()
     try:
-        yield Server(f"http://127.0.0.1:{port}", ["v1"], [], screens)
+        yield Server(f"http://127.0.0.1:{port}", [], [], screens), \
+            request.param == "with-monitoring"
     finally:
         server.should_exit = True
         thread.join(timeout=15)
 
 
-def test_monitoring_panels_render_psi_features_quality_and_data_checks(
-        browser: Any, monitored: Server) -> None:
-    page = Page(browser, monitored)
+def test_monitoring_panels_render_an_alarm_or_say_not_available(
+        browser: Any, monitored: tuple[Server, bool]) -> None:
+    server, has_route = monitored
+    page = Page(browser, server)
     try:
         p = page.open("/dashboard/monitoring")
         body = p.locator("#monitoring-body")
         text = body.inner_text()
-        assert "ALARM" in text and "0.310" in text and "age_hours" in text
-        rows = body.locator("table").nth(0).locator("tbody tr").all_inner_texts()
-        assert rows[0].split("\t")[:2] == ["age_hours", "0.310"]  # the drifting one first
-        assert "front_page" in body.locator("table").nth(1).inner_text()
-        assert "late_events" in body.locator("table").nth(2).inner_text()
-        page.shot("monitoring-available")
+        if not has_route:
+            assert "not available" in text and "/v1/monitoring answered 404" in text
+            page.shot("monitoring-not-available")
+        else:
+            assert "ALARM" in text and "Above the threshold: score, age_hours" in text
+            rows = body.locator("table").nth(0).locator("tbody tr").all_inner_texts()
+            assert rows[0].split("\t") == ["age_hours", "0.420", "yes"]  # worst drift first
+            quality = body.locator("table").nth(1).inner_text()
+            assert "front_page" in quality and "4.10%" in quality  # CTR@10
+            plot = body.locator("svg[role=img]").first.get_attribute("aria-label")
+            assert plot.startswith("CTR by position") and "1 9.00%" in plot
+            assert "missing" in text and "4.2 s" in text  # rejected events, click lag
+            page.shot("monitoring-alarm")
         assert page.errors == []
     finally:
         page.close()

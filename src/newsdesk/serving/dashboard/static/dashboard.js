@@ -310,6 +310,41 @@ async function loadOverview() {
     [el("p", { class: "muted", text: "No slate served yet." })]));
 }
 
+// CTR of each slate position (1..10, then 11+) as bars
+function positionPlot(values, W = 600, label = "CTR by position") {
+  const H = 120, P = 40, n = values.length;
+  const top = Math.max(1e-9, ...values.filter((v) => v !== null));
+  const bw = (W - P - 8) / n;
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label":
+    `${label}: ` + values.map((v, i) => `${i < 10 ? i + 1 : "11+"} ${pct(v)}`).join(", ") });
+  values.forEach((v, i) => {
+    const h = v === null ? 0 : (H - 34) * v / top;
+    root.append(svg("rect", { x: P + i * bw + 2, y: H - 18 - h, width: Math.max(1, bw - 4),
+      height: h, fill: "#0b57d0" }));
+    const t = svg("text", { x: P + i * bw + bw / 2, y: H - 4, "text-anchor": "middle",
+      "font-size": 11, fill: "#4d4d4d" });
+    t.textContent = i < 10 ? String(i + 1) : "11+";
+    root.append(t);
+  });
+  for (const v of [0, top]) {
+    const t = svg("text", { x: 2, y: H - 18 - (H - 34) * v / top + 4, "font-size": 11, fill: "#4d4d4d" });
+    t.textContent = pct(v);
+    root.append(t);
+  }
+  return root;
+}
+
+const secs = (s) => (s === null || s === undefined ? "–" : s < 120 ? `${s.toFixed(1)} s` :
+  s < 7200 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
+
+function keyValueTable(obj, keyHeader, valueHeader, show = (v) => v) {
+  const rows = Object.entries(obj || {});
+  if (!rows.length) return el("p", { class: "muted", text: "none" });
+  return el("div", { class: "scroll" }, table([[keyHeader, (r) => r[0]],
+    [valueHeader, (r) => show(r[1]), true]], rows));
+}
+
+// GET /v1/monitoring, as documented in serving/monitoring_schemas.py (the contract)
 async function loadMonitoring() {
   const { body } = await api("/dashboard/api/monitoring");
   const root = $("#monitoring-body");
@@ -323,33 +358,72 @@ async function loadMonitoring() {
   const parts = [];
   const psi = m.psi;
   if (psi) {
-    parts.push(el("h3", { text: "Feature drift (PSI)" }), el("div", { class: "cards" },
-      card("PSI score", fmt(psi.score), psi.alarm ? "bad" : "ok"),
-      card("threshold", fmt(psi.threshold)), card("window", fmt(psi.window)),
-      card("alarm", psi.alarm ? "ALARM" : "no", psi.alarm ? "bad" : "ok")));
+    const over = (v) => v !== null && v !== undefined && v > psi.threshold;
+    parts.push(el("h3", { text: "Drift of the active model's inputs and score (PSI)" }),
+      el("div", { class: "cards" },
+        card("model version", psi.model_version || "none"),
+        card("score PSI", fmt(psi.score), over(psi.score) ? "bad" : "ok"),
+        card("threshold", fmt(psi.threshold)), card("window (rows)", fmt(psi.window)),
+        card("alarm", psi.alarm ? "ALARM" : "no", psi.alarm ? "bad" : "ok")));
+    if (psi.reference === false) {
+      parts.push(el("p", { class: "muted", text: "This bundle has no drift reference (trained " +
+        "before drift monitoring existed): no PSI until a bundle with one serves." }));
+    } else if (psi.score === null || psi.score === undefined) {
+      parts.push(el("p", { class: "muted", text: "Not enough scored rows in the window yet." }));
+    }
+    if ((psi.drifted || []).length) {
+      parts.push(el("p", { class: "bad", text: `Above the threshold: ${psi.drifted.join(", ")}` }));
+    }
     const feats = Object.entries(psi.features || {}).sort((a, b) => b[1] - a[1]);
     if (feats.length) {
       parts.push(el("div", { class: "scroll" }, table([
         ["feature", (f) => f[0]], ["PSI", (f) => f[1], true],
-        ["over threshold", (f) => (psi.threshold !== undefined && f[1] > psi.threshold ? "yes" : "no")],
+        ["over threshold", (f) => (over(f[1]) ? "yes" : "no")],
       ], feats)));
     }
   }
-  if (Array.isArray(m.quality) && m.quality.length) {
-    const cols = Object.keys(m.quality[0]);
-    parts.push(el("h3", { text: "Online quality by surface / variant / model" }),
-      el("div", { class: "scroll" }, table(cols.map((c) => [c, (r) => r[c],
-        typeof m.quality[0][c] === "number"]), m.quality)));
+  const quality = m.quality || [];
+  parts.push(el("h3", { text: "Online quality by surface, variant and model" }));
+  if (!quality.length) {
+    parts.push(el("p", { class: "muted", text: "No slate served yet." }));
+  } else {
+    const at = (k) => [`CTR@${k}`, (r) => pct((r.ctr_at || {})[k]), true];
+    parts.push(...tableBlock([
+      ["surface", (r) => r.surface], ["variant", (r) => r.variant],
+      ["model", (r) => r.model_version], ["responses", (r) => r.responses, true],
+      ["degraded", (r) => pct(r.degraded_share), true], ["shown", (r) => r.shown, true],
+      ["clicks", (r) => r.clicks, true], at(1), at(3), at(5), at(10),
+      ["topic diversity", (r) => r.topic_diversity, true],
+      ["coverage (1 h)", (r) => pct(r.coverage), true],
+    ], quality, "since the process started (this worker); coverage: distinct live articles " +
+      "shown in the last hour / live articles"));
+    for (const r of quality) {
+      if (!(r.ctr_by_position || []).some((v) => v !== null)) continue;
+      const name = `${r.surface} / ${r.variant} / ${r.model_version}`;
+      parts.push(el("h4", { text: `CTR by slate position: ${name}` }),
+        el("div", { class: "plot" }, positionPlot(r.ctr_by_position, plotWidth(root),
+          `CTR by position, ${name}`)));
+    }
   }
-  if (m.data_quality && typeof m.data_quality === "object") {
-    const rows = Object.entries(m.data_quality);
-    parts.push(el("h3", { text: "Data quality" }), el("div", { class: "scroll" }, table([
-      ["check", (r) => r[0]],
-      ["value", (r) => (typeof r[1] === "object" ? JSON.stringify(r[1]) : r[1])],
-    ], rows)));
+  const dq = m.data_quality;
+  if (dq) {
+    const cat = dq.catalog || {};
+    parts.push(el("h3", { text: "Data quality" }), el("div", { class: "cards" },
+      card("clicks on unknown articles", fmt(dq.unknown_article_clicks),
+        dq.unknown_article_clicks ? "warn" : "ok"),
+      card("live articles", fmt(cat.live_articles)),
+      card("newest article age", secs(cat.newest_article_age_s)),
+      card("live without embedding", pct(cat.live_without_embedding),
+        cat.live_without_embedding ? "warn" : "ok")),
+    el("div", { class: "split3" },
+      el("div", {}, el("h4", { text: "Event lag (clock − newest event)" }),
+        keyValueTable(dq.event_lag_s, "type", "lag", secs)),
+      el("div", {}, el("h4", { text: "Events in the last minute" }),
+        keyValueTable(dq.events_last_minute, "type", "events")),
+      el("div", {}, el("h4", { text: "Rejected events" }),
+        keyValueTable(dq.rejected_events, "reason", "batches"))));
   }
-  root.replaceChildren(...(parts.length ? parts : [el("p", { class: "muted",
-    text: "The monitoring endpoint answered with no figures yet." })]));
+  root.replaceChildren(...parts);
 }
 
 function experimentState(e) {
