@@ -362,7 +362,8 @@ async function loadMonitoring() {
     parts.push(el("h3", { text: "Drift of the active model's inputs and score (PSI)" }),
       el("div", { class: "cards" },
         card("model version", psi.model_version || "none"),
-        card("score PSI", fmt(psi.score), over(psi.score) ? "bad" : "ok"),
+        card("score PSI", fmt(psi.score), psi.score === null || psi.score === undefined ? "" :
+          over(psi.score) ? "bad" : "ok"),
         card("threshold", fmt(psi.threshold)), card("window (rows)", fmt(psi.window)),
         card("alarm", psi.alarm ? "ALARM" : "no", psi.alarm ? "bad" : "ok")));
     if (psi.reference === false) {
@@ -398,7 +399,7 @@ async function loadMonitoring() {
     ], quality, "since the process started (this worker); coverage: distinct live articles " +
       "shown in the last hour / live articles"));
     for (const r of quality) {
-      if (!(r.ctr_by_position || []).some((v) => v !== null)) continue;
+      if (!(r.ctr_by_position || []).some((v) => v)) continue;  // no click yet: nothing to draw
       const name = `${r.surface} / ${r.variant} / ${r.model_version}`;
       parts.push(el("h4", { text: `CTR by slate position: ${name}` }),
         el("div", { class: "plot" }, positionPlot(r.ctr_by_position, plotWidth(root),
@@ -414,7 +415,7 @@ async function loadMonitoring() {
       card("live articles", fmt(cat.live_articles)),
       card("newest article age", secs(cat.newest_article_age_s)),
       card("live without embedding", pct(cat.live_without_embedding),
-        cat.live_without_embedding ? "warn" : "ok")),
+        cat.live_without_embedding ? "warn" : cat.live_without_embedding === 0 ? "ok" : "")),
     el("div", { class: "split3" },
       el("div", {}, el("h4", { text: "Event lag (clock − newest event)" }),
         keyValueTable(dq.event_lag_s, "type", "lag", secs)),
