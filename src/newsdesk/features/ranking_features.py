@@ -129,7 +129,10 @@ class FeatureBuilder:
         affinity (Q, C) float64: weighted category shares of the clicks).
 
         A sparse (Q, N) weight matrix times the embeddings, so memory is O(Q * dim), not
-        O(Q * L * dim)."""
+        O(Q * L * dim). One user (every request) takes a dense path with the same arithmetic
+        in the same order, without building a sparse matrix."""
+        if len(click_idx) == 1:
+            return self._user_profile(catalog, click_idx[0])
         w = self.click_weights(click_idx)
         total = w.sum(axis=1, keepdims=True)
         wn = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
@@ -145,10 +148,49 @@ class FeatureBuilder:
         np.add.at(affinity, (rows, catalog.category[cols]), wn[valid])
         return profile, affinity
 
+    def _user_profile(self, catalog: CatalogArrays, clicks: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """`user_profiles` of one user (L,) -> ((1, dim), (1, C)), bit for bit: scipy sums
+        duplicate columns in float32 (ascending by value), then accumulates
+        weight * embedding row by row in ascending column order, in float32."""
+        w = self.click_weights(clicks[None, :])[0]
+        total = w.sum()
+        wn = w / total if total > 0 else np.zeros_like(w)
+        valid = clicks >= 0
+        cols = clicks[valid]
+        data = wn[valid].astype(np.float32)
+        n_cat = max(len(catalog.categories), 1)
+        affinity = np.zeros((1, n_cat), dtype=np.float64)
+        profile = np.zeros((1, catalog.embeddings.shape[1]), dtype=np.float32)
+        if len(cols) == 0:
+            return profile, affinity
+        np.add.at(affinity[0], catalog.category[cols], wn[valid])
+        order = np.lexsort((data, cols))
+        cols, data = cols[order], data[order]
+        first = np.ones(len(cols), dtype=bool)
+        first[1:] = cols[1:] != cols[:-1]
+        if not first.all():  # repeated clicks: one weight per article, summed in order
+            starts = np.flatnonzero(first)
+            summed = data[starts].copy()
+            for j in np.flatnonzero(~first).tolist():
+                g = np.searchsorted(starts, j, side="right") - 1
+                summed[g] = np.float32(summed[g] + data[j])
+            cols, data = cols[starts], summed
+        rows = data[:, None] * catalog.embeddings[cols]  # float32 products
+        acc = rows[0].copy()
+        for r in rows[1:]:
+            acc += r
+        profile[0] = acc
+        return profile, affinity
+
     # -- the matrix -----------------------------------------------------------------------------
     def build(self, inputs: RankingInputs, catalog: CatalogArrays, *,
-              coclick: PairScorer | None = None, cf: PairScorer | None = None) -> np.ndarray:
-        """Feature matrix (R, len(FEATURE_NAMES)) float32 for every row of `inputs`."""
+              coclick: PairScorer | None = None, cf: PairScorer | None = None,
+              profiles: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Feature matrix (R, len(FEATURE_NAMES)) float32 for every row of `inputs`.
+
+        `profiles`: `user_profiles(catalog, inputs.click_idx)` when the caller already has it
+        (the recommender computed it for candidate generation)."""
         q, a = inputs.row_query, inputs.row_article
         known = a >= 0
         safe_a = np.where(known, a, 0)
@@ -182,9 +224,15 @@ class FeatureBuilder:
         # traffic ages; a freshness signal that needs no publish time (NaN before any view)
         out[:, col["decay_ratio"]] = np.where(ci > 0, di / np.maximum(ci, 1.0), np.nan)
 
-        profile, affinity = self.user_profiles(catalog, inputs.click_idx)
+        n_cat = max(len(catalog.categories), 1)
+        if profiles is None or profiles[1].shape[1] != n_cat:  # (a category added since)
+            profiles = self.user_profiles(catalog, inputs.click_idx)
+        profile, affinity = profiles
         emb_a = catalog.embeddings[safe_a]
-        sim = np.einsum("rd,rd->r", profile[q], emb_a)
+        if len(profile) == 1:  # one user (serving): no (R, dim) copy of the profile
+            sim = np.einsum("rd,d->r", emb_a, profile[0])
+        else:
+            sim = np.einsum("rd,rd->r", profile[q], emb_a)
         out[:, col["content_sim"]] = np.where(known, sim, 0.0)
         out[:, col["max_click_sim"]] = np.where(known, self._max_sim(inputs, catalog, emb_a), 0.0)
         aff = affinity[q, np.minimum(catalog.category[safe_a], affinity.shape[1] - 1)]
@@ -199,7 +247,6 @@ class FeatureBuilder:
         # under a uniform Dirichlet prior of `affinity_prior` pseudo-clicks, on the log scale
         # log(1 + C * share) (1 = average interest), so a new user sits at the average and
         # one click out of one is not read as certainty
-        n_cat = max(len(catalog.categories), 1)
         share = (counts + self.affinity_prior / n_cat) / (n_clicks[q] + self.affinity_prior)
         out[:, col["topic_interest"]] = np.where(known, np.log1p(n_cat * share), np.nan)
         out[:, col["user_log_clicks"]] = np.log1p(n_clicks)[q]
@@ -234,6 +281,11 @@ class FeatureBuilder:
         out = np.zeros(n_rows, dtype=np.float32)
         if s == 0 or clicks.shape[1] == 0:
             return out
+        if len(clicks) == 1:  # one user (serving): its s click vectors once, not once a row
+            c = clicks[0]
+            sims = np.einsum("sd,rd->rs", catalog.embeddings[np.where(c >= 0, c, 0)], emb_a)
+            best = np.where(c >= 0, sims, -np.inf).max(axis=1) if n_rows else out
+            return np.where(np.isfinite(best), best, 0.0).astype(np.float32, copy=False)
         for lo in range(0, n_rows, _CHUNK):
             hi = min(lo + _CHUNK, n_rows)
             ci = clicks[inputs.row_query[lo:hi]]  # (r, s)

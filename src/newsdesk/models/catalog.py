@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -125,8 +126,8 @@ class ArticleCatalog:
     # -- reads ----------------------------------------------------------------------------------
     def lookup(self, article_ids: Sequence[str]) -> np.ndarray:
         """Catalog indices of ids, -1 for unknown ones; shape (len(article_ids),)."""
-        get = self.index.get
-        return np.fromiter((get(a, -1) for a in article_ids), dtype=np.int64,
+        # map() over dict.get: half the cost of a generator expression per id
+        return np.fromiter(map(self.index.get, article_ids, repeat(-1)), dtype=np.int64,
                            count=len(article_ids))
 
     def live_indices(self, now: float, max_age_hours: float | None = None) -> np.ndarray:

@@ -19,25 +19,30 @@ class TrendingGenerator(IndexedGenerator):
 
     def __init__(self, ws: Workspace) -> None:
         super().__init__(ws)
-        self._ids_cache: tuple[tuple[int, bytes], tuple[str, ...]] | None = None
 
     def _live_ids(self, live: np.ndarray) -> tuple[str, ...]:
-        """The ids of `live`, cached while the live set is unchanged (10k ids per request
-        would cost more than the store's vectorised scan); the same tuple object lets the
-        memory store reuse its id lookups too."""
-        key = (self.ws.catalog.version, live.tobytes())
-        cached = self._ids_cache
-        if cached is None or cached[0] != key:
-            cached = self._ids_cache = (key, tuple(self.ws.catalog.ids[i] for i in live.tolist()))
-        return cached[1]
+        """The ids of `live`, once per live set (10k ids per request would cost more than the
+        store's vectorised scan); the same tuple object lets the memory store reuse its id
+        lookups too."""
+        ids = self.ws.catalog.ids
+        return self.ws.derived(live, "ids", lambda ix: tuple(ids[i] for i in ix.tolist()))
+
+    def _live_mask(self, live: np.ndarray) -> np.ndarray:
+        """Boolean (catalog size,) mask of `live`, once per live set."""
+        def build(ix: np.ndarray) -> np.ndarray:
+            mask = np.zeros(self.ws.catalog.size, dtype=bool)
+            mask[ix] = True
+            return mask
+
+        return self.ws.derived(live, "mask", build)
 
     def propose(self, view: UserView, n: int) -> tuple[np.ndarray, np.ndarray]:
         cat = self.ws.catalog
-        live = np.zeros(cat.size, dtype=bool)
-        live[view.live] = True
+        live = self._live_mask(view.live)
         top = self.ws.store.trending(min(n * self.overfetch, 256), view.now)
         idx = cat.lookup([a for a, _ in top])
-        ok = (idx >= 0) & live[np.maximum(idx, 0)]
+        ok = (idx >= 0) & (idx < len(live))  # an article added since the live set: not live
+        ok[ok] = live[idx[ok]]
         idx = idx[ok]
         if len(idx) < n and len(view.live) > len(idx):  # few live ones among the store's top
             top = self.ws.store.trending(n, view.now, candidates=self._live_ids(view.live))

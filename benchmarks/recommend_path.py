@@ -1,0 +1,178 @@
+"""Micro-benchmark of the personalised model call, in-process: time per call and per stage.
+
+    benchmarks/recommend_path.py [--quick] [--json FILE] [--work DIR] [--users N]
+                                 [--ranker lightgbm|compiled|both]
+
+1. Builds (or reuses, in --work) the serve_load state: a simulated world (full: 1M users, 8 days,
+   10k articles/day, ~11k live at the serving time; --quick: 20k users, 1250 articles/day), a
+   bundle trained on it with the hashing embedder, and the online store seeded with every
+   user's history and logged clicks (`serve_load.build_state`).
+2. Loads the bundle in-process as the server does (`load_recommender`), once per ranker
+   (`lightgbm`: the plain Booster, the fallback; `compiled`: lleaves trees), on the same store.
+3. Calls `recommend` for N random known users at the serving time (k=20, front_page),
+   alternating the systems user by user so that a busy moment of the shared machine hits both
+   alike, and reports median / p90 / p99 ms per call and the median ms of each stage
+   (candidates, features, score, rerank) read from the recommender's `stage_timer` hook.
+4. Checks that the systems return the same articles with scores within 1e-6.
+
+Figures come from a shared 2-core machine: compare systems within one run (the ratios), not
+across runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+# the server runs BLAS single-threaded (serve_load starts it so); do the same before numpy loads
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import argparse  # noqa: E402
+import inspect  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from newsdesk.content import make_embedder  # noqa: E402
+from newsdesk.features.memory_store import MemoryOnlineStore  # noqa: E402
+from newsdesk.models.base import RequestContext  # noqa: E402
+from newsdesk.models.bundle import load_recommender, read_manifest, resolve_bundle  # noqa: E402
+from serve_load import build_state  # noqa: E402
+
+TARGET_MEDIAN_MS = 1.0
+STAGES = ("candidates", "features", "score", "rerank")
+
+
+class _Samples:
+    """A StageTimer without importing it (so the benchmark also runs against older code)."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = {s: [] for s in STAGES}
+
+    def record(self, stage: str, seconds: float) -> None:
+        self.samples.setdefault(stage, []).append(seconds)
+
+
+def pct(values: list[float], p: float) -> float:
+    return float(np.percentile(np.asarray(values), p)) if values else float("nan")
+
+
+def load(bundle: Path, store: MemoryOnlineStore, embedder: Any, ranker: str) -> Any:
+    kwargs = {}
+    if "ranker" in inspect.signature(load_recommender).parameters:
+        kwargs["ranker"] = ranker
+    elif ranker != "lightgbm":
+        raise SystemExit(f"this code's load_recommender has no ranker={ranker!r}")
+    t = time.perf_counter()
+    rec = load_recommender(bundle, store, embedder=embedder, **kwargs)
+    return rec, time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="scaled-down state, 500 users")
+    ap.add_argument("--json", type=Path, help="write every figure to this JSON file")
+    ap.add_argument("--work", type=Path, help="state directory (reused if present)")
+    ap.add_argument("--users", type=int, help="calls per system (default 3000, quick 500)")
+    ap.add_argument("--ranker", choices=("lightgbm", "compiled", "both"), default="both")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    n_calls = args.users or (500 if args.quick else 3000)
+    load_start = list(os.getloadavg())  # a shared machine skews every figure: record it
+    work = args.work or Path(tempfile.mkdtemp(prefix="recommend-path-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"building state in {work} ({'quick' if args.quick else 'full'}) ...", flush=True)
+    state = build_state(work, args.quick, "hashing")
+    print(f"  {state['articles']} articles ({state['live_articles']} live), "
+          f"{len(state['users'])} users with history; {state['timings']}", flush=True)
+
+    bundle = resolve_bundle(state["bundles"])
+    manifest = read_manifest(bundle)
+    hl = float(manifest["config"]["features"]["half_life_hours"])
+    t = time.perf_counter()
+    # loaded from the snapshot and never closed, so the snapshot is not rewritten
+    store = MemoryOnlineStore(half_life_hours=hl, persist_path=state["state"] / "online.db")
+    store_load_s = time.perf_counter() - t
+    embedder = make_embedder(str(manifest["embedder"]["short_name"]))
+    names = ["lightgbm", "compiled"] if args.ranker == "both" else [args.ranker]
+    systems: dict[str, Any] = {}
+    for name in names:
+        rec, load_s = load(bundle, store, embedder, name)
+        systems[name] = {"rec": rec, "load_s": load_s, "timer": _Samples(), "calls": [],
+                         "ranker_class": type(rec.ranker).__name__}
+        print(f"  loaded {name} ({type(rec.ranker).__name__}) in {load_s:.2f} s", flush=True)
+
+    now = float(state["clock_start"])
+    users = random.Random(args.seed).sample(state["users"], min(n_calls, len(state["users"])))
+    ctxs = [RequestContext(user_id=u, now=now, surface="front_page", k=20) for u in users]
+    for s in systems.values():  # warm the per-live-set caches and the first-call paths
+        for ctx in ctxs[:50]:
+            s["rec"].recommend(ctx)
+        s["rec"].stage_timer = s["timer"]
+    results: dict[str, list[Any]] = {name: [] for name in systems}
+    for ctx in ctxs:
+        for name, s in systems.items():
+            t = time.perf_counter()
+            out = s["rec"].recommend(ctx)
+            s["calls"].append(time.perf_counter() - t)
+            results[name].append(out)
+
+    report: dict[str, Any] = {}
+    for name, s in systems.items():
+        ms = [1000 * x for x in s["calls"]]
+        stages = {st: {"median_ms": round(1000 * pct(v, 50), 4),
+                       "mean_ms": round(1000 * float(np.mean(v)), 4) if v else None}
+                  for st, v in s["timer"].samples.items()}
+        report[name] = {
+            "ranker_class": s["ranker_class"], "load_s": round(s["load_s"], 3),
+            "calls": len(ms), "median_ms": round(pct(ms, 50), 4), "p90_ms": round(pct(ms, 90), 4),
+            "p99_ms": round(pct(ms, 99), 4), "mean_ms": round(float(np.mean(ms)), 4),
+            "stages": stages,
+            "items_per_call": round(float(np.mean([len(r) for r in results[name]])), 2),
+        }
+        st = " ".join(f"{k}={v['median_ms']:.3f}" for k, v in stages.items())
+        print(f"{name:>9}: median {report[name]['median_ms']:.3f} ms, p90 "
+              f"{report[name]['p90_ms']:.3f}, p99 {report[name]['p99_ms']:.3f}; "
+              f"stage medians (ms): {st}", flush=True)
+    agreement = None
+    if len(systems) == 2:
+        a, b = (results[n] for n in names)
+        same_ids = sum([x.article_id for x in ra] == [x.article_id for x in rb]
+                       for ra, rb in zip(a, b, strict=True))
+        diff = max((abs(x.score - y.score) for ra, rb in zip(a, b, strict=True)
+                    for x, y in zip(ra, rb, strict=False)), default=0.0)
+        agreement = {"same_ranking_share": same_ids / len(a), "max_abs_score_diff": diff}
+        ratio = report[names[0]]["median_ms"] / report[names[1]]["median_ms"]
+        print(f"  {names[1]} vs {names[0]}: median x{1 / ratio:.3f} "
+              f"({ratio:.2f}x faster); same rankings {same_ids}/{len(a)}, max |score diff| "
+              f"{diff:.2e}")
+    best = min(report.values(), key=lambda r: r["median_ms"])
+    summary = {
+        "benchmark": "recommend_path", "quick": args.quick,
+        "load_average_at_start": load_start, "load_average_at_end": list(os.getloadavg()),
+        "state": {"articles": state["articles"], "live_articles": state["live_articles"],
+                  "users_with_history": len(state["users"]), "timings": state["timings"],
+                  "store_load_s": round(store_load_s, 2), "bundle": str(bundle)},
+        "request": {"k": 20, "surface": "front_page", "now": now, "calls_per_system": n_calls},
+        "systems": report,
+        "agreement": agreement,
+        "targets": {"median_model_call_ms": {"target": TARGET_MEDIAN_MS,
+                                             "measured": best["median_ms"],
+                                             "met": best["median_ms"] <= TARGET_MEDIAN_MS}},
+    }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2, default=str))
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
