@@ -104,22 +104,28 @@ class _TopK:
     def __init__(self, k: int) -> None:
         self.k = k
         self._score: dict[str, float] = {}
-        self._sorted: list[tuple[float, str]] = []  # (-score, id): best first, ties by id
+        # (-score, id, table row): best first, ties by id (ids are unique: rows never compared)
+        self._sorted: list[tuple[float, str, int]] = []
 
-    def update(self, article_id: str, score: float) -> None:
+    def update(self, article_id: str, score: float, row: int) -> None:
         old = self._score.get(article_id)
         if old is not None:
             del self._sorted[bisect.bisect_left(self._sorted, (-old, article_id))]
         elif len(self._sorted) >= self.k:
             if (-score, article_id) >= self._sorted[-1]:
                 return  # not better than the current k-th
-            _, evicted = self._sorted.pop()
+            _, evicted, _ = self._sorted.pop()
             del self._score[evicted]
         self._score[article_id] = score
-        bisect.insort(self._sorted, (-score, article_id))
+        bisect.insort(self._sorted, (-score, article_id, row))
 
     def top(self, n: int) -> list[str]:
-        return [article_id for _, article_id in self._sorted[:n]]
+        return [article_id for _, article_id, _ in self._sorted[:n]]
+
+    def top_rows(self, n: int) -> tuple[list[str], list[int]]:
+        """(ids, table rows) of the n best."""
+        best = self._sorted[:n]
+        return [a for _, a, _ in best], [r for _, _, r in best]
 
     def clear(self) -> None:
         self._score.clear()
@@ -194,7 +200,7 @@ class MemoryOnlineStore(OnlineStore):
                 t.clk_value[r], t.clk_ref[r] = _bump(float(t.clk_value[r]), float(t.clk_ref[r]),
                                                      ts, hl)
                 t.touch(r, ts)
-                self._top.update(article_id, self._scaled(r))
+                self._top.update(article_id, self._scaled(r), r)
                 recent.appendleft(Click(article_id, ts))
 
     def _scaled(self, r: int) -> float:
@@ -209,7 +215,7 @@ class MemoryOnlineStore(OnlineStore):
         self._top.clear()
         t = self._art
         for r in np.flatnonzero(t.clicks[: t.n] > 0).tolist():
-            self._top.update(t.ids[r], self._scaled(r))
+            self._top.update(t.ids[r], self._scaled(r), r)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -280,8 +286,7 @@ class MemoryOnlineStore(OnlineStore):
             if candidates is None and n <= self._top.k:
                 # called on every request: one gather of the top rows, then decay_factor's
                 # arithmetic inlined on Python floats (same values, no per-item calls)
-                ids = self._top.top(n)
-                rows = [t.row[a] for a in ids]
+                ids, rows = self._top.top_rows(n)
                 scale = hl * 3600.0
                 out = []
                 for article_id, value, ref in zip(ids, t.clk_value[rows].tolist(),

@@ -33,7 +33,7 @@ import hashlib
 import importlib.metadata
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -139,17 +139,22 @@ def compile_model(model_path: Path, cache_dir: Path | None) -> tuple[Any, Path |
     return model, target
 
 
+Compiler = Callable[[Path, "Path | None"], "tuple[Any, Path | None]"]
+
+
 def load_ranker(path: Path, feature_names: Sequence[str], *, mode: str = "auto",
-                cache_dir: Path | None = None) -> LambdaRanker:
+                cache_dir: Path | None = None, compiler: Compiler = compile_model
+                ) -> LambdaRanker:
     """The bundle's ranker: plain (`lightgbm`), compiled (`compiled`: errors if it cannot be),
-    or compiled with the plain Booster as the fallback (`auto`, logged)."""
+    or compiled with the plain Booster as the fallback (`auto`, logged). `compiler` is
+    `compile_model` (tests inject one that fails)."""
     if mode not in RANKER_MODES:
         raise ConfigError(f"ranker: must be one of {list(RANKER_MODES)}, got {mode!r}")
     plain = LambdaRanker.load(path, feature_names)
     if mode == "lightgbm":
         return plain
     try:
-        compiled, cache_file = compile_model(path, cache_dir)
+        compiled, cache_file = compiler(path, cache_dir)
     except Exception as exc:  # missing package, unsupported objective, LLVM failure, bad cache
         if mode == "compiled":
             if isinstance(exc, MissingDependency):

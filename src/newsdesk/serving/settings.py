@@ -79,6 +79,12 @@ class ServeSettings(BaseSettings):
     # Catalog liveness: an article older than this (hours) is not live even without expires_at.
     live_max_age_hours: float | None = Field(default=None, gt=0)
 
+    # The ranker's trees (models.compiled_ranker): compiled by lleaves with plain LightGBM as
+    # the logged fallback (auto), compiled or fail (compiled), or plain (lightgbm). Compiled
+    # code is cached per host in this directory (default: .compiled-trees/ beside the bundles).
+    ranker: Literal["auto", "compiled", "lightgbm"] = "auto"
+    compiled_ranker_cache_dir: Path | None = None
+
     # OpenTelemetry tracing of requests (extra [otel]): off | console | otlp.
     tracing: Literal["off", "console", "otlp"] = "off"
 

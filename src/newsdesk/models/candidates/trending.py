@@ -19,6 +19,20 @@ class TrendingGenerator(IndexedGenerator):
 
     def __init__(self, ws: Workspace) -> None:
         super().__init__(ws)
+        # (catalog version, the store's top ids, their catalog indices): the top list changes
+        # only when clicks reorder it, so most requests skip its 256 dictionary lookups
+        self._top_cache: tuple[int, tuple[str, ...], np.ndarray] | None = None
+
+    def _lookup_top(self, ids: tuple[str, ...]) -> np.ndarray:
+        cat = self.ws.catalog
+        version = cat.version
+        c = self._top_cache
+        if c is not None and c[0] == version and c[1] == ids:
+            return c[2]
+        idx = cat.lookup(ids)
+        idx.flags.writeable = False
+        self._top_cache = (version, ids, idx)
+        return idx
 
     def _live_ids(self, live: np.ndarray) -> tuple[str, ...]:
         """The ids of `live`, once per live set (10k ids per request would cost more than the
@@ -40,7 +54,7 @@ class TrendingGenerator(IndexedGenerator):
         cat = self.ws.catalog
         live = self._live_mask(view.live)
         top = self.ws.store.trending(min(n * self.overfetch, 256), view.now)
-        idx = cat.lookup([a for a, _ in top])
+        idx = self._lookup_top(tuple(a for a, _ in top))
         ok = (idx >= 0) & (idx < len(live))  # an article added since the live set: not live
         ok[ok] = live[idx[ok]]
         idx = idx[ok]
