@@ -9,12 +9,14 @@ union of the candidate pool, the naive recency and category scans, the sparse co
 from __future__ import annotations
 
 import zlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from newsdesk.content import Embedder
+from newsdesk.data.schema import Article
 from newsdesk.features.memory_store import MemoryOnlineStore
 from newsdesk.features.ranking_features import RankingInputs
 from newsdesk.features.training_log import LogArrays, load_log, warm_store
@@ -193,3 +195,26 @@ def test_stage_timer_sees_every_stage_of_each_call(rec: NewsRecommender, log: Lo
     assert set(timer.samples) == set(STAGES)
     assert all(len(v) == len(users) and min(v) >= 0 for v in timer.samples.values())
     assert sum(timer.samples["features"]) > 0
+
+
+def test_article_stats_by_cached_store_rows_follow_the_store(rec: NewsRecommender,
+                                                             at_time: float) -> None:
+    """Stats read through the cached catalog->store rows equal `stats_matrix` by id, also for
+    an article the store learns about only after its row was first looked up."""
+    ws = rec.ws
+    live = ws.live_set(at_time).indices
+    idx = live[:50]
+    ids = [ws.catalog.ids[i] for i in idx.tolist()]
+    np.testing.assert_array_equal(ws.article_stats(idx, at_time),
+                                  ws.store.stats_matrix(ids, at_time))
+    ws.catalog.add([Article(article_id="late-news", title="Late news", category="x",
+                            published_at=datetime.fromtimestamp(at_time - 60, UTC))],
+                   np.zeros((1, ws.catalog.dim), np.float32))
+    i = np.array([ws.catalog.index["late-news"]])
+    assert not ws.article_stats(i, at_time).any()  # unknown to the store: zeros
+    ws.store.record_impressions(["late-news", "late-news"], at_time - 30)
+    ws.store.record_clicks("someone", ["late-news"], at_time - 20)
+    got = ws.article_stats(i, at_time)
+    np.testing.assert_array_equal(got, ws.store.stats_matrix(["late-news"], at_time))
+    assert got[0, 2] == 1 and got[0, 3] == 2  # clicks, impressions
+    ws.catalog.remove("late-news")

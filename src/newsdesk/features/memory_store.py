@@ -257,6 +257,14 @@ class MemoryOnlineStore(OnlineStore):
         with self._lock:
             return self._gather(self._art.rows(article_ids, len(article_ids)), now)[:, :4]
 
+    def article_rows(self, article_ids: Sequence[str]) -> np.ndarray:
+        with self._lock:  # rows are never reused, so a handle stays valid
+            return self._art.rows(article_ids, len(article_ids))
+
+    def stats_rows(self, rows: np.ndarray, now: float) -> np.ndarray:
+        with self._lock:
+            return self._gather(np.asarray(rows, dtype=np.int64), now)[:, :4]
+
     def _candidate_rows(self, candidates: Iterable[str]) -> np.ndarray:
         """Distinct known rows of `candidates`. A tuple passed again (the same object: tuples
         cannot change) reuses its id lookups, re-resolving only ids unknown last time when the

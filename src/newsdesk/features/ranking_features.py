@@ -270,6 +270,12 @@ class FeatureBuilder:
                          row_cat: np.ndarray) -> np.ndarray:
         """Per row: how many of the user's recent clicks share the article's category."""
         out = np.zeros(len(row_cat))
+        if len(inputs.click_idx) == 1:  # one user (serving): count per category once
+            clicks = inputs.click_idx[0]
+            per = np.bincount(catalog.category[clicks[clicks >= 0]])
+            has = row_cat < len(per)
+            out[has] = per[row_cat[has]]
+            return out
         for lo in range(0, len(row_cat), _CHUNK):
             hi = min(lo + _CHUNK, len(row_cat))
             ci = inputs.click_idx[inputs.row_query[lo:hi]]

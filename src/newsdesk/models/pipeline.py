@@ -53,7 +53,9 @@ class NewsRecommender(Recommender):
     def inputs(self, view: UserView, idx: np.ndarray, ids: Sequence[str],
                positions: np.ndarray | None = None) -> RankingInputs:
         """RankingInputs of one user and the given candidates (catalog idx, -1 = unknown)."""
-        stats = self.ws.store.stats_matrix(list(ids), view.now)
+        idx = np.asarray(idx, dtype=np.int64)
+        stats = (self.ws.article_stats(idx, view.now) if len(idx) and idx.min() >= 0
+                 else self.ws.store.stats_matrix(list(ids), view.now))  # ids outside the catalog
         n = len(idx)
         return RankingInputs(
             click_idx=view.click_idx[None, :],

@@ -61,6 +61,7 @@ class Workspace:
 
     def __post_init__(self) -> None:
         self.live_sets = LiveSets(self.catalog, self.max_age_hours)
+        self._store_rows: np.ndarray | None = None  # catalog index -> store row (see below)
 
     def live_set(self, now: float) -> LiveSet:
         """The live articles at `now` (= catalog.live_indices(now, max_age_hours)), cached."""
@@ -78,6 +79,32 @@ class Workspace:
         """catalog.embeddings[live] (len(live), dim), once per live set: copying 10k x dim
         floats per request would cost more than the search itself."""
         return self.derived(live, "embeddings", lambda ix: self.catalog.embeddings[ix])
+
+    def article_stats(self, idx: np.ndarray, now: float) -> np.ndarray:
+        """The store's `stats_matrix` (len(idx), 4) of catalog articles idx (all >= 0).
+
+        Where the store offers stable row handles (`article_rows`), each article's id is
+        resolved once and kept per catalog index, so a request does not look up hundreds of
+        ids in two 100k-entry dictionaries; ids still unknown to the store are re-resolved
+        until they appear (their first impression)."""
+        store, cat = self.store, self.catalog
+        cache = self._store_rows
+        if cache is None or len(cache) < cat.size:
+            probe = store.article_rows(())
+            if probe is None:
+                return store.stats_matrix([cat.ids[i] for i in idx.tolist()], now)
+            grown = np.full(max(2 * cat.size, 1024), -1, dtype=np.int64)
+            if cache is not None:
+                grown[: len(cache)] = cache
+            cache = self._store_rows = grown
+        rows = cache[idx]
+        missing = np.flatnonzero(rows < 0)
+        if len(missing):
+            found = store.article_rows([cat.ids[i] for i in idx[missing].tolist()])
+            assert found is not None
+            rows[missing] = found
+            cache[idx[missing]] = found  # a benign race: every writer writes the same value
+        return store.stats_rows(rows, now)
 
     def user_clicks(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(click_idx, click_ts) of length builder.recent_clicks, padded with -1 / NaN."""

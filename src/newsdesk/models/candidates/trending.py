@@ -64,7 +64,7 @@ class TrendingGenerator(IndexedGenerator):
             idx = idx[idx >= 0]
         if len(idx) == 0:
             return idx, np.zeros(0)
-        stats = self.ws.store.stats_matrix([cat.ids[i] for i in idx], view.now)
+        stats = self.ws.article_stats(idx, view.now)
         dc, di = stats[:, 0], stats[:, 1]
         b = self.ws.builder
         ctr = (dc + b.ctr_strength * b.ctr_prior) / (di + b.ctr_strength)
