@@ -191,11 +191,13 @@ class FeatureBuilder:
     # -- the matrix -----------------------------------------------------------------------------
     def build(self, inputs: RankingInputs, catalog: CatalogArrays, *,
               coclick: PairScorer | None = None, cf: PairScorer | None = None,
-              profiles: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+              profiles: tuple[np.ndarray, np.ndarray] | None = None,
+              article_embeddings: np.ndarray | None = None) -> np.ndarray:
         """Feature matrix (R, len(FEATURE_NAMES)) float32 for every row of `inputs`.
 
         `profiles`: `user_profiles(catalog, inputs.click_idx)` when the caller already has it
-        (the recommender computed it for candidate generation)."""
+        (the recommender computed it for candidate generation); `article_embeddings`:
+        catalog.embeddings of each row's article (R, dim), when the caller gathered them."""
         q, a = inputs.row_query, inputs.row_article
         known = a >= 0
         safe_a = np.where(known, a, 0)
@@ -233,7 +235,7 @@ class FeatureBuilder:
         if profiles is None or profiles[1].shape[1] != n_cat:  # (a category added since)
             profiles = self.user_profiles(catalog, inputs.click_idx)
         profile, affinity = profiles
-        emb_a = catalog.embeddings[safe_a]
+        emb_a = catalog.embeddings[safe_a] if article_embeddings is None else article_embeddings
         if len(profile) == 1:  # one user (serving): no (R, dim) copy of the profile
             sim = np.einsum("rd,d->r", emb_a, profile[0])
         else:

@@ -77,10 +77,12 @@ class NewsRecommender(Recommender):
         return self._build(view, idx, article_ids, positions)
 
     def _build(self, view: UserView, idx: np.ndarray, ids: Sequence[str],
-               positions: np.ndarray | None = None) -> np.ndarray:
+               positions: np.ndarray | None = None, emb: np.ndarray | None = None
+               ) -> np.ndarray:
         return self.ws.builder.build(self.inputs(view, idx, ids, positions), self.ws.catalog,
                                      coclick=self.coclick, cf=self.cf,
-                                     profiles=(view.profile[None, :], view.affinity[None, :]))
+                                     profiles=(view.profile[None, :], view.affinity[None, :]),
+                                     article_embeddings=emb)
 
     # -- Recommender ----------------------------------------------------------------------------
     def score(self, ctx: RequestContext, article_ids: Sequence[str]) -> np.ndarray:
@@ -143,11 +145,12 @@ class NewsRecommender(Recommender):
             return []
         ids = [all_ids[p] for p in keep.tolist()]
         t1 = perf_counter()
-        x = self._build(view, idx, ids)
+        emb = cat.embeddings[idx]  # gathered once for the features and the re-ranking
+        x = self._build(view, idx, ids, emb=emb)
         t2 = perf_counter()
         scores = self.ranker.predict(x)
         t3 = perf_counter()
-        chosen = rerank.select(rules, scores, cat.category[idx], cat.embeddings[idx], ctx.k)
+        chosen = rerank.select(rules, scores, cat.category[idx], emb, ctx.k)
         by_name = {g.name: g for g in self.generators}
         out = []
         for p in chosen.tolist():

@@ -13,8 +13,8 @@ it (embeddings, ids, factors, categories of the live articles) in `Workspace.der
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -40,6 +40,7 @@ class UserView:
     affinity: np.ndarray
     live: np.ndarray
     live_set: LiveSet | None = None  # the cached set `live` comes from (None: computed ad hoc)
+    memo: dict[str, Any] = field(default_factory=dict)  # per-request values (see because_...)
 
     @property
     def has_history(self) -> bool:
@@ -164,5 +165,7 @@ def because_you_read(ws: Workspace, view: UserView, i: int) -> str:
     clicks = view.known_clicks[: ws.builder.sim_clicks]
     if len(clicks) == 0:
         return ""
-    sims = ws.catalog.embeddings[clicks] @ ws.catalog.embeddings[i]
+    if "click_embeddings" not in view.memo:  # once per request, not once per item
+        view.memo["click_embeddings"] = ws.catalog.embeddings[clicks]
+    sims = view.memo["click_embeddings"] @ ws.catalog.embeddings[i]
     return f"because you read {ws.catalog.titles[int(clicks[int(np.argmax(sims))])]}"
