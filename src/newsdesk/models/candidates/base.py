@@ -76,6 +76,15 @@ class Workspace:
             return cur.derived(name, build)
         return build(live)
 
+    def live_mask(self, live: np.ndarray) -> np.ndarray:
+        """Boolean (catalog size at the time,) mask of `live`, once per live set."""
+        def build(ix: np.ndarray) -> np.ndarray:
+            mask = np.zeros(self.catalog.size, dtype=bool)
+            mask[ix] = True
+            return mask
+
+        return self.derived(live, "mask", build)
+
     def live_embeddings(self, live: np.ndarray) -> np.ndarray:
         """catalog.embeddings[live] (len(live), dim), once per live set: copying 10k x dim
         floats per request would cost more than the search itself."""

@@ -121,29 +121,40 @@ class CoClickGenerator(IndexedGenerator):
             out[:, j] = np.where(hit, m.data[lo:hi][pos], 0.0)
         return out
 
-    def scores_for(self, click_idx: np.ndarray) -> np.ndarray:
-        """Dense co-click scores (n_fitted,) of all articles for one user's click list."""
+    def _entries(self, click_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(article, weight * count) of every co-click entry of the user's recent clicks, in
+        the order `matrix_[rows].T @ w` adds them (row by row, float64)."""
         n = self.matrix_.shape[0]
         ok = (click_idx[: self.recent] >= 0) & (click_idx[: self.recent] < n)
         w = self._weights(click_idx[None, :])[0][ok]
         rows = click_idx[: self.recent][ok]
-        if len(rows) == 0:
-            return np.zeros(n)
-        # = (matrix_[rows].T @ w) summed in the same order (row by row, float64), without
-        # building a sparse matrix per request
         m = self.matrix_
         starts, ends = m.indptr[rows], m.indptr[rows + 1]
+        if len(rows) == 0:
+            return np.zeros(0, np.int64), np.zeros(0)
         take = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(),
                                                                  strict=True)])
-        weights = m.data[take].astype(np.float64) * np.repeat(w, ends - starts)
-        return np.bincount(m.indices[take], weights=weights, minlength=n)
+        return m.indices[take], m.data[take].astype(np.float64) * np.repeat(w, ends - starts)
+
+    def scores_for(self, click_idx: np.ndarray) -> np.ndarray:
+        """Dense co-click scores (n_fitted,) of all articles for one user's click list."""
+        # = (matrix_[rows].T @ w), without building a sparse matrix per request
+        cols, weights = self._entries(click_idx)
+        return np.bincount(cols, weights=weights, minlength=self.matrix_.shape[0])
 
     def propose(self, view: UserView, n: int) -> tuple[np.ndarray, np.ndarray]:
-        scores = self.scores_for(view.click_idx)
-        live = view.live[view.live < len(scores)]
-        s = scores[live]
+        # the live articles' `scores_for`, summed over the entries of live articles only
+        # (each article's sum keeps its order) instead of a dense pass over the catalog
+        cols, weights = self._entries(view.click_idx)
+        if len(cols) == 0:
+            return view.live[:0], np.zeros(0)
+        cat_live = self.ws.live_mask(view.live)
+        keep = cols < len(cat_live)
+        keep[keep] = cat_live[cols[keep]]
+        arts, slot = np.unique(cols[keep], return_inverse=True)  # ascending = live order
+        s = np.bincount(slot, weights=weights[keep], minlength=len(arts))
         hit = s > 0
-        return top_n(live[hit], s[hit], n)
+        return top_n(arts[hit].astype(np.int64), s[hit], n)
 
     def neighbours(self, i: int, live: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         if i >= self.matrix_.shape[0]:

@@ -123,11 +123,12 @@ class CollaborativeGenerator(IndexedGenerator):
         (directory / "users.json").write_text(json.dumps(users))
 
     def load(self, directory: Path) -> CollaborativeGenerator:
-        # read-only memory maps: worker processes share the pages (nothing writes into them)
+        # read-only memory maps: worker processes share the pages (nothing writes into them);
+        # plain ndarray views of them, which skip np.memmap's per-indexing Python overhead
         self.user_factors_ = np.load(directory / "user_factors.npy", allow_pickle=False,
-                                     mmap_mode="r")
+                                     mmap_mode="r").view(np.ndarray)
         self.item_factors_ = np.load(directory / "item_factors.npy", allow_pickle=False,
-                                     mmap_mode="r")
+                                     mmap_mode="r").view(np.ndarray)
         users = json.loads((directory / "users.json").read_text())
         self.user_index_ = {u: i for i, u in enumerate(users)}
         self.factors = int(self.item_factors_.shape[1])

@@ -41,18 +41,9 @@ class TrendingGenerator(IndexedGenerator):
         ids = self.ws.catalog.ids
         return self.ws.derived(live, "ids", lambda ix: tuple(ids[i] for i in ix.tolist()))
 
-    def _live_mask(self, live: np.ndarray) -> np.ndarray:
-        """Boolean (catalog size,) mask of `live`, once per live set."""
-        def build(ix: np.ndarray) -> np.ndarray:
-            mask = np.zeros(self.ws.catalog.size, dtype=bool)
-            mask[ix] = True
-            return mask
-
-        return self.ws.derived(live, "mask", build)
-
     def propose(self, view: UserView, n: int) -> tuple[np.ndarray, np.ndarray]:
         cat = self.ws.catalog
-        live = self._live_mask(view.live)
+        live = self.ws.live_mask(view.live)
         top = self.ws.store.trending(min(n * self.overfetch, 256), view.now)
         idx = self._lookup_top(tuple(a for a, _ in top))
         ok = (idx >= 0) & (idx < len(live))  # an article added since the live set: not live
