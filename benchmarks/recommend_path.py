@@ -1,7 +1,7 @@
 """Micro-benchmark of the personalised model call, in-process: time per call and per stage.
 
     benchmarks/recommend_path.py [--quick] [--json FILE] [--work DIR] [--users N]
-                                 [--ranker lightgbm|compiled|both]
+                                 [--ranker lightgbm|compiled|both] [--baseline-src DIR]
 
 1. Builds (or reuses, in --work) the serve_load state: a simulated world (full: 1M users, 8 days,
    10k articles/day, ~11k live at the serving time; --quick: 20k users, 1250 articles/day), a
@@ -14,6 +14,9 @@
    alike, and reports median / p90 / p99 ms per call and the median ms of each stage
    (candidates, features, score, rerank) read from the recommender's `stage_timer` hook.
 4. Checks that the systems return the same articles with scores within 1e-6.
+5. With --baseline-src (e.g. the `src` of a main checkout), runs the same measurement of that
+   code's plain LightGBM path in a subprocess just before and just after this one (an A-B-A
+   bracket against the drift of a shared machine) and reports this run's systems against it.
 
 Figures come from a shared 2-core machine: compare systems within one run (the ratios), not
 across runs.
@@ -32,6 +35,7 @@ import argparse  # noqa: E402
 import inspect  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -76,6 +80,19 @@ def load(bundle: Path, store: MemoryOnlineStore, embedder: Any, ranker: str) -> 
     return rec, time.perf_counter() - t
 
 
+def run_baseline(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """This benchmark's lightgbm system on the code in --baseline-src, in a subprocess."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "baseline.json"
+        cmd = [sys.executable, __file__, "--work", str(work), "--ranker", "lightgbm",
+               "--seed", str(args.seed), "--json", str(out)]
+        cmd += ["--quick"] if args.quick else []
+        cmd += ["--users", str(args.users)] if args.users else []
+        env = {**os.environ, "PYTHONPATH": str(args.baseline_src.resolve())}
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="scaled-down state, 500 users")
@@ -84,6 +101,8 @@ def main() -> None:
     ap.add_argument("--users", type=int, help="calls per system (default 3000, quick 500)")
     ap.add_argument("--ranker", choices=("lightgbm", "compiled", "both"), default="both")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--baseline-src", type=Path,
+                    help="measure this source tree's lightgbm path too (subprocess, A-B-A)")
     args = ap.parse_args()
     n_calls = args.users or (500 if args.quick else 3000)
     load_start = list(os.getloadavg())  # a shared machine skews every figure: record it
@@ -117,6 +136,7 @@ def main() -> None:
         for ctx in ctxs[:50]:
             s["rec"].recommend(ctx)
         s["rec"].stage_timer = s["timer"]
+    baseline_runs = [run_baseline(args, work)] if args.baseline_src else []
     results: dict[str, list[Any]] = {name: [] for name in systems}
     for ctx in ctxs:
         for name, s in systems.items():
@@ -130,8 +150,8 @@ def main() -> None:
     for name, s in systems.items():
         ms = [1000 * x for x in s["calls"]]
         stages = {st: {"median_ms": round(1000 * pct(v, 50), 4),
-                       "mean_ms": round(1000 * float(np.mean(v)), 4) if v else None}
-                  for st, v in s["timer"].samples.items()}
+                       "mean_ms": round(1000 * float(np.mean(v)), 4)}
+                  for st, v in s["timer"].samples.items() if v}  # none: code without the hook
         report[name] = {
             "ranker_class": s["ranker_class"], "load_s": round(s["load_s"], 3),
             "calls": len(ms), "median_ms": round(pct(ms, 50), 4), "p90_ms": round(pct(ms, 90), 4),
@@ -159,7 +179,20 @@ def main() -> None:
         print(f"  {names[1]} vs {names[0]}: median x{1 / ratio:.3f} "
               f"({ratio:.2f}x faster); same rankings {same_ids}/{len(a)}, max |score diff| "
               f"{diff:.2e}")
-    best = min(report.values(), key=lambda r: r["median_ms"])
+    if args.baseline_src:
+        baseline_runs.append(run_baseline(args, work))
+        medians = [b["systems"]["lightgbm"]["median_ms"] for b in baseline_runs]
+        base = {**baseline_runs[0]["systems"]["lightgbm"], "src": str(args.baseline_src),
+                "median_ms_runs": medians, "median_ms": round(float(np.mean(medians)), 4),
+                "load_average": [b["load_average_at_start"] for b in baseline_runs]}
+        for r in report.values():
+            r["speedup_vs_baseline_median"] = round(base["median_ms"] / r["median_ms"], 3)
+        print(f" baseline: median {base['median_ms']:.3f} ms (runs before/after: {medians}); "
+              + ", ".join(f"{n} x{r['speedup_vs_baseline_median']:.2f} faster"
+                          for n, r in report.items()), flush=True)
+        report["baseline_lightgbm"] = base
+    best = min((r for n, r in report.items() if n != "baseline_lightgbm"),
+               key=lambda r: r["median_ms"])
     summary = {
         "benchmark": "recommend_path", "quick": args.quick,
         "load_average_at_start": load_start, "load_average_at_end": list(os.getloadavg()),
