@@ -71,7 +71,7 @@ class Workspace:
     def derived(self, live: np.ndarray, name: str, build: Callable[[np.ndarray], T]) -> T:
         """`build(live)`, memoised per live set when `live` is a cached live set's indices
         (the same object), computed afresh otherwise (an ad-hoc subset)."""
-        cur = self.live_sets._current
+        cur = self.live_sets.current
         if cur is not None and live is cur.indices:
             return cur.derived(name, build)
         return build(live)

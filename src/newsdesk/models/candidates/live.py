@@ -62,6 +62,11 @@ class LiveSets:
         self.max_age_hours = max_age_hours
         self._current: LiveSet | None = None
 
+    @property
+    def current(self) -> LiveSet | None:
+        """The last live set handed out (None before the first request)."""
+        return self._current
+
     def at(self, now: float) -> LiveSet:
         cat = self.catalog
         version = cat.version  # read before the arrays: a concurrent write bumps it after
