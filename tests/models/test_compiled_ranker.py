@@ -61,11 +61,9 @@ def test_compiled_code_is_cached_by_model_and_reused(bundle_dir: Path, tmp_path:
     assert first.cache_file.stat().st_size > 0
     stamp = first.cache_file.stat().st_mtime_ns
 
-    def must_not_compile(path: Path, cache_dir: Path | None) -> Any:
-        raise AssertionError("unused")
-
+    assert first.compiled_here
     second = load_ranker(model, FEATURE_NAMES, mode="compiled", cache_dir=tmp_path)
-    assert isinstance(second, CompiledRanker)
+    assert isinstance(second, CompiledRanker) and not second.compiled_here
     assert second.cache_file == first.cache_file
     assert first.cache_file.stat().st_mtime_ns == stamp  # loaded, not rewritten
     x = np.random.default_rng(1).normal(0, 1, (50, len(FEATURE_NAMES))).astype(np.float32)
@@ -112,3 +110,43 @@ def test_bundle_loads_compiled_by_default_beside_the_bundles(bundle_dir: Path,
     assert read_manifest(bundle_dir)["version"] == rec.version
     plain = load_recommender(bundle_dir, store, embedder=embedder, ranker="lightgbm")
     assert type(plain.ranker) is LambdaRanker
+
+
+def test_serving_settings_choose_the_ranker(bundle_dir: Path, tmp_path: Path) -> None:
+    """NEWSDESK_RANKER / NEWSDESK_COMPILED_RANKER_CACHE_DIR reach the server's bundle loader;
+    a bad value is refused at start, naming the field."""
+    from newsdesk.serving.app import default_recommender_factory
+    from newsdesk.serving.settings import load_settings
+
+    with pytest.raises(ConfigError, match="ranker"):
+        load_settings(bundles_dir=bundle_dir.parent, ranker="fast")
+    store = MemoryOnlineStore(half_life_hours=6.0)
+    version = read_manifest(bundle_dir)["version"]
+    plain = default_recommender_factory(load_settings(
+        bundles_dir=bundle_dir.parent, ranker="lightgbm"))(version, store)
+    assert type(plain.ranker) is LambdaRanker  # type: ignore[attr-defined]
+    cache = tmp_path / "trees"
+    compiled = default_recommender_factory(load_settings(
+        bundles_dir=bundle_dir.parent, compiled_ranker_cache_dir=cache))(version, store)
+    assert isinstance(compiled.ranker, CompiledRanker)  # type: ignore[attr-defined]
+    assert compiled.ranker.cache_file is not None  # type: ignore[attr-defined]
+    assert compiled.ranker.cache_file.parent == cache  # type: ignore[attr-defined]
+
+
+def _load_in_process(model: str, cache: str) -> bool:
+    ranker = load_ranker(Path(model), FEATURE_NAMES, mode="compiled", cache_dir=Path(cache))
+    return bool(ranker.compiled_here)  # type: ignore[attr-defined]
+
+
+def test_worker_processes_compile_once(bundle_dir: Path, tmp_path: Path) -> None:
+    """Workers loading one bundle at the same time: one compiles, the others wait for its
+    file and load it (a file lock), so N workers do not compile N times."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(3) as pool:
+        compiled = pool.starmap(_load_in_process,
+                                [(str(bundle_dir / RANKER_FILE), str(tmp_path))] * 3)
+    assert sorted(compiled) == [False, False, True]
+    assert len(list(tmp_path.glob("ranker-*.o"))) == 1
+    assert not list(tmp_path.glob(".ranker-*"))  # no half-written file left behind

@@ -58,6 +58,7 @@ class CompiledRanker(LambdaRanker):
 
     compiled_: Any = None
     cache_file: Path | None = None
+    compiled_here: bool = False  # this process compiled it (False: loaded from the cache)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         if len(x) == 0:
@@ -108,13 +109,14 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def compile_model(model_path: Path, cache_dir: Path | None) -> tuple[Any, Path | None]:
-    """(compiled lleaves.Model, cache file or None); raises whatever lleaves raises."""
+def compile_model(model_path: Path, cache_dir: Path | None) -> tuple[Any, Path | None, bool]:
+    """(compiled lleaves.Model, cache file or None, whether this call compiled it rather than
+    loading the cache); raises whatever lleaves raises."""
     lleaves = _lleaves()
     model = lleaves.Model(model_file=str(model_path))
     if cache_dir is None:
         model.compile()
-        return model, None
+        return model, None, True
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=cache_dir, prefix=".probe-")  # noqa: SIM115
@@ -123,7 +125,7 @@ def compile_model(model_path: Path, cache_dir: Path | None) -> tuple[Any, Path |
         log.warning("compiled_ranker_cache_unwritable", cache_dir=str(cache_dir),
                     error=str(exc))
         model.compile()
-        return model, None
+        return model, None, True
     key = cache_key(model_path)
     target = cache_dir / f"ranker-{key}.o"
     with _file_lock(cache_dir / f"ranker-{key}.lock"):
@@ -134,12 +136,12 @@ def compile_model(model_path: Path, cache_dir: Path | None) -> tuple[Any, Path |
             tmp.unlink(missing_ok=True)
             model.compile(cache=str(tmp))
             os.replace(tmp, target)
-            return model, target
+            return model, target, True
     model.compile(cache=str(target))
-    return model, target
+    return model, target, False
 
 
-Compiler = Callable[[Path, "Path | None"], "tuple[Any, Path | None]"]
+Compiler = Callable[[Path, "Path | None"], "tuple[Any, Path | None, bool]"]
 
 
 def load_ranker(path: Path, feature_names: Sequence[str], *, mode: str = "auto",
@@ -154,7 +156,7 @@ def load_ranker(path: Path, feature_names: Sequence[str], *, mode: str = "auto",
     if mode == "lightgbm":
         return plain
     try:
-        compiled, cache_file = compiler(path, cache_dir)
+        compiled, cache_file, compiled_here = compiler(path, cache_dir)
     except Exception as exc:  # missing package, unsupported objective, LLVM failure, bad cache
         if mode == "compiled":
             if isinstance(exc, MissingDependency):
@@ -170,4 +172,5 @@ def load_ranker(path: Path, feature_names: Sequence[str], *, mode: str = "auto",
     out.booster_ = plain.booster_
     out.compiled_ = compiled
     out.cache_file = cache_file
+    out.compiled_here = compiled_here
     return out
