@@ -226,3 +226,29 @@ def test_article_stats_by_cached_store_rows_follow_the_store(rec: NewsRecommende
     np.testing.assert_array_equal(got, ws.store.stats_matrix(["late-news"], at_time))
     assert got[0, 2] == 1 and got[0, 3] == 2  # clicks, impressions
     ws.catalog.remove("late-news")
+
+
+def test_catalog_embeddings_are_a_private_map_of_the_bundle(bundle_dir: Path,
+                                                            embedder: Embedder) -> None:
+    """The loaded catalog's embeddings are a copy-on-write map of the bundle's file: an upsert
+    writes a private page (the file is unchanged: the bundle still verifies), a new article
+    beyond the bundle's moves them into growable memory; both stay readable."""
+    store = MemoryOnlineStore(half_life_hours=6.0)
+    rec = load_recommender(bundle_dir, store, embedder=embedder, ranker="lightgbm")
+    cat = rec.ws.catalog
+    assert isinstance(cat.embeddings.base, np.memmap) and cat.embeddings.base.mode == "c"
+    before = (bundle_dir / "catalog" / "embeddings.npy").read_bytes()
+    first = cat.ids[0]
+    old = Article(article_id=first, title="A new title for an old story", category="x",
+                  published_at=datetime.fromtimestamp(float(cat.published[0]), UTC))
+    rec.upsert_articles([old])
+    assert (bundle_dir / "catalog" / "embeddings.npy").read_bytes() == before
+    np.testing.assert_array_equal(cat.embeddings[0], embedder.embed([
+        "A new title for an old story"])[0])
+    n = cat.size
+    rec.upsert_articles([Article(article_id="brand-new", title="Brand new story",
+                                 category="x", published_at=old.published_at)])
+    assert cat.size == n + 1 and len(cat.embeddings) > n
+    assert not isinstance(cat.embeddings.base, np.memmap)  # moved into private memory
+    assert cat.embeddings[1].any() and cat.embeddings[n].any()
+    load_recommender(bundle_dir, store, embedder=embedder, ranker="lightgbm")  # verifies

@@ -83,8 +83,8 @@ class ArticleCatalog:
                 i = self.index.get(art.article_id)
                 if i is None:
                     i = self.size
-                    if i >= len(self.published):
-                        self._alloc(2 * len(self.published))
+                    if i >= len(self.published) or i >= len(self.embeddings):
+                        self._alloc(max(len(self.published), 2 * i, 16))
                     self.ids.append(art.article_id)
                     self.titles.append(art.title)
                     self.index[art.article_id] = i
@@ -160,8 +160,12 @@ class ArticleCatalog:
     @classmethod
     def load(cls, directory: Path) -> ArticleCatalog:
         table = pq.read_table(directory / "articles.parquet")
-        emb = np.load(directory / "embeddings.npy", allow_pickle=False)
+        # copy-on-write map of the bundle's file: worker processes share its pages until they
+        # write a row (an upsert of that article); the first article beyond the bundle's
+        # moves the matrix into growable private memory (`_alloc`)
         n = table.num_rows
+        emb = np.load(directory / "embeddings.npy", allow_pickle=False,
+                      mmap_mode="c" if n else None)  # (an empty file cannot be mapped)
         if emb.shape[0] != n:
             raise ValueError(f"embeddings.npy has {emb.shape[0]} rows, articles.parquet {n}")
         cat = cls(int(emb.shape[1]), capacity=max(16, 2 * n))
@@ -174,6 +178,6 @@ class ArticleCatalog:
         cat.expires[:n] = table.column("expires").to_numpy()
         cat.category[:n] = table.column("category").to_numpy()
         cat.live[:n] = table.column("live").to_numpy(zero_copy_only=False)
-        cat.embeddings[:n] = emb
+        cat.embeddings = emb.view(np.ndarray)  # a plain view: no np.memmap overhead per read
         cat.size = n
         return cat
