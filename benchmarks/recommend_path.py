@@ -72,6 +72,22 @@ def pct(values: list[float], p: float) -> float:
     return float(np.percentile(np.asarray(values), p)) if values else float("nan")
 
 
+def private_mib() -> dict[str, float]:
+    """This process's anonymous (private, written) and file-backed memory in MiB (Linux): what
+    a second worker process would duplicate vs what it shares through the page cache."""
+    out = {"anonymous_mib": float("nan"), "file_rss_mib": float("nan")}
+    try:
+        fields = {}
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
+            name, value = line.split()[:2]
+            fields[name.rstrip(":")] = int(value) / 1024
+        out = {"anonymous_mib": fields["Anonymous"],
+               "file_rss_mib": fields["Rss"] - fields["Anonymous"]}
+    except (OSError, KeyError, ValueError):
+        pass
+    return out
+
+
 def load(bundle: Path, store: MemoryOnlineStore, embedder: Any, ranker: str) -> Any:
     kwargs = {}
     if "ranker" in inspect.signature(load_recommender).parameters:
@@ -125,6 +141,7 @@ def main() -> None:
     store_load_s = time.perf_counter() - t
     embedder = make_embedder(str(manifest["embedder"]["short_name"]))
     names = ["lightgbm", "compiled"] if args.ranker == "both" else [args.ranker]
+    mem_before = private_mib()
     systems: dict[str, Any] = {}
     for name in names:
         rec, load_s = load(bundle, store, embedder, name)
@@ -139,6 +156,10 @@ def main() -> None:
         for ctx in ctxs[:50]:
             s["rec"].recommend(ctx)
         s["rec"].stage_timer = s["timer"]
+    # memory of the loaded, warmed bundles (all systems of this run together, the store not
+    # counted): anonymous memory is private to each worker process, file pages are shared
+    memory = {k: round(v - mem_before[k], 1) for k, v in private_mib().items()}
+    print(f"  bundle memory ({'+'.join(names)}): {memory}", flush=True)
     baseline_runs = [run_baseline(args, work)] if args.baseline_src else []
     results: dict[str, list[Any]] = {name: [] for name in systems}
     for lo in range(0, len(ctxs), BLOCK):
@@ -194,6 +215,7 @@ def main() -> None:
         print(f" baseline: median {base['median_ms']:.3f} ms (runs before/after: {medians}); "
               + ", ".join(f"{n} x{r['speedup_vs_baseline_median']:.2f} faster"
                           for n, r in report.items()), flush=True)
+        base["bundle_memory_mib"] = baseline_runs[0].get("bundle_memory_mib")
         report["baseline_lightgbm"] = base
     best = min((r for n, r in report.items() if n != "baseline_lightgbm"),
                key=lambda r: r["median_ms"])
@@ -203,6 +225,7 @@ def main() -> None:
         "state": {"articles": state["articles"], "live_articles": state["live_articles"],
                   "users_with_history": len(state["users"]), "timings": state["timings"],
                   "store_load_s": round(store_load_s, 2), "bundle": str(bundle)},
+        "bundle_memory_mib": {**memory, "systems": names},
         "request": {"k": 20, "surface": "front_page", "now": now, "calls_per_system": n_calls},
         "systems": report,
         "agreement": agreement,

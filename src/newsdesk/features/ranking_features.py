@@ -141,7 +141,7 @@ class FeatureBuilder:
         valid = click_idx >= 0
         rows = np.broadcast_to(np.arange(len(click_idx))[:, None], click_idx.shape)[valid]
         cols = click_idx[valid]
-        n_art = len(catalog.category) if len(cols) == 0 else max(int(cols.max()) + 1, 1)
+        n_art = len(catalog.embeddings) if len(cols) == 0 else max(int(cols.max()) + 1, 1)
         weights = sp.csr_matrix((wn[valid].astype(np.float32), (rows, cols)),
                                 shape=(len(click_idx), n_art))
         profile = np.asarray(weights @ catalog.embeddings[:n_art], dtype=np.float32)
