@@ -294,11 +294,11 @@ class MemoryOnlineStore(OnlineStore):
             if candidates is None and n <= self._top.k:
                 # called on every request: one gather of the top rows, then decay_factor's
                 # arithmetic inlined on Python floats (same values, no per-item calls)
-                ids, rows = self._top.top_rows(n)
+                ids, top_rows = self._top.top_rows(n)
                 scale = hl * 3600.0
                 out = []
-                for article_id, value, ref in zip(ids, t.clk_value[rows].tolist(),
-                                                  t.clk_ref[rows].tolist(), strict=True):
+                for article_id, value, ref in zip(ids, t.clk_value[top_rows].tolist(),
+                                                  t.clk_ref[top_rows].tolist(), strict=True):
                     value *= 2.0 ** max(-1000.0, min(1000.0, -(now - ref) / scale))
                     if value > 0.0:
                         out.append((article_id, value))
