@@ -104,7 +104,7 @@ def run_baseline(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "baseline.json"
         cmd = [sys.executable, __file__, "--work", str(work), "--ranker", "lightgbm",
-               "--seed", str(args.seed), "--json", str(out)]
+               "--seed", str(args.seed), "--json", str(out), "--with-items"]
         cmd += ["--quick"] if args.quick else []
         cmd += ["--users", str(args.users)] if args.users else []
         env = {**os.environ, "PYTHONPATH": str(args.baseline_src.resolve())}
@@ -120,6 +120,8 @@ def main() -> None:
     ap.add_argument("--users", type=int, help="calls per system (default 3000, quick 500)")
     ap.add_argument("--ranker", choices=("lightgbm", "compiled", "both"), default="both")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--with-items", action="store_true",
+                    help="also write every call's (article id, score) items to the JSON")
     ap.add_argument("--baseline-src", type=Path,
                     help="measure this source tree's lightgbm path too (subprocess, A-B-A)")
     args = ap.parse_args()
@@ -210,13 +212,32 @@ def main() -> None:
         base = {**baseline_runs[0]["systems"]["lightgbm"], "src": str(args.baseline_src),
                 "median_ms_runs": medians, "median_ms": round(float(np.mean(medians)), 4),
                 "load_average": [b["load_average_at_start"] for b in baseline_runs]}
+        cpu = [b["systems"]["lightgbm"]["cpu_median_ms"] for b in baseline_runs]
+        base["cpu_median_ms_runs"] = cpu
+        base["cpu_median_ms"] = round(float(np.mean(cpu)), 4)
         for r in report.values():
             r["speedup_vs_baseline_median"] = round(base["median_ms"] / r["median_ms"], 3)
-        print(f" baseline: median {base['median_ms']:.3f} ms (runs before/after: {medians}); "
-              + ", ".join(f"{n} x{r['speedup_vs_baseline_median']:.2f} faster"
-                          for n, r in report.items()), flush=True)
+            r["cpu_speedup_vs_baseline_median"] = round(
+                base["cpu_median_ms"] / r["cpu_median_ms"], 3)
+        print(f" baseline: median {base['median_ms']:.3f} ms (runs before/after: {medians}; "
+              f"CPU {cpu}); " + ", ".join(
+                  f"{n} x{r['speedup_vs_baseline_median']:.2f} faster "
+                  f"(CPU x{r['cpu_speedup_vs_baseline_median']:.2f})"
+                  for n, r in report.items()), flush=True)
         base["bundle_memory_mib"] = baseline_runs[0].get("bundle_memory_mib")
         report["baseline_lightgbm"] = base
+        # the same users in the same order: the baseline's answers against this run's
+        want = baseline_runs[0]["items"]["lightgbm"]
+        for n in names:
+            got = [[(x.article_id, x.score) for x in r] for r in results[n]]
+            same = sum([a for a, _ in g] == [a for a, _ in w] for g, w in zip(got, want,
+                                                                             strict=True))
+            diff = max((abs(a[1] - b[1]) for g, w in zip(got, want, strict=True)
+                        for a, b in zip(g, w, strict=False)), default=0.0)
+            report[n]["vs_baseline"] = {"same_ranking_share": same / len(want),
+                                        "max_abs_score_diff": diff}
+            print(f"  {n} vs baseline: same rankings {same}/{len(want)}, max |score diff| "
+                  f"{diff:.2e}", flush=True)
     best = min((r for n, r in report.items() if n != "baseline_lightgbm"),
                key=lambda r: r["median_ms"])
     summary = {
@@ -233,6 +254,9 @@ def main() -> None:
                                              "measured": best["median_ms"],
                                              "met": best["median_ms"] <= TARGET_MEDIAN_MS}},
     }
+    if args.with_items:
+        summary["items"] = {n: [[(x.article_id, x.score) for x in r] for r in results[n]]
+                            for n in names}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=2, default=str))
