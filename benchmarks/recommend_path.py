@@ -88,6 +88,21 @@ def private_mib() -> dict[str, float]:
     return out
 
 
+def generator_times(rec: Any, ctxs: list[RequestContext]) -> dict[str, float]:
+    """Median thread-CPU ms of the user view and of each generator's `propose`, run in
+    sequence per user as a request runs them (each sees the caches the previous left)."""
+    times: dict[str, list[float]] = {}
+    for ctx in ctxs:
+        t = time.thread_time()
+        view = rec.ws.view(ctx.user_id, ctx.now)
+        times.setdefault("view", []).append(time.thread_time() - t)
+        for g in rec.generators:
+            t = time.thread_time()
+            g.propose(view, rec.quotas.get(g.name, 100))
+            times.setdefault(g.name, []).append(time.thread_time() - t)
+    return {k: round(1000 * pct(v, 50), 4) for k, v in times.items()}
+
+
 def load(bundle: Path, store: MemoryOnlineStore, embedder: Any, ranker: str) -> Any:
     kwargs = {}
     if "ranker" in inspect.signature(load_recommender).parameters:
@@ -107,6 +122,7 @@ def run_baseline(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                "--seed", str(args.seed), "--json", str(out), "--with-items"]
         cmd += ["--quick"] if args.quick else []
         cmd += ["--users", str(args.users)] if args.users else []
+        cmd += ["--generators", str(args.generators)]
         env = {**os.environ, "PYTHONPATH": str(args.baseline_src.resolve())}
         subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
         return json.loads(out.read_text())  # type: ignore[no-any-return]
@@ -120,6 +136,9 @@ def main() -> None:
     ap.add_argument("--users", type=int, help="calls per system (default 3000, quick 500)")
     ap.add_argument("--ranker", choices=("lightgbm", "compiled", "both"), default="both")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--generators", type=int, default=300, metavar="N",
+                    help="CPU time of the view and of each candidate generator over N users "
+                         "(0: skip)")
     ap.add_argument("--with-items", action="store_true",
                     help="also write every call's (article id, score) items to the JSON")
     ap.add_argument("--baseline-src", type=Path,
@@ -254,6 +273,13 @@ def main() -> None:
                                              "measured": best["median_ms"],
                                              "met": best["median_ms"] <= TARGET_MEDIAN_MS}},
     }
+    if args.generators:
+        for name, s in systems.items():
+            s["rec"].stage_timer = None
+            report[name]["candidates_cpu_median_ms"] = generator_times(
+                s["rec"], ctxs[: args.generators])
+            print(f"  {name} candidates, CPU median ms: "
+                  f"{report[name]['candidates_cpu_median_ms']}", flush=True)
     if args.with_items:
         summary["items"] = {n: [[(x.article_id, x.score) for x in r] for r in results[n]]
                             for n in names}
