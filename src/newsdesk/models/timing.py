@@ -2,9 +2,9 @@
 
 `NewsRecommender.recommend` takes a few `time.perf_counter` readings at its stage boundaries
 (candidates -> features -> score -> rerank) and hands them to its `stage_timer` when one is
-set; with none set it only pays for the readings (~100 ns per request). The micro-benchmark
-`benchmarks/recommend_path.py` sets a `StageTotals` to report where the model call spends
-its time; a server could forward the same readings to its metrics.
+set; with none set it only pays for the readings (well under a microsecond a request). The
+micro-benchmark `benchmarks/recommend_path.py` sets a `StageTotals` to report where the model
+call spends its time; a server could forward the same readings to its metrics.
 """
 
 from __future__ import annotations
