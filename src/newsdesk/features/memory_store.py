@@ -25,7 +25,7 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
-from itertools import islice
+from itertools import islice, repeat
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +88,9 @@ class _ArticleTable:
 
     def rows(self, article_ids: Iterable[str], count: int = -1) -> np.ndarray:
         """Rows of ids, -1 for ids never seen; shape (len(article_ids),)."""
-        get = self.row.get
-        return np.fromiter((get(a, -1) for a in article_ids), dtype=np.int64, count=count)
+        # map() over dict.get: half the cost of a generator expression per id
+        return np.fromiter(map(self.row.get, article_ids, repeat(-1)), dtype=np.int64,
+                           count=count)
 
     def touch(self, r: int, ts: float) -> None:
         last = self.last_ts[r]
@@ -112,22 +113,28 @@ class _TopK:
     def __init__(self, k: int) -> None:
         self.k = k
         self._score: dict[str, float] = {}
-        self._sorted: list[tuple[float, str]] = []  # (-score, id): best first, ties by id
+        # (-score, id, table row): best first, ties by id (ids are unique: rows never compared)
+        self._sorted: list[tuple[float, str, int]] = []
 
-    def update(self, article_id: str, score: float) -> None:
+    def update(self, article_id: str, score: float, row: int) -> None:
         old = self._score.get(article_id)
         if old is not None:
             del self._sorted[bisect.bisect_left(self._sorted, (-old, article_id))]
         elif len(self._sorted) >= self.k:
             if (-score, article_id) >= self._sorted[-1]:
                 return  # not better than the current k-th
-            _, evicted = self._sorted.pop()
+            _, evicted, _ = self._sorted.pop()
             del self._score[evicted]
         self._score[article_id] = score
-        bisect.insort(self._sorted, (-score, article_id))
+        bisect.insort(self._sorted, (-score, article_id, row))
 
     def top(self, n: int) -> list[str]:
-        return [article_id for _, article_id in self._sorted[:n]]
+        return [article_id for _, article_id, _ in self._sorted[:n]]
+
+    def top_rows(self, n: int) -> tuple[list[str], list[int]]:
+        """(ids, table rows) of the n best."""
+        best = self._sorted[:n]
+        return [a for _, a, _ in best], [r for _, _, r in best]
 
     def clear(self) -> None:
         self._score.clear()
@@ -203,7 +210,7 @@ class MemoryOnlineStore(OnlineStore):
                 t.clk_value[r], t.clk_ref[r] = _bump(float(t.clk_value[r]), float(t.clk_ref[r]),
                                                      ts, hl)
                 t.touch(r, ts)
-                self._top.update(article_id, self._scaled(r))
+                self._top.update(article_id, self._scaled(r), r)
                 recent.appendleft(Click(article_id, ts))
 
     def _scaled(self, r: int) -> float:
@@ -218,7 +225,7 @@ class MemoryOnlineStore(OnlineStore):
         self._top.clear()
         t = self._art
         for r in np.flatnonzero(t.clicks[: t.n] > 0).tolist():
-            self._top.update(t.ids[r], self._scaled(r))
+            self._top.update(t.ids[r], self._scaled(r), r)
 
     # -- bulk loading and markers -----------------------------------------------------------
 
@@ -319,6 +326,14 @@ class MemoryOnlineStore(OnlineStore):
         with self._lock:
             return self._gather(self._art.rows(article_ids, len(article_ids)), now)[:, :4]
 
+    def article_rows(self, article_ids: Sequence[str]) -> np.ndarray:
+        with self._lock:  # rows are never reused, so a handle stays valid
+            return self._art.rows(article_ids, len(article_ids))
+
+    def stats_rows(self, rows: np.ndarray, now: float) -> np.ndarray:
+        with self._lock:
+            return self._gather(np.asarray(rows, dtype=np.int64), now)[:, :4]
+
     def _candidate_rows(self, candidates: Iterable[str]) -> np.ndarray:
         """Distinct known rows of `candidates`. A tuple passed again (the same object: tuples
         cannot change) reuses its id lookups, re-resolving only ids unknown last time when the
@@ -346,10 +361,14 @@ class MemoryOnlineStore(OnlineStore):
         t = self._art
         with self._lock:
             if candidates is None and n <= self._top.k:
+                # called on every request: one gather of the top rows, then decay_factor's
+                # arithmetic inlined on Python floats (same values, no per-item calls)
+                ids, top_rows = self._top.top_rows(n)
+                scale = hl * 3600.0
                 out = []
-                for article_id in self._top.top(n):
-                    r = t.row[article_id]
-                    value = float(t.clk_value[r]) * decay_factor(now - float(t.clk_ref[r]), hl)
+                for article_id, value, ref in zip(ids, t.clk_value[top_rows].tolist(),
+                                                  t.clk_ref[top_rows].tolist(), strict=True):
+                    value *= 2.0 ** max(-1000.0, min(1000.0, -(now - ref) / scale))
                     if value > 0.0:
                         out.append((article_id, value))
                 return out

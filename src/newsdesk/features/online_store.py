@@ -138,6 +138,17 @@ class OnlineStore(ABC):
         return np.array([[s.decayed_clicks, s.decayed_impressions, s.clicks, s.impressions]
                          for s in stats], dtype=np.float64).reshape(len(stats), 4)
 
+    def article_rows(self, article_ids: Sequence[str]) -> np.ndarray | None:
+        """Optional fast path: stable integer handles of ids for `stats_rows` (-1: unknown so
+        far; a known id keeps its handle for the store's lifetime), or None when the backend
+        has no such handles (callers then use `stats_matrix`). Lets a caller resolve each
+        article's id once instead of on every request."""
+        return None
+
+    def stats_rows(self, rows: np.ndarray, now: float) -> np.ndarray:
+        """`stats_matrix` by handles from `article_rows` (-1: zeros); shape (len(rows), 4)."""
+        raise NotImplementedError(f"{type(self).__name__} has no article_rows handles")
+
     @abstractmethod
     def trending(self, n: int, now: float, *, candidates: Iterable[str] | None = None
                  ) -> list[tuple[str, float]]:

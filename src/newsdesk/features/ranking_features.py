@@ -129,14 +129,19 @@ class FeatureBuilder:
         affinity (Q, C) float64: weighted category shares of the clicks).
 
         A sparse (Q, N) weight matrix times the embeddings, so memory is O(Q * dim), not
-        O(Q * L * dim)."""
+        O(Q * L * dim). One user (every request) takes a dense path with the same arithmetic
+        in the same order, without building a sparse matrix."""
+        if len(click_idx) == 1:
+            one = self._user_profile(catalog, click_idx[0])
+            if one is not None:
+                return one
         w = self.click_weights(click_idx)
         total = w.sum(axis=1, keepdims=True)
         wn = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
         valid = click_idx >= 0
         rows = np.broadcast_to(np.arange(len(click_idx))[:, None], click_idx.shape)[valid]
         cols = click_idx[valid]
-        n_art = len(catalog.category) if len(cols) == 0 else max(int(cols.max()) + 1, 1)
+        n_art = len(catalog.embeddings) if len(cols) == 0 else max(int(cols.max()) + 1, 1)
         weights = sp.csr_matrix((wn[valid].astype(np.float32), (rows, cols)),
                                 shape=(len(click_idx), n_art))
         profile = np.asarray(weights @ catalog.embeddings[:n_art], dtype=np.float32)
@@ -145,10 +150,54 @@ class FeatureBuilder:
         np.add.at(affinity, (rows, catalog.category[cols]), wn[valid])
         return profile, affinity
 
+    def _user_profile(self, catalog: CatalogArrays, clicks: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+        """`user_profiles` of one user (L,) -> ((1, dim), (1, C)), bit for bit, or None when
+        it cannot promise that. scipy sums the weights of a repeated article in float32, then
+        accumulates weight * embedding row by row in ascending article order, in float32.
+        The order in which it adds three or more repeats of one article is its sort's
+        business, so such users (rare) take the sparse path; two repeats commute."""
+        w = self.click_weights(clicks[None, :])[0]
+        total = w.sum()
+        wn = w / total if total > 0 else np.zeros_like(w)
+        valid = clicks >= 0
+        cols = clicks[valid]
+        data = wn[valid].astype(np.float32)
+        n_cat = max(len(catalog.categories), 1)
+        affinity = np.zeros((1, n_cat), dtype=np.float64)
+        profile = np.zeros((1, catalog.embeddings.shape[1]), dtype=np.float32)
+        if len(cols) == 0:
+            return profile, affinity
+        order = np.argsort(cols, kind="stable")
+        cols, data = cols[order], data[order]
+        first = np.ones(len(cols), dtype=bool)
+        first[1:] = cols[1:] != cols[:-1]
+        if not first.all():  # repeated clicks: one weight per article
+            starts = np.flatnonzero(first)
+            if np.diff(np.append(starts, len(cols))).max() > 2:
+                return None
+            summed = data[starts].copy()
+            for j in np.flatnonzero(~first).tolist():  # the second of a pair, after the first
+                summed[np.searchsorted(starts, j - 1)] += data[j]  # float32 + float32
+            cols, data = cols[starts], summed
+        np.add.at(affinity[0], catalog.category[clicks[valid]], wn[valid])
+        rows = data[:, None] * catalog.embeddings[cols]  # float32 products
+        acc = rows[0].copy()
+        for r in rows[1:]:
+            acc += r
+        profile[0] = acc
+        return profile, affinity
+
     # -- the matrix -----------------------------------------------------------------------------
     def build(self, inputs: RankingInputs, catalog: CatalogArrays, *,
-              coclick: PairScorer | None = None, cf: PairScorer | None = None) -> np.ndarray:
-        """Feature matrix (R, len(FEATURE_NAMES)) float32 for every row of `inputs`."""
+              coclick: PairScorer | None = None, cf: PairScorer | None = None,
+              profiles: tuple[np.ndarray, np.ndarray] | None = None,
+              article_embeddings: np.ndarray | None = None) -> np.ndarray:
+        """Feature matrix (R, len(FEATURE_NAMES)) float32 for every row of `inputs`.
+
+        `profiles`: `user_profiles(catalog, inputs.click_idx)` when the caller already has it
+        (the recommender computed it for candidate generation); `article_embeddings`:
+        catalog.embeddings of each row's article (R, dim), when the caller gathered them."""
         q, a = inputs.row_query, inputs.row_article
         known = a >= 0
         safe_a = np.where(known, a, 0)
@@ -182,9 +231,15 @@ class FeatureBuilder:
         # traffic ages; a freshness signal that needs no publish time (NaN before any view)
         out[:, col["decay_ratio"]] = np.where(ci > 0, di / np.maximum(ci, 1.0), np.nan)
 
-        profile, affinity = self.user_profiles(catalog, inputs.click_idx)
-        emb_a = catalog.embeddings[safe_a]
-        sim = np.einsum("rd,rd->r", profile[q], emb_a)
+        n_cat = max(len(catalog.categories), 1)
+        if profiles is None or profiles[1].shape[1] != n_cat:  # (a category added since)
+            profiles = self.user_profiles(catalog, inputs.click_idx)
+        profile, affinity = profiles
+        emb_a = catalog.embeddings[safe_a] if article_embeddings is None else article_embeddings
+        if len(profile) == 1:  # one user (serving): no (R, dim) copy of the profile
+            sim = np.einsum("rd,d->r", emb_a, profile[0])
+        else:
+            sim = np.einsum("rd,rd->r", profile[q], emb_a)
         out[:, col["content_sim"]] = np.where(known, sim, 0.0)
         out[:, col["max_click_sim"]] = np.where(known, self._max_sim(inputs, catalog, emb_a), 0.0)
         aff = affinity[q, np.minimum(catalog.category[safe_a], affinity.shape[1] - 1)]
@@ -199,7 +254,6 @@ class FeatureBuilder:
         # under a uniform Dirichlet prior of `affinity_prior` pseudo-clicks, on the log scale
         # log(1 + C * share) (1 = average interest), so a new user sits at the average and
         # one click out of one is not read as certainty
-        n_cat = max(len(catalog.categories), 1)
         share = (counts + self.affinity_prior / n_cat) / (n_clicks[q] + self.affinity_prior)
         out[:, col["topic_interest"]] = np.where(known, np.log1p(n_cat * share), np.nan)
         out[:, col["user_log_clicks"]] = np.log1p(n_clicks)[q]
@@ -218,6 +272,12 @@ class FeatureBuilder:
                          row_cat: np.ndarray) -> np.ndarray:
         """Per row: how many of the user's recent clicks share the article's category."""
         out = np.zeros(len(row_cat))
+        if len(inputs.click_idx) == 1:  # one user (serving): count per category once
+            clicks = inputs.click_idx[0]
+            per = np.bincount(catalog.category[clicks[clicks >= 0]])
+            has = row_cat < len(per)
+            out[has] = per[row_cat[has]]
+            return out
         for lo in range(0, len(row_cat), _CHUNK):
             hi = min(lo + _CHUNK, len(row_cat))
             ci = inputs.click_idx[inputs.row_query[lo:hi]]
@@ -234,6 +294,11 @@ class FeatureBuilder:
         out = np.zeros(n_rows, dtype=np.float32)
         if s == 0 or clicks.shape[1] == 0:
             return out
+        if len(clicks) == 1:  # one user (serving): its s click vectors once, not once a row
+            c = clicks[0]
+            sims = np.einsum("sd,rd->rs", catalog.embeddings[np.where(c >= 0, c, 0)], emb_a)
+            best = np.where(c >= 0, sims, -np.inf).max(axis=1) if n_rows else out
+            return np.where(np.isfinite(best), best, 0.0).astype(np.float32, copy=False)
         for lo in range(0, n_rows, _CHUNK):
             hi = min(lo + _CHUNK, n_rows)
             ci = clicks[inputs.row_query[lo:hi]]  # (r, s)

@@ -12,6 +12,13 @@ Layout (no pickle anywhere)::
 
 The catalog of the training dataset is stored in the bundle (so serving starts with every
 known article and its embedding); the serving app adds new ones with `upsert_articles`.
+
+Loading is memory-map friendly, so N worker processes on one host share the page cache instead
+of holding N copies: the read-only arrays (co-click CSR, CF factors) are `np.load(mmap_mode="r")`
+views of the bundle's files (nothing writes into them: a write would raise), the LightGBM text
+is parsed once per process, and the compiled trees are cached on disk once per host
+(`models.compiled_ranker`). The catalog's embeddings are copied into its growable arrays
+(articles are upserted while serving).
 `load_recommender` verifies the format, every file's hash, the feature schema, the embedder and
 the store's half-life, and raises BundleError naming what is wrong.
 """
@@ -40,8 +47,8 @@ from newsdesk.models.candidates import (
     Workspace,
 )
 from newsdesk.models.catalog import ArticleCatalog
+from newsdesk.models.compiled_ranker import CACHE_DIR_NAME, load_ranker
 from newsdesk.models.pipeline import NewsRecommender
-from newsdesk.models.ranker import LambdaRanker
 
 BUNDLE_FORMAT = "newsdesk-bundle/1"
 MANIFEST = "manifest.json"
@@ -159,11 +166,15 @@ class _LazyEmbedder(Embedder):
 
 
 def load_recommender(bundle_path: Path, store: OnlineStore, *,
-                     embedder: Embedder | None = None) -> NewsRecommender:
+                     embedder: Embedder | None = None, ranker: str = "auto",
+                     compiled_cache_dir: Path | None = None) -> NewsRecommender:
     """Load a bundle into a ready `NewsRecommender` reading live state from `store`.
 
     `embedder` embeds articles upserted later; it must be the one the bundle was trained with
     (name and dim checked). Without it, the bundle's embedder is built on the first upsert.
+    `ranker`: "auto" (compiled trees, plain LightGBM when they cannot be built), "compiled" or
+    "lightgbm" (see `models.compiled_ranker`); compiled code is cached in `compiled_cache_dir`
+    (default: `.compiled-trees/` beside the bundle).
     """
     bundle = Path(bundle_path)
     manifest = read_manifest(bundle)
@@ -198,11 +209,13 @@ def load_recommender(bundle_path: Path, store: OnlineStore, *,
         gens["collaborative"].load(bundle / "collaborative")  # type: ignore[attr-defined]
     except (OSError, ValueError, KeyError) as exc:
         raise BundleError(f"{bundle}: generator files unreadable ({exc})") from exc
-    ranker = LambdaRanker.load(bundle / RANKER_FILE, FEATURE_NAMES)
+    cache = compiled_cache_dir if compiled_cache_dir is not None else \
+        bundle.parent / CACHE_DIR_NAME
+    model = load_ranker(bundle / RANKER_FILE, FEATURE_NAMES, mode=ranker, cache_dir=cache)
     enabled = [gens[name] for name in GENERATOR_ORDER if cfg["candidates"].get(name, 0) > 0]
     serving = rerank.ServingConfig.model_validate(cfg["serving"])
     emb_impl = embedder or _LazyEmbedder(emb["short_name"], emb["name"], int(emb["dim"]))
-    rec = NewsRecommender(ws, enabled, dict(cfg["candidates"]), ranker, serving,
+    rec = NewsRecommender(ws, enabled, dict(cfg["candidates"]), model, serving,
                           version=manifest["version"], embedder=emb_impl)
     rec.coclick = gens["coclick"]  # type: ignore[assignment]
     rec.cf = gens["collaborative"]  # type: ignore[assignment]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +83,8 @@ class ArticleCatalog:
                 i = self.index.get(art.article_id)
                 if i is None:
                     i = self.size
-                    if i >= len(self.published):
-                        self._alloc(2 * len(self.published))
+                    if i >= len(self.published) or i >= len(self.embeddings):
+                        self._alloc(max(len(self.published), 2 * i, 16))
                     self.ids.append(art.article_id)
                     self.titles.append(art.title)
                     self.index[art.article_id] = i
@@ -125,8 +126,8 @@ class ArticleCatalog:
     # -- reads ----------------------------------------------------------------------------------
     def lookup(self, article_ids: Sequence[str]) -> np.ndarray:
         """Catalog indices of ids, -1 for unknown ones; shape (len(article_ids),)."""
-        get = self.index.get
-        return np.fromiter((get(a, -1) for a in article_ids), dtype=np.int64,
+        # map() over dict.get: half the cost of a generator expression per id
+        return np.fromiter(map(self.index.get, article_ids, repeat(-1)), dtype=np.int64,
                            count=len(article_ids))
 
     def live_indices(self, now: float, max_age_hours: float | None = None) -> np.ndarray:
@@ -159,8 +160,12 @@ class ArticleCatalog:
     @classmethod
     def load(cls, directory: Path) -> ArticleCatalog:
         table = pq.read_table(directory / "articles.parquet")
-        emb = np.load(directory / "embeddings.npy", allow_pickle=False)
+        # copy-on-write map of the bundle's file: worker processes share its pages until they
+        # write a row (an upsert of that article); the first article beyond the bundle's
+        # moves the matrix into growable private memory (`_alloc`)
         n = table.num_rows
+        emb = np.load(directory / "embeddings.npy", allow_pickle=False,
+                      mmap_mode="c" if n else None)  # (an empty file cannot be mapped)
         if emb.shape[0] != n:
             raise ValueError(f"embeddings.npy has {emb.shape[0]} rows, articles.parquet {n}")
         cat = cls(int(emb.shape[1]), capacity=max(16, 2 * n))
@@ -173,6 +178,6 @@ class ArticleCatalog:
         cat.expires[:n] = table.column("expires").to_numpy()
         cat.category[:n] = table.column("category").to_numpy()
         cat.live[:n] = table.column("live").to_numpy(zero_copy_only=False)
-        cat.embeddings[:n] = emb
+        cat.embeddings = emb.view(np.ndarray)  # a plain view: no np.memmap overhead per read
         cat.size = n
         return cat

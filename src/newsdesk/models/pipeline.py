@@ -5,11 +5,19 @@ quota of live candidates (a few hundred in total), the article statistics of the
 from the online store in one call, `FeatureBuilder.build` (the training code) makes the
 feature matrix, the ranker scores it, and the surface's rules pick the final k. Each item's
 reason comes from the generator that proposed it with the best rank.
+
+What makes the call cheap (benchmarks/recommend_path.py), none of it changing a result: the
+live set and what generators derive from it are cached per live set (`candidates.live`); the
+user's profile is computed once and shared by the generators and the features; the feature
+code has single-user paths that repeat the general code's arithmetic bit for bit (tested
+against it); the ranker is compiled by lleaves when available (`models.compiled_ranker`,
+scores within 1e-15 of LightGBM's). `stage_timer` (`models.timing`) reads the time per stage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from time import perf_counter
 from typing import Protocol
 
 import numpy as np
@@ -28,6 +36,7 @@ from newsdesk.models.candidates import (
     Workspace,
 )
 from newsdesk.models.ranker import LambdaRanker
+from newsdesk.models.timing import StageTimer
 
 
 class DriftSink(Protocol):
@@ -51,12 +60,16 @@ class NewsRecommender(Recommender):
         self.cf = next((g for g in generators if isinstance(g, CollaborativeGenerator)), None)
         self.content = next((g for g in generators if isinstance(g, ContentGenerator)), None)
         self.drift: DriftSink | None = None  # set by serving: samples scored rows (PSI)
+        self.stage_timer: StageTimer | None = None  # see models.timing
 
     # -- features (the online half of train/serve parity) ---------------------------------------
     def inputs(self, view: UserView, idx: np.ndarray, ids: Sequence[str],
                positions: np.ndarray | None = None) -> RankingInputs:
-        """RankingInputs of one user and the given candidates (catalog idx, -1 = unknown)."""
-        stats = self.ws.store.stats_matrix(list(ids), view.now)
+        """RankingInputs of one user and the given candidates (catalog idx, -1 = unknown;
+        `ids` are read only when some idx is -1: their statistics are keyed by id)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        stats = (self.ws.article_stats(idx, view.now) if len(idx) and idx.min() >= 0
+                 else self.ws.store.stats_matrix(list(ids), view.now))  # ids outside the catalog
         n = len(idx)
         return RankingInputs(
             click_idx=view.click_idx[None, :],
@@ -78,9 +91,12 @@ class NewsRecommender(Recommender):
         return self._build(view, idx, article_ids, positions)
 
     def _build(self, view: UserView, idx: np.ndarray, ids: Sequence[str],
-               positions: np.ndarray | None = None) -> np.ndarray:
+               positions: np.ndarray | None = None, emb: np.ndarray | None = None
+               ) -> np.ndarray:
         return self.ws.builder.build(self.inputs(view, idx, ids, positions), self.ws.catalog,
-                                     coclick=self.coclick, cf=self.cf)
+                                     coclick=self.coclick, cf=self.cf,
+                                     profiles=(view.profile[None, :], view.affinity[None, :]),
+                                     article_embeddings=emb)
 
     # -- Recommender ----------------------------------------------------------------------------
     def score(self, ctx: RequestContext, article_ids: Sequence[str]) -> np.ndarray:
@@ -90,58 +106,82 @@ class NewsRecommender(Recommender):
 
     def candidate_pool(self, view: UserView) -> tuple[np.ndarray, list[str]]:
         """Union of all generators' proposals: (catalog indices, proposing generator names)."""
-        best: dict[int, tuple[int, str]] = {}  # index -> (rank in its generator, generator)
-        for g in self.generators:
-            idx, _ = g.propose(view, self.quotas.get(g.name, 100))
-            for rank, i in enumerate(idx.tolist()):
-                if i not in best or rank < best[i][0]:
-                    best[i] = (rank, g.name)
-        keys = np.fromiter(best.keys(), dtype=np.int64, count=len(best))
-        return keys, [best[int(i)][1] for i in keys]
+        idx, gen = self._pool(view)
+        return idx, [self.generators[g].name for g in gen.tolist()]
+
+    def _pool(self, view: UserView) -> tuple[np.ndarray, np.ndarray]:
+        """(catalog indices in order of first proposal, position in `generators` of the one
+        that proposed each with the best rank; the earlier generator on equal ranks)."""
+        parts = [g.propose(view, self.quotas.get(g.name, 100))[0] for g in self.generators]
+        sizes = [len(p) for p in parts]
+        if sum(sizes) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        allidx = np.concatenate(parts).astype(np.int64, copy=False)
+        gen = np.repeat(np.arange(len(parts)), sizes)
+        rank = np.concatenate([np.arange(n) for n in sizes])
+        by_best = np.lexsort((gen, rank, allidx))  # per index: best (rank, generator) first
+        first = np.ones(len(by_best), dtype=bool)
+        first[1:] = allidx[by_best[1:]] != allidx[by_best[:-1]]
+        best = by_best[first]  # one entry per index, ascending index
+        uniq, first_pos = np.unique(allidx, return_index=True)  # ascending index too
+        order = np.argsort(first_pos)  # order of first appearance, as the dict kept it
+        return uniq[order], gen[best][order]
 
     def recommend(self, ctx: RequestContext) -> list[ScoredArticle]:
+        t0 = perf_counter()
         rules = self.serving.for_surface(ctx.surface)
         view = self.ws.view(ctx.user_id, ctx.now)
-        idx, sources = self.candidate_pool(view)
+        idx, gen = self._pool(view)
+        names = [g.name for g in self.generators] + ["content"]  # gen codes -> source name
         if ctx.current_article_id is not None and self.content is not None:
             cur = self.ws.catalog.index.get(ctx.current_article_id)
             if cur is not None:
                 extra, _ = self.content.neighbours(cur, view.live, 50)
                 new = extra[~np.isin(extra, idx)]
                 idx = np.concatenate([idx, new])
-                sources += ["content"] * len(new)
-                idx, sources = self._drop(idx, sources, idx == cur)
+                gen = np.concatenate([gen, np.full(len(new), len(names) - 1)])
+                keep = idx != cur
+                idx, gen = idx[keep], gen[keep]
         cat = self.ws.catalog
-        ids = [cat.ids[i] for i in idx]
-        names = [cat.categories[c] for c in cat.category[idx]]
-        ok = rerank.allowed(rules, idx=idx, ids=ids, published=cat.published[idx],
-                            category_names=names, read=view.known_clicks, now=ctx.now,
-                            exclude=ctx.exclude)
+        # ids and category names only when a rule or filter reads them: fetching a few hundred
+        # id strings scattered over the catalog's memory costs ~0.2 ms on a busy machine
+        all_ids = ([cat.ids[i] for i in idx.tolist()] if rules.blocklist or ctx.exclude
+                   else [])
         wanted = ctx.filters.get("category")
+        cats = ([cat.categories[c] for c in cat.category[idx].tolist()]
+                if rules.blocked_categories or wanted is not None else [])
+        ok = rerank.allowed(rules, idx=idx, ids=all_ids, published=cat.published[idx],
+                            category_names=cats, read=view.known_clicks, now=ctx.now,
+                            exclude=ctx.exclude)
         if wanted is not None:
-            ok &= np.array([n == wanted for n in names], dtype=bool)
-        idx, sources = self._drop(idx, sources, ~ok)
+            ok &= np.array([n == wanted for n in cats], dtype=bool)
+        keep = np.flatnonzero(ok)
+        idx, gen = idx[keep], gen[keep]
         if len(idx) == 0:
             return []
-        ids = [cat.ids[i] for i in idx]
-        x = self._build(view, idx, ids)
+        t1 = perf_counter()
+        emb = cat.embeddings[idx]  # gathered once for the features and the re-ranking
+        x = self._build(view, idx, (), emb=emb)  # every idx is in the catalog: ids unused
+        t2 = perf_counter()
         scores = self.ranker.predict(x)
+        t3 = perf_counter()
         if self.drift is not None:
             self.drift.observe(x, scores)
-        chosen = rerank.select(rules, scores, cat.category[idx], cat.embeddings[idx], ctx.k)
+        chosen = rerank.select(rules, scores, cat.category[idx], emb, ctx.k)
         by_name = {g.name: g for g in self.generators}
         out = []
-        for p in chosen:
-            i, src = int(idx[p]), sources[p]
+        for p in chosen.tolist():
+            i, src = int(idx[p]), names[gen[p]]
             reason = by_name[src].reason(view, i) if src in by_name else ""
             out.append(ScoredArticle(cat.ids[i], float(scores[p]), reason, src))
+        timer = self.stage_timer
+        if timer is not None:
+            t4 = perf_counter()
+            timer.record("candidates", t1 - t0)
+            timer.record("features", t2 - t1)
+            timer.record("score", t3 - t2)
+            timer.record("rerank", t4 - t3)
         return out
-
-    @staticmethod
-    def _drop(idx: np.ndarray, sources: list[str], drop: np.ndarray
-              ) -> tuple[np.ndarray, list[str]]:
-        keep = ~drop
-        return idx[keep], [s for s, k in zip(sources, keep, strict=True) if k]
 
     def related(self, article_id: str, k: int, now: float) -> list[ScoredArticle]:
         """Content neighbours blended with co-clicks (scaled to [0, 1]); live articles only."""
@@ -149,7 +189,7 @@ class NewsRecommender(Recommender):
         i = cat.index.get(article_id)
         if i is None:
             return []
-        live = cat.live_indices(now, self.ws.max_age_hours)  # neighbours() exclude i itself
+        live = self.ws.live_set(now).indices  # neighbours() exclude i itself
         scores: dict[int, float] = {}
         sources: dict[int, str] = {}
         if self.content is not None:

@@ -41,7 +41,9 @@ class ServingConfig(BaseModel):
 def allowed(rules: RerankConfig, *, idx: np.ndarray, ids: list[str], published: np.ndarray,
             category_names: list[str], read: np.ndarray, now: float,
             exclude: frozenset[str] = frozenset()) -> np.ndarray:
-    """Boolean mask (n,) of candidates that pass the filters."""
+    """Boolean mask (n,) of candidates that pass the filters. `ids` are read only when a
+    blocklist or `exclude` is set, `category_names` only when categories are blocked (the
+    caller may pass empty lists otherwise)."""
     ok = np.ones(len(idx), dtype=bool)
     if rules.exclude_read and len(read):
         ok &= ~np.isin(idx, read)
@@ -52,7 +54,7 @@ def allowed(rules: RerankConfig, *, idx: np.ndarray, ids: list[str], published: 
         ok &= np.fromiter((a not in blocked for a in ids), bool, len(ids))
     if rules.blocked_categories:
         bad = set(rules.blocked_categories)
-        ok &= np.fromiter((c not in bad for c in category_names), bool, len(ids))
+        ok &= np.fromiter((c not in bad for c in category_names), bool, len(category_names))
     return ok
 
 

@@ -126,7 +126,8 @@ def default_recommender_factory(settings: ServeSettings) -> RecommenderFactory:
             embedder = make_embedder(short)
             embedder.embed(["warm up"])
             embedders[short] = embedder
-        return load_recommender(path, store, embedder=embedders[short])
+        return load_recommender(path, store, embedder=embedders[short], ranker=settings.ranker,
+                                compiled_cache_dir=settings.compiled_ranker_cache_dir)
 
     return load
 

@@ -95,6 +95,12 @@ class ServeSettings(BaseSettings):
     drift_sample_every: int = Field(default=10, ge=1, le=100_000)
     monitor_interval_s: float = Field(default=15.0, ge=0.05, le=3600)
 
+    # The ranker's trees (models.compiled_ranker): compiled by lleaves with plain LightGBM as
+    # the logged fallback (auto), compiled or fail (compiled), or plain (lightgbm). Compiled
+    # code is cached per host in this directory (default: .compiled-trees/ beside the bundles).
+    ranker: Literal["auto", "compiled", "lightgbm"] = "auto"
+    compiled_ranker_cache_dir: Path | None = None
+
     # OpenTelemetry tracing of requests (extra [otel]): off | console | otlp.
     tracing: Literal["off", "console", "otlp"] = "off"
 

@@ -4,18 +4,27 @@ A request builds one `UserView` (the user's recent clicks from the store, their 
 profile and category affinity, the live article set) and hands it to every generator's
 `propose`, so the store is read once per request however many generators run. `candidates`
 (the `CandidateGenerator` contract) builds the view itself for standalone use.
+
+The live set comes from `LiveSets` (see `candidates.live`): the same object for every request
+while the catalog and the live horizon are unchanged, so generators keep what they derive from
+it (embeddings, ids, factors, categories of the live articles) in `Workspace.derived`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
 from newsdesk.features.online_store import OnlineStore
 from newsdesk.features.ranking_features import FeatureBuilder
 from newsdesk.models.base import CandidateGenerator, RequestContext, ScoredArticle
+from newsdesk.models.candidates.live import LiveSet, LiveSets
 from newsdesk.models.catalog import ArticleCatalog
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -30,6 +39,8 @@ class UserView:
     profile: np.ndarray
     affinity: np.ndarray
     live: np.ndarray
+    live_set: LiveSet | None = None  # the cached set `live` comes from (None: computed ad hoc)
+    memo: dict[str, Any] = field(default_factory=dict)  # per-request values (see because_...)
 
     @property
     def has_history(self) -> bool:
@@ -50,18 +61,60 @@ class Workspace:
     max_age_hours: float | None = 72.0
 
     def __post_init__(self) -> None:
-        self._live_cache: tuple[int, bytes, np.ndarray] | None = None
+        self.live_sets = LiveSets(self.catalog, self.max_age_hours)
+        self._store_rows: np.ndarray | None = None  # catalog index -> store row (see below)
+
+    def live_set(self, now: float) -> LiveSet:
+        """The live articles at `now` (= catalog.live_indices(now, max_age_hours)), cached."""
+        return self.live_sets.at(now)
+
+    def derived(self, live: np.ndarray, name: str, build: Callable[[np.ndarray], T]) -> T:
+        """`build(live)`, memoised per live set when `live` is a cached live set's indices
+        (the same object), computed afresh otherwise (an ad-hoc subset)."""
+        cur = self.live_sets.current
+        if cur is not None and live is cur.indices:
+            return cur.derived(name, build)
+        return build(live)
+
+    def live_mask(self, live: np.ndarray) -> np.ndarray:
+        """Boolean (catalog size at the time,) mask of `live`, once per live set."""
+        def build(ix: np.ndarray) -> np.ndarray:
+            mask = np.zeros(self.catalog.size, dtype=bool)
+            mask[ix] = True
+            return mask
+
+        return self.derived(live, "mask", build)
 
     def live_embeddings(self, live: np.ndarray) -> np.ndarray:
-        """catalog.embeddings[live] (len(live), dim), cached while the live set is unchanged:
-        copying 10k x 384 floats per request would cost more than the search itself."""
-        key = live.tobytes()
-        cached = self._live_cache
-        if cached is not None and cached[0] == self.catalog.version and cached[1] == key:
-            return cached[2]
-        matrix = self.catalog.embeddings[live]
-        self._live_cache = (self.catalog.version, key, matrix)
-        return matrix
+        """catalog.embeddings[live] (len(live), dim), once per live set: copying 10k x dim
+        floats per request would cost more than the search itself."""
+        return self.derived(live, "embeddings", lambda ix: self.catalog.embeddings[ix])
+
+    def article_stats(self, idx: np.ndarray, now: float) -> np.ndarray:
+        """The store's `stats_matrix` (len(idx), 4) of catalog articles idx (all >= 0).
+
+        Where the store offers stable row handles (`article_rows`), each article's id is
+        resolved once and kept per catalog index, so a request does not look up hundreds of
+        ids in two 100k-entry dictionaries; ids still unknown to the store are re-resolved
+        until they appear (their first impression)."""
+        store, cat = self.store, self.catalog
+        cache = self._store_rows
+        if cache is None or len(cache) < cat.size:
+            probe = store.article_rows(())
+            if probe is None:
+                return store.stats_matrix([cat.ids[i] for i in idx.tolist()], now)
+            grown = np.full(max(2 * cat.size, 1024), -1, dtype=np.int64)
+            if cache is not None:
+                grown[: len(cache)] = cache
+            cache = self._store_rows = grown
+        rows = cache[idx]
+        missing = np.flatnonzero(rows < 0)
+        if len(missing):
+            found = store.article_rows([cat.ids[i] for i in idx[missing].tolist()])
+            assert found is not None
+            rows[missing] = found
+            cache[idx[missing]] = found  # a benign race: every writer writes the same value
+        return store.stats_rows(rows, now)
 
     def user_clicks(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(click_idx, click_ts) of length builder.recent_clicks, padded with -1 / NaN."""
@@ -77,8 +130,8 @@ class Workspace:
     def view(self, user_id: str, now: float) -> UserView:
         idx, ts = self.user_clicks(user_id)
         profile, affinity = self.builder.user_profiles(self.catalog, idx[None, :])
-        return UserView(user_id, now, idx, ts, profile[0], affinity[0],
-                        self.catalog.live_indices(now, self.max_age_hours))
+        live = self.live_set(now)
+        return UserView(user_id, now, idx, ts, profile[0], affinity[0], live.indices, live)
 
 
 def top_n(indices: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,5 +174,7 @@ def because_you_read(ws: Workspace, view: UserView, i: int) -> str:
     clicks = view.known_clicks[: ws.builder.sim_clicks]
     if len(clicks) == 0:
         return ""
-    sims = ws.catalog.embeddings[clicks] @ ws.catalog.embeddings[i]
+    if "click_embeddings" not in view.memo:  # once per request, not once per item
+        view.memo["click_embeddings"] = ws.catalog.embeddings[clicks]
+    sims = view.memo["click_embeddings"] @ ws.catalog.embeddings[i]
     return f"because you read {ws.catalog.titles[int(clicks[int(np.argmax(sims))])]}"

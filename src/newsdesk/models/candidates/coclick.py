@@ -34,8 +34,8 @@ class CoClickGenerator(IndexedGenerator):
         self.window = window
         self.recent = recent
         self.matrix_: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.float32)
-        self._keys = np.zeros(0, np.int64)
-        self._vals = np.zeros(0, np.float32)
+        self._keys: np.ndarray | None = None
+        self._vals: np.ndarray | None = None
 
     def fit(self, user: np.ndarray, article: np.ndarray, ts: np.ndarray,
             n_articles: int) -> CoClickGenerator:
@@ -62,12 +62,23 @@ class CoClickGenerator(IndexedGenerator):
         return self
 
     def set_matrix(self, matrix: sp.csr_matrix) -> None:
-        matrix.sum_duplicates()
-        matrix.sort_indices()
+        if not matrix.has_canonical_format:  # a saved matrix already is: no write into a map
+            matrix.sum_duplicates()
+        if not matrix.has_sorted_indices:
+            matrix.sort_indices()
         self.matrix_ = matrix
-        coo = matrix.tocoo()
-        self._keys = coo.row.astype(np.int64) * matrix.shape[1] + coo.col.astype(np.int64)
-        self._vals = coo.data.astype(np.float32)
+        # the (row * n + col) keys of the batch path cost 12 bytes a pair (~200 MB at full
+        # scale); serving looks pairs up row by row instead, so they are built on first use
+        self._keys = self._vals = None
+
+    def _pair_table(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._keys is None or self._vals is None:
+            m = self.matrix_
+            rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+            keys = rows * m.shape[1] + m.indices.astype(np.int64)
+            self._vals = m.data.astype(np.float32)
+            self._keys = keys
+        return self._keys, self._vals
 
     def _weights(self, click_idx: np.ndarray) -> np.ndarray:
         return self.ws.builder.click_weights(click_idx[..., : self.recent])
@@ -76,32 +87,74 @@ class CoClickGenerator(IndexedGenerator):
         """Recency-weighted co-click count of each row's article with the user's clicks (R,)."""
         n = self.matrix_.shape[0]
         a = inputs.row_article
+        if n == 0 or self.matrix_.nnz == 0:
+            return np.zeros(len(a))
         clicks = inputs.click_idx[:, : self.recent][inputs.row_query]  # (R, M)
         w = self._weights(inputs.click_idx)[inputs.row_query]
         ok = (clicks >= 0) & (clicks < n) & (a[:, None] >= 0) & (a[:, None] < n)
-        if n == 0 or len(self._keys) == 0:
-            return np.zeros(len(a))
-        key = np.where(ok, clicks * n + a[:, None], -1)
-        pos = np.minimum(np.searchsorted(self._keys, key), len(self._keys) - 1)
-        hit = ok & (self._keys[pos] == key)
-        return (np.where(hit, self._vals[pos], 0.0) * w).sum(axis=1)
+        if len(inputs.click_idx) == 1:
+            vals = self._row_lookup(inputs.click_idx[0, : self.recent], a, ok)
+        else:
+            keys, table = self._pair_table()
+            key = np.where(ok, clicks * n + a[:, None], -1)
+            pos = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+            hit = ok & (keys[pos] == key)
+            vals = np.where(hit, table[pos], 0.0)
+        return (vals * w).sum(axis=1)
 
-    def scores_for(self, click_idx: np.ndarray) -> np.ndarray:
-        """Dense co-click scores (n_fitted,) of all articles for one user's click list."""
+    def _row_lookup(self, clicks: np.ndarray, a: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """(R, M) co-click counts of one user's M clicks with R articles, 0 where not `ok`:
+        a binary search in each click's (sorted) CSR row, no global key table needed."""
+        m = self.matrix_
+        out = np.zeros(ok.shape, dtype=np.float64)
+        safe_a = np.where(a >= 0, a, 0)
+        for j, c in enumerate(clicks.tolist()):
+            col = ok[:, j]
+            if not col.any():
+                continue
+            lo, hi = int(m.indptr[c]), int(m.indptr[c + 1])
+            if hi == lo:
+                continue
+            cols = m.indices[lo:hi]
+            pos = np.minimum(np.searchsorted(cols, safe_a), hi - lo - 1)
+            hit = col & (cols[pos] == safe_a)
+            out[:, j] = np.where(hit, m.data[lo:hi][pos], 0.0)
+        return out
+
+    def _entries(self, click_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(article, weight * count) of every co-click entry of the user's recent clicks, in
+        the order `matrix_[rows].T @ w` adds them (row by row, float64)."""
         n = self.matrix_.shape[0]
         ok = (click_idx[: self.recent] >= 0) & (click_idx[: self.recent] < n)
         w = self._weights(click_idx[None, :])[0][ok]
         rows = click_idx[: self.recent][ok]
+        m = self.matrix_
+        starts, ends = m.indptr[rows], m.indptr[rows + 1]
         if len(rows) == 0:
-            return np.zeros(n)
-        return np.asarray(self.matrix_[rows].T @ w).ravel()
+            return np.zeros(0, np.int64), np.zeros(0)
+        take = np.concatenate([np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(),
+                                                                 strict=True)])
+        return m.indices[take], m.data[take].astype(np.float64) * np.repeat(w, ends - starts)
+
+    def scores_for(self, click_idx: np.ndarray) -> np.ndarray:
+        """Dense co-click scores (n_fitted,) of all articles for one user's click list."""
+        # = (matrix_[rows].T @ w), without building a sparse matrix per request
+        cols, weights = self._entries(click_idx)
+        return np.bincount(cols, weights=weights, minlength=self.matrix_.shape[0])
 
     def propose(self, view: UserView, n: int) -> tuple[np.ndarray, np.ndarray]:
-        scores = self.scores_for(view.click_idx)
-        live = view.live[view.live < len(scores)]
-        s = scores[live]
+        # the live articles' `scores_for`, summed over the entries of live articles only
+        # (each article's sum keeps its order) instead of a dense pass over the catalog
+        cols, weights = self._entries(view.click_idx)
+        if len(cols) == 0:
+            return view.live[:0], np.zeros(0)
+        cat_live = self.ws.live_mask(view.live)
+        keep = cols < len(cat_live)
+        keep[keep] = cat_live[cols[keep]]
+        arts, slot = np.unique(cols[keep], return_inverse=True)  # ascending = live order
+        s = np.bincount(slot, weights=weights[keep], minlength=len(arts))
         hit = s > 0
-        return top_n(live[hit], s[hit], n)
+        return top_n(arts[hit].astype(np.int64), s[hit], n)
 
     def neighbours(self, i: int, live: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         if i >= self.matrix_.shape[0]:
@@ -124,8 +177,12 @@ class CoClickGenerator(IndexedGenerator):
 
     def load(self, directory: Path) -> CoClickGenerator:
         shape = tuple(int(x) for x in np.load(directory / "shape.npy", allow_pickle=False))
-        m = sp.csr_matrix((np.load(directory / "data.npy", allow_pickle=False),
-                           np.load(directory / "indices.npy", allow_pickle=False),
-                           np.load(directory / "indptr.npy", allow_pickle=False)), shape=shape)
+        # read-only memory maps, shared by worker processes; set_matrix writes only into a
+        # matrix that is not canonical, which a saved one always is
+        m = sp.csr_matrix((np.load(directory / "data.npy", allow_pickle=False, mmap_mode="r"),
+                           np.load(directory / "indices.npy", allow_pickle=False,
+                                   mmap_mode="r"),
+                           np.load(directory / "indptr.npy", allow_pickle=False,
+                                   mmap_mode="r")), shape=shape)
         self.set_matrix(m)
         return self

@@ -33,9 +33,6 @@ class CollaborativeGenerator(IndexedGenerator):
         self.user_factors_ = np.zeros((0, factors), np.float32)
         self.item_factors_ = np.zeros((0, factors), np.float32)  # row = catalog index
         self.user_index_: dict[str, int] = {}
-        # (item_factors_ it was built from, (catalog version, live bytes), live, factors)
-        self._live_cache: tuple[np.ndarray, tuple[int, bytes], np.ndarray, np.ndarray] | None \
-            = None
 
     def fit(self, user_ids: list[str], user: np.ndarray, article: np.ndarray,
             n_articles: int) -> CollaborativeGenerator:
@@ -100,17 +97,20 @@ class CollaborativeGenerator(IndexedGenerator):
         return top_n(live, (factors @ u).astype(np.float64), n)
 
     def _live_factors(self, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(live articles with factors, their factor rows), cached while the live set is
-        unchanged: gathering 10k x factors rows per request cost more than the product."""
-        key = (self.ws.catalog.version, live.tobytes())
-        c = self._live_cache
-        if c is None or c[0] is not self.item_factors_ or c[1] != key:
-            live = live[live < len(self.item_factors_)]
-            factors = self.item_factors_[live]
+        """(live articles with factors, their factor rows), once per live set: gathering 10k x
+        factors rows per request cost more than the product."""
+        items = self.item_factors_
+
+        def build(ix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            ix = ix[ix < len(items)]
+            factors = items[ix]
             has = np.abs(factors).sum(axis=1) > 0
-            c = self._live_cache = (self.item_factors_, key, live[has],
-                                    np.ascontiguousarray(factors[has]))
-        return c[2], c[3]
+            return items, ix[has], np.ascontiguousarray(factors[has])
+
+        built, ix, factors = self.ws.derived(live, "cf_factors", build)
+        if built is not items:  # refitted since the live set was cached
+            _, ix, factors = build(live)
+        return ix, factors
 
     def reason(self, view: UserView, i: int) -> str:
         return "popular with readers like you"
@@ -123,8 +123,12 @@ class CollaborativeGenerator(IndexedGenerator):
         (directory / "users.json").write_text(json.dumps(users))
 
     def load(self, directory: Path) -> CollaborativeGenerator:
-        self.user_factors_ = np.load(directory / "user_factors.npy", allow_pickle=False)
-        self.item_factors_ = np.load(directory / "item_factors.npy", allow_pickle=False)
+        # read-only memory maps: worker processes share the pages (nothing writes into them);
+        # plain ndarray views of them, which skip np.memmap's per-indexing Python overhead
+        self.user_factors_ = np.load(directory / "user_factors.npy", allow_pickle=False,
+                                     mmap_mode="r").view(np.ndarray)
+        self.item_factors_ = np.load(directory / "item_factors.npy", allow_pickle=False,
+                                     mmap_mode="r").view(np.ndarray)
         users = json.loads((directory / "users.json").read_text())
         self.user_index_ = {u: i for i, u in enumerate(users)}
         self.factors = int(self.item_factors_.shape[1])

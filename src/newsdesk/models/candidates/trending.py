@@ -19,25 +19,35 @@ class TrendingGenerator(IndexedGenerator):
 
     def __init__(self, ws: Workspace) -> None:
         super().__init__(ws)
-        self._ids_cache: tuple[tuple[int, bytes], tuple[str, ...]] | None = None
+        # (catalog version, the store's top ids, their catalog indices): the top list changes
+        # only when clicks reorder it, so most requests skip its 256 dictionary lookups
+        self._top_cache: tuple[int, tuple[str, ...], np.ndarray] | None = None
+
+    def _lookup_top(self, ids: tuple[str, ...]) -> np.ndarray:
+        cat = self.ws.catalog
+        version = cat.version
+        c = self._top_cache
+        if c is not None and c[0] == version and c[1] == ids:
+            return c[2]
+        idx = cat.lookup(ids)
+        idx.flags.writeable = False
+        self._top_cache = (version, ids, idx)
+        return idx
 
     def _live_ids(self, live: np.ndarray) -> tuple[str, ...]:
-        """The ids of `live`, cached while the live set is unchanged (10k ids per request
-        would cost more than the store's vectorised scan); the same tuple object lets the
-        memory store reuse its id lookups too."""
-        key = (self.ws.catalog.version, live.tobytes())
-        cached = self._ids_cache
-        if cached is None or cached[0] != key:
-            cached = self._ids_cache = (key, tuple(self.ws.catalog.ids[i] for i in live.tolist()))
-        return cached[1]
+        """The ids of `live`, once per live set (10k ids per request would cost more than the
+        store's vectorised scan); the same tuple object lets the memory store reuse its id
+        lookups too."""
+        ids = self.ws.catalog.ids
+        return self.ws.derived(live, "ids", lambda ix: tuple(ids[i] for i in ix.tolist()))
 
     def propose(self, view: UserView, n: int) -> tuple[np.ndarray, np.ndarray]:
         cat = self.ws.catalog
-        live = np.zeros(cat.size, dtype=bool)
-        live[view.live] = True
+        live = self.ws.live_mask(view.live)
         top = self.ws.store.trending(min(n * self.overfetch, 256), view.now)
-        idx = cat.lookup([a for a, _ in top])
-        ok = (idx >= 0) & live[np.maximum(idx, 0)]
+        idx = self._lookup_top(tuple(a for a, _ in top))
+        ok = (idx >= 0) & (idx < len(live))  # an article added since the live set: not live
+        ok[ok] = live[idx[ok]]
         idx = idx[ok]
         if len(idx) < n and len(view.live) > len(idx):  # few live ones among the store's top
             top = self.ws.store.trending(n, view.now, candidates=self._live_ids(view.live))
@@ -45,7 +55,7 @@ class TrendingGenerator(IndexedGenerator):
             idx = idx[idx >= 0]
         if len(idx) == 0:
             return idx, np.zeros(0)
-        stats = self.ws.store.stats_matrix([cat.ids[i] for i in idx], view.now)
+        stats = self.ws.article_stats(idx, view.now)
         dc, di = stats[:, 0], stats[:, 1]
         b = self.ws.builder
         ctr = (dc + b.ctr_strength * b.ctr_prior) / (di + b.ctr_strength)
