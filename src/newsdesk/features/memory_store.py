@@ -253,7 +253,7 @@ class MemoryOnlineStore(OnlineStore):
                 elif (newest - self._epoch) / (hl * 3600.0) > _REBASE_HALF_LIVES:
                     self._rebase(newest)
                 for r in clicked.tolist():
-                    self._top.update(t.ids[r], self._scaled(r))
+                    self._top.update(t.ids[r], self._scaled(r), r)
 
     def merge_user_clicks(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
         cap = self.max_user_clicks
