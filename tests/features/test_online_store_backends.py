@@ -131,3 +131,41 @@ def test_open_online_store_urls(tmp_path: Path, redis_server: str) -> None:
         open_online_store("cassandra://x")
     with pytest.raises(ConfigError, match="half_life_hours"):
         open_online_store("memory://", half_life_hours=0)
+
+
+@pytest.mark.redis
+def test_memory_snapshot_imports_into_redis_once(tmp_path: Path, redis_server: str) -> None:
+    import uuid
+
+    from newsdesk.features.redis_import import import_memory_snapshot
+
+    def same_trending(got: list[tuple[str, float]], want: list[tuple[str, float]]) -> bool:
+        return ([a for a, _ in got] == [a for a, _ in want]
+                and [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-9))
+
+    memory = MemoryOnlineStore(half_life_hours=1.0, max_user_clicks=3,
+                               persist_path=tmp_path / "online.db")
+    memory.record_impressions(["a", "b", "a"], ts=100.0)
+    memory.record_clicks("u1", ["a", "b", "c", "d"], ts=200.0)
+    memory.record_clicks("u2", ["b"], ts=300.0)
+    memory.close()  # snapshot
+    reference = MemoryOnlineStore(half_life_hours=1.0, max_user_clicks=3,
+                                  persist_path=tmp_path / "online.db")
+    redis_store = RedisOnlineStore(redis_server, half_life_hours=1.0, max_user_clicks=3,
+                                   prefix=f"imp-{uuid.uuid4().hex[:8]}:")
+    try:
+        counts = import_memory_snapshot(tmp_path / "online.db", redis_store)
+        assert counts == {"articles": 4, "users": 2, "clicks": 4}
+        ids, now = ["a", "b", "c", "d", "zz"], 4000.0
+        assert redis_store.stats_matrix(ids, now) == pytest.approx(
+            reference.stats_matrix(ids, now), rel=1e-12)
+        assert redis_store.user_clicks("u1") == reference.user_clicks("u1")
+        assert same_trending(redis_store.trending(10, now), reference.trending(10, now))
+        # a later click keeps counting on top of the imported state, like the memory store
+        for s in (redis_store, reference):
+            s.record_clicks("u2", ["a"], ts=500.0)
+        assert same_trending(redis_store.trending(10, now), reference.trending(10, now))
+        assert import_memory_snapshot(tmp_path / "online.db", redis_store)["articles"] == 0
+    finally:
+        redis_store.clear()
+        redis_store.close()

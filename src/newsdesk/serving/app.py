@@ -68,6 +68,7 @@ class Services:
     io_pool: ThreadPoolExecutor
     breaker: CircuitBreaker
     clock: Callable[[], float]  # Unix seconds "now" of the service
+    cluster: Any = None  # ClusterSync when settings.workers > 1: publish runtime changes
 
 
 def services(request: Request) -> Services:
@@ -217,15 +218,21 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                 await loop.run_in_executor(io_pool, assigner.pin_bundles)
             except Exception as exc:  # served by the active model until an admin fixes it
                 log.error("variant_bundle_load_failed", error=f"{type(exc).__name__}: {exc}")
-        app.state.services = Services(
-            settings, metrics, store, event_log, cat, registry, pipeline, ingestor, exposure,
-            assigner, io_pool, breaker, clock)
+        svc = Services(settings, metrics, store, event_log, cat, registry, pipeline, ingestor,
+                       exposure, assigner, io_pool, breaker, clock)
+        if settings.workers > 1:  # catch up with the other workers' changes before ready
+            from newsdesk.serving.cluster import ClusterSync
+
+            svc.cluster = await ClusterSync.start(svc)
+        app.state.services = svc
         metrics.catalog_size.set(len(cat))
         log.info("serving_started", model_version=registry.version, catalog=len(cat))
         try:
             yield
         finally:
             app.state.services = None
+            if svc.cluster is not None:
+                await svc.cluster.stop()
             await exposure.close()
             if isinstance(assigner, ExperimentAssigner) and variant_assigner is None:
                 assigner.close()

@@ -76,6 +76,13 @@ class ServeSettings(BaseSettings):
     # rare; the event log holds every event regardless, and close() always snapshots.
     online_store_snapshot_s: float = Field(default=300.0, ge=10)
 
+    # Serving processes of `newsdesk serve` (the CLI defaults to the number of cores); above 1
+    # the workers share their runtime changes (serving/cluster.py) and an online store in Redis.
+    workers: int = Field(default=1, ge=1, le=64)
+    # With several workers: how long a worker reuses article statistics read from the shared
+    # store (s; 0 = read every time). See features/stats_cache.py.
+    stats_cache_ttl_s: float = Field(default=1.0, ge=0, le=60)
+
     # Catalog liveness: an article older than this (hours) is not live even without expires_at.
     live_max_age_hours: float | None = Field(default=None, gt=0)
 

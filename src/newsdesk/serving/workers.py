@@ -1,0 +1,160 @@
+"""`newsdesk serve --workers N`: N serving processes behind one port.
+
+    parent (uvicorn's process manager)
+      ├─ private redis-server  (unless --redis-url; unix socket + AOF in the state dir)
+      ├─ worker 1  ─┐  each: the whole app (event loop + model thread), its own GIL
+      ├─ worker 2  ─┤  accept() on the one listening socket the parent bound
+      └─ ...       ─┘  shared: online store (Redis), event log (SQLite WAL / Redis Streams),
+                       experiments (SQLite + rollout file), catalog and model changes
+                       (`SharedState` log, applied by `ClusterSync`)
+
+Why processes and not threads: the recommend path is mostly GIL-bound Python, so in one
+process the event loop and the model thread take turns (at 200 req/s a third to two thirds of
+answers fell back to trending). Why uvicorn's own process manager and not a front process
+feeding a pool of model processes over pipes: every request would then pay two extra
+serialisations and a hop, and the front process would still parse HTTP under one GIL; with
+uvicorn workers the kernel spreads connections over processes that each do everything, and
+uvicorn restarts a dead worker and drains all of them on SIGTERM. (gunicorn would add a
+dependency for the same thing.)
+
+Settings reach every worker as `NEWSDESK_*` environment variables (`ServeSettings` reads them),
+so each worker builds the same app with `create_worker_app`, the factory uvicorn imports.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from newsdesk.errors import ConfigError, MissingDependency
+from newsdesk.monitoring.logging import get_logger
+from newsdesk.serving.settings import ServeSettings
+
+log = get_logger("newsdesk.serving.workers")
+FACTORY = "newsdesk.serving.workers:create_worker_app"
+SNAPSHOT = "online.db"  # the one-process store's snapshot in the state dir
+
+
+def default_workers() -> int:
+    """NEWSDESK_WORKERS when set, else the number of cores."""
+    raw = os.environ.get("NEWSDESK_WORKERS")
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError as exc:
+            raise ConfigError(f"setting 'workers': NEWSDESK_WORKERS must be an integer, got "
+                              f"{raw!r}") from exc
+    return os.cpu_count() or 1
+
+
+def settings_env(settings: ServeSettings) -> dict[str, str]:
+    """The `NEWSDESK_*` variables that rebuild `settings` in a worker process."""
+    env = {}
+    for name in settings.model_fields_set:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+        elif isinstance(value, datetime):
+            text = value.isoformat()
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, Path):
+            text = str(value.resolve())
+        else:
+            text = str(value)
+        env[f"NEWSDESK_{name.upper()}"] = text
+    return env
+
+
+def create_worker_app() -> Any:
+    """The app of one worker: settings from the environment (see `run_workers`)."""
+    from newsdesk.serving.app import create_app
+
+    settings = ServeSettings()  # type: ignore[call-arg]  # NEWSDESK_* set by the parent
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
+    return create_app(settings, store_factory=shared_store)
+
+
+def shared_store(settings: ServeSettings) -> Any:
+    """The shared online store, behind a per-process article-stats cache (`stats_cache`)."""
+    from newsdesk.features import open_online_store
+    from newsdesk.features.stats_cache import StatsCachingStore
+
+    if settings.online_store_url is None:
+        raise ConfigError("setting 'online_store_url': a worker needs the shared store's URL")
+    store = open_online_store(settings.online_store_url)
+    if settings.stats_cache_ttl_s > 0:
+        return StatsCachingStore(store, ttl_s=settings.stats_cache_ttl_s)
+    return store
+
+
+def _check(settings: ServeSettings) -> None:
+    url = settings.online_store_url
+    if url is not None and url.startswith("memory"):
+        raise ConfigError(f"setting 'online_store_url': {url!r} lives inside one process; "
+                          f"with --workers > 1 leave it unset (a private redis-server is "
+                          f"started) or pass --redis-url")
+    if settings.event_log_url is not None and settings.event_log_url.startswith("memory"):
+        raise ConfigError(f"setting 'event_log_url': {settings.event_log_url!r} lives inside "
+                          f"one process; with --workers > 1 use sqlite:/// or redis://")
+
+
+def run_workers(settings: ServeSettings, workers: int, *, access_log: bool = False) -> bool:
+    """Run `workers` processes until SIGINT/SIGTERM; returns False (nothing run) when the
+    private redis-server is needed and missing, so the caller can fall back to one process."""
+    import uvicorn
+
+    from newsdesk.serving.cluster import shared_state_path
+    from newsdesk.serving.managed_redis import ManagedRedis
+    from newsdesk.serving.shared_state import SharedState
+
+    _check(settings)
+    state_dir = settings.resolved_state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    env = settings_env(settings)
+    env["NEWSDESK_WORKERS"] = str(workers)
+    env["NEWSDESK_STATE_DIR"] = str(state_dir)
+    managed = None
+    if settings.online_store_url is None:
+        managed = ManagedRedis(state_dir / "redis")
+        try:
+            managed.start()
+        except MissingDependency as exc:
+            log.warning("workers_fallback_to_one", reason=str(exc))
+            print(f"warning: {exc}; serving with one process", file=sys.stderr)
+            return False
+        env["NEWSDESK_ONLINE_STORE_URL"] = managed.url
+    try:
+        if managed is not None:
+            _import_snapshot(state_dir / SNAPSHOT, managed.url)
+        shared = SharedState(shared_state_path(state_dir))
+        shared.reset()  # a new service generation starts from its dataset and bundles
+        shared.close()
+        os.environ.update(env)  # spawned workers inherit it
+        uvicorn.run(FACTORY, factory=True, workers=workers, host=settings.host,
+                    port=settings.port, loop="uvloop", http="httptools", access_log=access_log,
+                    log_level=settings.log_level, lifespan="on", timeout_graceful_shutdown=10)
+    finally:
+        if managed is not None:
+            managed.stop()
+    return True
+
+
+def _import_snapshot(path: Path, url: str) -> None:
+    from newsdesk.features.redis_import import import_memory_snapshot
+    from newsdesk.features.redis_store import RedisOnlineStore
+
+    store = RedisOnlineStore(url, socket_timeout_s=60.0)
+    try:
+        counts = import_memory_snapshot(path, store)
+    finally:
+        store.close()
+    if counts["articles"] or counts["users"]:
+        log.info("online_snapshot_imported", path=str(path), **counts)
