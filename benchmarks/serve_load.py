@@ -438,19 +438,43 @@ def run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its descendants (children that exited
+    and were reaped are not counted: fine for workers that live through the run)."""
+    total = 0.0
+    for p in [pid, *descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def sweep(url: str, path: str, first: tuple[float, float], steps: list[float],
-          step_s: float, files: dict[str, str]) -> list[dict[str, Any]]:
+          step_s: float, files: dict[str, str], server_pid: int | None = None
+          ) -> list[dict[str, Any]]:
     """The target run (rate, duration) first, then `steps` rates (ascending) of `step_s` each,
-    stopping at the first that fails: p99 >= 50 ms, errors, or achieved < 90 % of target."""
+    stopping at the first that fails: p99 >= 50 ms, errors, or achieved < 90 % of target.
+
+    With `server_pid`, each rate also reports the server's CPU time per request
+    (`server_cpu_ms_per_request`, all its processes): unlike latencies, it hardly moves when
+    other jobs share the cores, so it compares systems on a busy machine."""
     results = []
     for i, rate in enumerate([first[0], *steps]):
         duration = first[1] if i == 0 else step_s
+        cpu0 = tree_cpu_s(server_pid) if server_pid else 0.0
         r = run_loadgen({"kind": "requests", "url": url, "path": path, "rate": rate,
                          "duration": duration, "k": 20, **files})
+        if server_pid:
+            done = max(1, r["requests"] - r["errors"])
+            r["server_cpu_ms_per_request"] = round(
+                1000 * (tree_cpu_s(server_pid) - cpu0) / done, 3)
         results.append(r)
         print(f"  {path} {rate:>6.0f} req/s: achieved {r['achieved_rps']:>7.1f}  p50 "
               f"{r['p50_ms']:7.2f} ms  p95 {r['p95_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
-              f"errors {r['errors']} {r['error_kinds'] or ''} degraded {r['degraded']:.2%}",
+              f"errors {r['errors']} {r['error_kinds'] or ''} degraded {r['degraded']:.2%}"
+              f"  server CPU {r.get('server_cpu_ms_per_request', float('nan')):.2f} ms/req",
               flush=True)
         if i > 0 and not _passes(r):
             break
@@ -530,7 +554,7 @@ def main() -> None:
         startup_s = time.perf_counter() - t
         print(f"newsdesk serve ({args.workers} workers) ready in {startup_s:.1f} s; RSS "
               f"{tree_rss_mib(server.pid):.0f} MiB")
-        rates = sweep(url, "/v1/recommendations", first, steps, step_s, files)
+        rates = sweep(url, "/v1/recommendations", first, steps, step_s, files, server.pid)
         rss_after_load = tree_rss_mib(server.pid)
         stages = stage_means(url)
         print(f"  server-side means: {stages}")
@@ -554,7 +578,7 @@ def main() -> None:
         wait_ready(base_url, trivial, "/healthz", 60)
         print("trivial FastAPI endpoint (same stack):")
         baseline = sweep(base_url, "/v1/trivial", first, [r for r in steps if r > first[0]],
-                         step_s, files)
+                         step_s, files, trivial.pid)
     finally:
         stop(trivial)
 
@@ -578,6 +602,13 @@ def main() -> None:
         "max_rps_p99_under_50ms_personalised": mx_personal,
         "ratio_vs_trivial_personalised": round(mx_personal / base_mx, 3) if base_mx else None,
         "degraded_share_at_200rps": round(_degraded_share(r200), 4),
+        # server CPU per answered request at the first rate (200 req/s), and its ratio:
+        # trivial / personalised cost is the capacity ratio when CPU is the limit
+        "server_cpu_ms_per_request_at_200rps": r200.get("server_cpu_ms_per_request"),
+        "baseline_cpu_ms_per_request_at_200rps": baseline[0].get("server_cpu_ms_per_request"),
+        "cpu_cost_ratio_trivial_vs_personalised": (
+            round(baseline[0]["server_cpu_ms_per_request"] / r200["server_cpu_ms_per_request"],
+                  3) if r200.get("server_cpu_ms_per_request") else None),
         "server_stage_means": stages,
         "events": ev,
         "events_per_s": ev["events_per_s"],
@@ -605,6 +636,9 @@ def main() -> None:
                                               "max_rps_p99_under_50ms_personalised",
                                               "ratio_vs_trivial_personalised",
                                               "degraded_share_at_200rps", "events_per_s",
+                                              "server_cpu_ms_per_request_at_200rps",
+                                              "baseline_cpu_ms_per_request_at_200rps",
+                                              "cpu_cost_ratio_trivial_vs_personalised",
                                               "workers", "server_rss_gib", "redis_rss_gib",
                                               "targets")}, indent=2))
     if args.json:
