@@ -47,7 +47,34 @@ def test_user_state_and_writes_are_never_cached() -> None:
     assert [c.article_id for c in cache.user_clicks("u")] == ["a"]
     cache.record_clicks("u", ["b"], ts=11.0)
     assert [c.article_id for c in cache.user_clicks("u")] == ["b", "a"]
-    assert cache.trending(1, now=11.0)[0][0] in {"a", "b"}
+    assert cache.trending(1, now=11.0, candidates=["a"])[0][0] == "a"  # never cached
+
+
+def test_trending_is_cached_and_decayed_like_the_store() -> None:
+    inner = MemoryOnlineStore(half_life_hours=1.0)
+    clock = Clock()
+    cache = StatsCachingStore(inner, ttl_s=1.0, monotonic=clock)
+    inner.record_clicks("u", ["a", "a", "b"], ts=0.0)
+    assert [a for a, _ in cache.trending(2, now=0.0)] == ["a", "b"]
+    later = cache.trending(2, now=2 * H)
+    assert later == [(a, pytest.approx(v)) for a, v in inner.trending(2, now=2 * H)]
+    inner.record_clicks("v", ["c", "c", "c"], ts=2 * H)
+    assert "c" not in dict(cache.trending(2, now=2 * H))  # within the ttl
+    clock.t = 1.5
+    assert cache.trending(2, now=2 * H)[0][0] == "c"
+
+
+def test_many_articles_grow_the_table_and_duplicates_are_fine() -> None:
+    inner = MemoryOnlineStore(half_life_hours=1.0)
+    ids = [f"a{i}" for i in range(3000)]
+    inner.record_impressions(ids, ts=0.0)
+    cache = StatsCachingStore(inner, ttl_s=60.0, max_entries=2500)
+    asked = ids[:2000] + ids[:10]
+    assert cache.stats_matrix(asked, now=H) == pytest.approx(inner.stats_matrix(asked, H))
+    assert cache.stats_matrix(asked, now=H) == pytest.approx(inner.stats_matrix(asked, H))
+    assert cache.hits == len(asked)
+    rest = ids[2000:]  # past max_entries: cleared, still right
+    assert cache.stats_matrix(rest, now=H) == pytest.approx(inner.stats_matrix(rest, H))
 
 
 def test_refuses_a_non_positive_ttl() -> None:

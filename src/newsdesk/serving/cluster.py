@@ -4,8 +4,8 @@ Each worker runs one `ClusterSync` (started in the app lifespan when `settings.w
 
 * it **publishes** the runtime changes made through its own API — article upserts and deletes,
   bundle load / promote / roll back — to the `SharedState` change log;
-* it **tails** the log every `poll_s` (0.2 s) and applies the other workers' changes in order:
-  the catalog and the models of every worker converge within ~0.5 s of a change (the promise
+* it **tails** the log every `poll_s` (0.5 s) and applies the other workers' changes in order:
+  the catalog and the models of every worker converge within ~1 s of a change (the promise
   is 2 s); a newly started worker replays the log before it reports ready;
 * it **heartbeats** (pid, applied seq, loaded models) so that a promote can wait for all;
 * it **notices experiment changes** (`PRAGMA data_version` of the experiments database moves
@@ -55,7 +55,7 @@ def shared_state_path(state_dir: Path) -> Path:
 class ClusterSync:
     """One worker's view of the shared change log (see the module docstring)."""
 
-    def __init__(self, svc: Services, *, poll_s: float = 0.2, load_wait_s: float = 300.0,
+    def __init__(self, svc: Services, *, poll_s: float = 0.5, load_wait_s: float = 300.0,
                  worker_max_age_s: float = 3.0) -> None:
         self.svc = svc
         self.pid = os.getpid()

@@ -38,7 +38,7 @@ async def upsert_articles(body: ArticleBatch, request: Request) -> Response:
     await loop.run_in_executor(svc.io_pool, svc.registry.upsert_articles, body.articles)
     svc.catalog.upsert(body.articles)
     svc.metrics.catalog_size.set(len(svc.catalog))
-    if svc.cluster is not None:  # the other worker processes apply it within ~0.5 s
+    if svc.cluster is not None:  # the other worker processes apply it within ~1 s
         await svc.cluster.published_upsert(body.articles)
     ids = [a.article_id for a in body.articles]
     return json_response({"request_id": request_id(request), "upserted": len(ids),
