@@ -103,7 +103,9 @@ def cluster(request: pytest.FixtureRequest, trained: Trained,  # noqa: F811
            "--clock-start", trained.clock_start.isoformat(), "--log-level", "info"]
     if request.param == "external-redis":
         cmd += ["--redis-url", request.getfixturevalue("redis_server")]
-    env = {**os.environ, "NEWSDESK_ADMIN_API_KEY": ADMIN_KEY, "HF_HUB_OFFLINE": "1"}
+    # clients stay pinned to one worker (no Connection: close to move them: rebalance.py)
+    env = {**os.environ, "NEWSDESK_ADMIN_API_KEY": ADMIN_KEY, "HF_HUB_OFFLINE": "1",
+           "NEWSDESK_CONNECTION_REBALANCE_REQUESTS": "0"}
     with log.open("wb") as stderr:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     c = Cluster(proc, f"http://127.0.0.1:{port}", log, root / "state", trained, bundles)

@@ -82,6 +82,9 @@ class ServeSettings(BaseSettings):
     # With several workers: how long a worker reuses article statistics read from the shared
     # store (s; 0 = read every time). See features/stats_cache.py.
     stats_cache_ttl_s: float = Field(default=1.0, ge=0, le=60)
+    # With several workers: close a keep-alive connection after about this many responses, so
+    # clients with few connections spread over the workers (serving/rebalance.py; 0 = never).
+    connection_rebalance_requests: int = Field(default=100, ge=0, le=1_000_000)
 
     # Catalog liveness: an article older than this (hours) is not live even without expires_at.
     live_max_age_hours: float | None = Field(default=None, gt=0)
