@@ -49,3 +49,19 @@ def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_workers() >= 1
     with pytest.raises(ValueError, match="workers"):
         ServeSettings(bundles_dir=Path("."), workers=0)
+
+
+def test_a_port_already_in_use_is_refused_before_any_worker_starts(tmp_path: Path) -> None:
+    import socket
+
+    from newsdesk.serving.workers import run_workers
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = ServeSettings(bundles_dir=tmp_path, port=port, workers=2,
+                                 online_store_url="redis://127.0.0.1:1/0",
+                                 state_dir=tmp_path / "state")
+        with pytest.raises(ConfigError, match="setting 'port'"):
+            run_workers(settings, 2)

@@ -181,9 +181,16 @@ def run_workers(settings: ServeSettings, workers: int, *, access_log: bool = Fal
     from newsdesk.serving.shared_state import SharedState
 
     _check(settings)
-    if settings.port == 0:  # every worker binds the port itself: choose it once, here
-        with socket.socket() as probe:
-            probe.bind((settings.host, 0))
+    # Every worker binds the port itself with SO_REUSEPORT, which would also let it share the
+    # port with a server already listening there (same user): check with a plain bind first.
+    with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            raise ConfigError(f"setting 'port': cannot listen on {settings.host}:"
+                              f"{settings.port}: {exc.strerror}") from exc
+        if settings.port == 0:  # choose it once, here, for every worker
             settings = settings.model_copy(update={"port": probe.getsockname()[1]})
     state_dir = settings.resolved_state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
