@@ -166,10 +166,17 @@ def trivial_server(port: int, workers: int = 1) -> None:
     worker processes as the server under test."""
     import uvicorn
 
-    if workers > 1:
-        uvicorn.run("serve_load:trivial_app", factory=True, app_dir=str(Path(__file__).parent),
-                    workers=workers, host="127.0.0.1", port=port, loop="uvloop",
-                    http="httptools", access_log=False, log_level="warning")
+    if workers > 1:  # the same process scheme as `newsdesk serve --workers N`
+        from uvicorn.supervisors.multiprocess import Multiprocess
+
+        from newsdesk.serving.workers import _reuseport_workers
+
+        sys.path.insert(0, str(Path(__file__).parent))  # spawned workers import serve_load
+        config = uvicorn.Config("serve_load:trivial_app", factory=True, workers=workers,
+                                host="127.0.0.1", port=port, loop="uvloop", http="httptools",
+                                access_log=False, log_level="warning")
+        with _reuseport_workers():
+            Multiprocess(config, sockets=[]).run()
         return
     uvicorn.run(trivial_app(), host="127.0.0.1", port=port, loop="uvloop", http="httptools",
                 access_log=False, log_level="warning")
