@@ -7,6 +7,12 @@ returned, so the batch's COMMIT (and its fsync) is done — for batch sizes 1, 1
 one writer, and for 8 concurrent writers (where group commit shares fsyncs between batches).
 Records are pre-built `Interaction` models (the API validates JSON before appending).
 
+Event log on Redis Streams (if `redis-server` is installed): the same rows against a loopback
+server twice: without persistence ("acknowledged" = executed by Redis, survives any replica
+crash) and with `appendonly yes, appendfsync always` (Redis fsyncs before answering: the
+SQLite FULL equivalent). Plus `append_then_applied`: batches of 100 appended, then waited for
+until a running consumer (`StreamApplier`) has applied them to the Redis online store.
+
 Online store (memory, redis if `redis-server` is installed): events/s through `record_events`
 in batches of 100 (80 impressions of 10 articles + 20 clicks), and reads/s of
 `article_stats` (100 ids), `user_clicks` and `trending(20)` over 10k live articles.
@@ -30,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from newsdesk.data.eventlog import EventLog
 from newsdesk.data.eventlog.sqlite import SQLiteEventLog
 from newsdesk.data.schema import Impression, Interaction, InteractionType
 from newsdesk.features.memory_store import MemoryOnlineStore
@@ -56,13 +63,20 @@ def timed_rate(work: Callable[[], int], seconds: float) -> tuple[float, int]:
 
 
 def bench_sqlite(directory: Path, seconds: float) -> dict[str, Any]:
+    return bench_appends(lambda name: SQLiteEventLog(directory / f"{name}.db"), "sqlite",
+                         seconds)
+
+
+def bench_appends(make_log: Callable[[str], EventLog], label: str, seconds: float
+                  ) -> dict[str, Any]:
+    """events/s acknowledged by `append`, by batch size, 1 writer and 8 writers."""
     out: dict[str, Any] = {}
     for batch in (1, 100, 1000):
-        log = SQLiteEventLog(directory / f"single-{batch}.db")
+        log = make_log(f"single-{batch}")
         pool = clicks(f"b{batch}", 200_000 if batch > 1 else 20_000)
         cursor = [0]
 
-        def work(log: SQLiteEventLog = log, pool: list[Interaction] = pool,
+        def work(log: EventLog = log, pool: list[Interaction] = pool,
                  batch: int = batch, cursor: list[int] = cursor) -> int:
             start = cursor[0] % (len(pool) - batch)
             cursor[0] += batch
@@ -72,18 +86,18 @@ def bench_sqlite(directory: Path, seconds: float) -> dict[str, Any]:
         latency_ms = 1000.0 * batch / rate
         out[f"append_batch{batch}_events_per_s"] = round(rate)
         out[f"append_batch{batch}_ms_per_batch"] = round(latency_ms, 3)
-        print(f"  sqlite  batch={batch:<5d} 1 writer : {rate:>10,.0f} events/s  "
+        print(f"  {label:<7s} batch={batch:<5d} 1 writer : {rate:>10,.0f} events/s  "
               f"({latency_ms:.2f} ms per acknowledged batch, {done:,} events)")
         log.close()
     for batch in (1, 100):
-        log = SQLiteEventLog(directory / f"concurrent-{batch}.db")
+        log = make_log(f"concurrent-{batch}")
         threads_n = 8
         pools = [clicks(f"t{k}-b{batch}", 10_000 if batch == 1 else 50_000)
                  for k in range(threads_n)]
         totals = [0] * threads_n
         stop = time.perf_counter() + seconds
 
-        def writer(k: int, log: SQLiteEventLog, batch: int, pool: list[Interaction],
+        def writer(k: int, log: EventLog, batch: int, pool: list[Interaction],
                    totals: list[int], stop: float) -> None:
             i = 0
             while time.perf_counter() < stop:
@@ -102,9 +116,49 @@ def bench_sqlite(directory: Path, seconds: float) -> dict[str, Any]:
         rate = sum(totals) / (time.perf_counter() - started)
         stored = log.count()
         out[f"append_batch{batch}_8writers_events_per_s"] = round(rate)
-        print(f"  sqlite  batch={batch:<5d} 8 writers: {rate:>10,.0f} events/s (group commit; "
-              f"{stored:,} distinct stored)")
+        print(f"  {label:<7s} batch={batch:<5d} 8 writers: {rate:>10,.0f} events/s "
+              f"({stored:,} distinct stored)")
         log.close()
+    return out
+
+
+def bench_redis_streams(url: str, seconds: float, label: str) -> dict[str, Any]:
+    """The append rows on a Redis Stream log, then append + applied by a running consumer."""
+    from newsdesk.data.eventlog.redis_streams import RedisStreamEventLog
+    from newsdesk.features.redis_store import RedisOnlineStore
+    from newsdesk.serving.event_consumer import StreamApplier
+
+    out = bench_appends(lambda name: RedisStreamEventLog(url, prefix=f"bench-{name}:"), label,
+                        seconds)
+    log = RedisStreamEventLog(url, prefix="bench-applied:")
+    store = RedisOnlineStore(url, prefix="bench-store:", socket_timeout_s=1.0)
+    applier = StreamApplier(log, store).start()
+    batches = event_batches(random.Random(1), 4000)
+    cursor = [0]
+    waits: list[float] = []
+
+    def work() -> int:
+        _, seqs = applier.append(batches[cursor[0] % len(batches)])
+        cursor[0] += 1
+        started = time.perf_counter()
+        while not applier.is_applied(seqs):
+            time.sleep(0.0005)
+        waits.append(time.perf_counter() - started)
+        return 100
+
+    try:
+        rate, done = timed_rate(work, seconds)
+    finally:
+        applier.stop()
+        store.close()
+        log.close()
+    waits.sort()
+    out["append_then_applied_batch100_events_per_s"] = round(rate)
+    out["applied_after_append_p50_ms"] = round(1000 * waits[len(waits) // 2], 3)
+    out["applied_after_append_p99_ms"] = round(1000 * waits[int(len(waits) * 0.99)], 3)
+    print(f"  {label:<7s} batch=100   append, then applied by the consumer: {rate:>8,.0f} "
+          f"events/s; applied {out['applied_after_append_p50_ms']} ms (p50) / "
+          f"{out['applied_after_append_p99_ms']} ms (p99) after the ack ({done:,} events)")
     return out
 
 
@@ -159,7 +213,7 @@ def bench_store(store: OnlineStore, seconds: float, seed: int = 0) -> dict[str, 
     return out
 
 
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str] | None:
+def start_redis(workdir: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str] | None:
     binary = shutil.which("redis-server")
     if binary is None:
         return None
@@ -167,7 +221,7 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str] | None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)],
+                             "--appendonly", "no", "--dir", str(workdir), *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -208,9 +262,24 @@ def main() -> None:
                 store = RedisOnlineStore(url, socket_timeout_s=1.0)
                 results["systems"]["redis_store"] = bench_store(store, seconds)
                 store.close()
+                print("event log: redis streams, no persistence (acknowledged = in Redis)")
+                results["systems"]["redis_streams_eventlog"] = bench_redis_streams(
+                    url, seconds, "redis")
             finally:
                 proc.kill()
                 proc.wait()
+            aof_dir = root / "aof"
+            aof_dir.mkdir()
+            started = start_redis(aof_dir, "--appendonly", "yes", "--appendfsync", "always")
+            if started is not None:
+                proc, url = started
+                try:
+                    print("event log: redis streams, appendfsync always (fsync before the ack)")
+                    results["systems"]["redis_streams_aof_always_eventlog"] = (
+                        bench_redis_streams(url, seconds, "r-aof"))
+                finally:
+                    proc.kill()
+                    proc.wait()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

@@ -20,8 +20,9 @@
 the trivial endpoint runs with as many, so the ratio compares like with like. Without
 `--redis` the workers share the private redis-server `newsdesk serve` starts (part of the
 server's RSS); with `--redis` the benchmark starts its own redis-server on 127.0.0.1 (on the
-same cores), passes `--redis-url`, and reports its RSS separately. The seeded state
-(`state/online.db`) is copied into Redis once (`import_memory_snapshot`). A `degraded` share
+same cores), passes `--redis-url`, and reports its RSS separately. With Redis the server's own
+start-up bootstrap loads the dataset into it (once, whatever N); the load starts measuring
+when every worker's /readyz says "ready" (not "loading"). A `degraded` share
 per rate counts answers from the fallback chain (trending), which count as failures for
 `max_rps_p99_under_50ms_personalised`. Stage means come from /metrics of one worker.
 
@@ -98,25 +99,18 @@ def build_state(work: Path, quick: bool, embedder: str) -> dict[str, Any]:
 
 
 def seed_online_store(ds: Any, path: Path) -> int:
-    """Every user's history and logged clicks, and the logged impressions, into the store."""
+    """The product's bootstrap (`newsdesk store load`) into the embedded store file, which the
+    server loads at start; -1 when the file is already there (a cached state)."""
     from newsdesk.features import open_online_store
+    from newsdesk.features.bootstrap import bootstrap_store
 
     if path.exists():
         return -1
     path.parent.mkdir(parents=True, exist_ok=True)
     store = open_online_store(f"memory:///{path}")
-    users = 0
-    for row in ds.scan("histories").collect().iter_rows(named=True):
-        ts = row["as_of"].timestamp() if row["as_of"] else 0.0
-        store.record_clicks(row["user_id"], list(reversed(row["article_ids"])), ts)
-        users += 1
-    clicks = ds.read("interactions").filter(ds.read("interactions")["type"] == "click")
-    for uid, aid, ts in clicks.select("user_id", "article_id", "timestamp").iter_rows():
-        store.record_clicks(uid, [aid], ts.timestamp())
-    for ids, ts in ds.read("impressions").select("article_ids", "timestamp").iter_rows():
-        store.record_impressions(ids, ts.timestamp())
+    report = bootstrap_store(store, ds.root)
     store.close()  # snapshot to SQLite; the server loads it at start
-    return users
+    return report.users
 
 
 # -- servers -------------------------------------------------------------------------------
@@ -288,29 +282,17 @@ def start_redis(work: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("redis-server did not start")
 
 
-def load_state_into_redis(state_dir: Path, url: str) -> dict[str, int]:
-    """The seeded memory snapshot into the benchmark's Redis (what the private one does)."""
-    from newsdesk.features.redis_import import import_memory_snapshot
-    from newsdesk.features.redis_store import RedisOnlineStore
-
-    store = RedisOnlineStore(url, socket_timeout_s=120.0)
-    try:
-        store.clear()  # a fresh server anyway; nothing left from another run
-        return import_memory_snapshot(state_dir / "online.db", store)
-    finally:
-        store.close()
-
-
 def wait_all_workers(url: str, workers: int, timeout_s: float) -> None:
-    """/readyz answered by one worker; wait until `workers` distinct pids answered 200 (a new
-    connection each time: the kernel hands each to one of the worker processes)."""
+    """/readyz answered by one worker; wait until `workers` distinct pids answered "ready" (a
+    new connection each time: the kernel hands each to one of the worker processes); "loading"
+    (the store's bootstrap from the dataset still running) does not count."""
     import httpx
 
     seen: set[int] = set()
     deadline = time.monotonic() + timeout_s
     while len(seen) < workers and time.monotonic() < deadline:
         r = httpx.get(url + "/readyz", timeout=5)
-        if r.status_code == 200:
+        if r.status_code == 200 and r.json().get("status") == "ready":
             seen.add(int(r.json().get("pid") or 0))
         else:
             time.sleep(0.1)
@@ -549,9 +531,6 @@ def main() -> None:
     extra_env = dict(kv.split("=", 1) for kv in args.server_env)
     redis_proc, redis_url = start_redis(work) if args.redis else (None, None)
     redis_rss = 0.0
-    if redis_url:
-        loaded = load_state_into_redis(state["state"], redis_url)
-        print(f"  redis-server {redis_url}: loaded {loaded}", flush=True)
     server = start_newsdesk(state, port, work / "server.log", extra_env, args.workers, redis_url)
     try:
         t = time.perf_counter()

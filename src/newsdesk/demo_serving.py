@@ -34,13 +34,18 @@ def free_port() -> int:
 
 
 def wait_ready(client: httpx.Client, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """Poll GET /readyz until 200; fail early if the server process died."""
+    """Poll GET /readyz until the service is ready *and* its online store has finished loading
+    the dataset (status "ready", not "loading"); fail early if the server process died."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"newsdesk serve exited with code {proc.returncode}")
         try:
-            if client.get("/readyz").status_code == 200:
+            r = client.get("/readyz")
+            if r.status_code == 200 and r.json().get("status") == "ready":
+                boot = r.json().get("bootstrap") or {}
+                if boot.get("state") not in (None, "off"):
+                    console.print(f"online store loaded from the dataset: {boot}")
                 return
         except httpx.TransportError:
             pass

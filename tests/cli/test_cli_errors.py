@@ -42,3 +42,10 @@ def test_usage_error_exits_non_zero():
     result = _newsdesk("stats")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_usage_error_names_the_option_not_an_internal_error(tmp_path):
+    result = _newsdesk("serve", "--bundles", str(tmp_path), "--workerz", "2")
+    assert result.returncode == 2
+    assert "No such option: --workerz" in result.stderr
+    assert "internal error" not in result.stderr

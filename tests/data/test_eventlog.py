@@ -1,9 +1,14 @@
-"""EventLog contract tests, run against every backend (SQLite and memory)."""
+"""EventLog contract tests, run against every backend (SQLite, memory, Redis Streams).
+
+The Redis Streams cases run on the session's real redis-server (tests/conftest.py), each log
+under its own key prefix, and carry the `redis` marker.
+"""
 
 from __future__ import annotations
 
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +24,7 @@ from newsdesk.data.schema import Impression, Interaction, InteractionType
 from newsdesk.errors import ConfigError, InvalidInput, StoreUnavailable
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-BACKENDS = ["sqlite", "memory"]
+BACKENDS = ["sqlite", "memory", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 def click(event_id: str, *, user: str = "u1", article: str = "a1", minute: int = 0) -> Interaction:
@@ -33,14 +38,22 @@ def impression(request_id: str, *, user: str = "u1", articles: tuple[str, ...] =
                       article_ids=list(articles), propensities=[0.5] * len(articles))
 
 
-def make_log(kind: str, directory: Path) -> EventLog:
-    return open_event_log(f"sqlite:///{directory / 'events.db'}" if kind == "sqlite"
-                          else "memory://")
+def make_log(kind: str, directory: Path, redis_url: str | None = None) -> EventLog:
+    if kind == "sqlite":
+        return open_event_log(f"sqlite:///{directory / 'events.db'}")
+    if kind == "redis":  # a fresh prefix: a new, empty log on the shared server
+        return open_event_log(f"{redis_url}?prefix=t-{uuid.uuid4().hex[:12]}:")
+    return open_event_log("memory://")
+
+
+def redis_url_for(kind: str, request: pytest.FixtureRequest) -> str | None:
+    """The session redis-server's url, started only when a redis case runs."""
+    return request.getfixturevalue("redis_server") if kind == "redis" else None
 
 
 @pytest.fixture(params=BACKENDS)
 def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
-    event_log = make_log(request.param, tmp_path)
+    event_log = make_log(request.param, tmp_path, redis_url_for(request.param, request))
     yield event_log
     event_log.close()
 
@@ -143,9 +156,10 @@ batches = st.lists(st.lists(st.integers(0, 40), max_size=15), max_size=8)
 @pytest.mark.parametrize("kind", BACKENDS)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches=batches)
-def test_stored_set_is_the_unique_ids(kind: str, batches: list[list[int]]) -> None:
+def test_stored_set_is_the_unique_ids(kind: str, batches: list[list[int]],
+                                      request: pytest.FixtureRequest) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        event_log = make_log(kind, Path(tmp))
+        event_log = make_log(kind, Path(tmp), redis_url_for(kind, request))
         try:
             seen: set[int] = set()
             for batch in batches:
@@ -218,3 +232,39 @@ def test_open_event_log_urls(tmp_path: Path) -> None:
     bare.close()
     with pytest.raises(ConfigError, match="unknown scheme 'kafka'"):
         open_event_log("kafka://broker:9092")
+
+
+@pytest.mark.redis
+def test_open_event_log_redis_url_and_prefix(redis_server: str) -> None:
+    from newsdesk.data.eventlog.redis_streams import RedisStreamEventLog
+    from newsdesk.features.redis_store import RedisOnlineStore
+
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    prefix = f"{tag}log:"  # named like the defaults: store "nd:", log "ndlog:"
+    log = open_event_log(f"{redis_server}?prefix={prefix}")
+    assert isinstance(log, RedisStreamEventLog)
+    assert log.stream_key == f"{prefix}stream" and log.url == redis_server
+    try:
+        log.append([click("e1")])
+        # clearing the online store (prefix "nd:") keeps the log ("ndlog:")
+        RedisOnlineStore(redis_server, prefix=f"{tag}:").clear()
+        assert open_event_log(redis_server).prefix == "ndlog:"
+        with open_event_log(f"{redis_server}?prefix={prefix}") as again:  # a second replica
+            assert [r.event_id for _, r in again.read()] == ["e1"]
+            assert again.append([click("e1"), click("e2")]).accepted == 1
+        assert log.count() == 2 and log.health()["events"] == 2
+    finally:
+        log.close()
+    with pytest.raises(ConfigError, match="'prefix'"):
+        open_event_log(f"{redis_server}?prefix=")
+
+
+@pytest.mark.redis
+def test_redis_log_unreachable_is_store_unavailable() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(StoreUnavailable, match="redis event log"):
+        open_event_log(f"redis://127.0.0.1:{port}/0")

@@ -7,6 +7,7 @@ the world's articles are live.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 pytest.importorskip("newsdesk.models.bundle")
@@ -161,3 +163,53 @@ def test_newsdesk_serve_subprocess(tmp_path: Path, trained: Trained) -> None:
 
     with open_event_log(f"sqlite:///{tmp_path / 'state' / 'events.db'}") as log:
         assert log.count() == 1
+
+
+@pytest.mark.anyio
+async def test_imported_reader_gets_a_personalised_first_slate(
+        tmp_path: Path, trained: Trained) -> None:
+    """`serve --dataset` loads the readers' histories into the empty store at start, so a
+    reader's very first slate follows their topics instead of the trending list."""
+    import polars as pl
+
+    ds = Dataset(trained.dataset)
+    category = dict(ds.read("articles").select("article_id", "category").iter_rows())
+    hist = ds.read("histories").filter(pl.col("article_ids").list.len() >= 5)
+    app = create_app(_settings(tmp_path, trained))
+    async with running(app) as client:
+        deadline = time.monotonic() + 60
+        while (ready := (await client.get("/readyz")).json())["status"] != "ready":
+            assert ready["bootstrap"]["state"] in ("pending", "loading"), ready
+            assert time.monotonic() < deadline, ready
+            await asyncio.sleep(0.1)
+        assert ready["bootstrap"]["state"] == "done" and ready["bootstrap"]["users"] > 0
+        svc = app.state.services
+        now = svc.clock()
+        live = [e.article_id for e in svc.catalog.latest(now)]
+        trending = [a for a, _ in svc.store.trending(10, now, candidates=live)]
+        on_topic, on_topic_trending, differs = [], [], 0
+        for user_id, articles in hist.head(30).select("user_id", "article_ids").iter_rows():
+            assert svc.store.user_clicks(user_id), user_id  # loaded before the first request
+            topics = {category[a] for a in articles}
+            body = (await client.post("/v1/recommendations",
+                                      json={"user_id": user_id, "k": 10})).json()
+            slate = [it["article_id"] for it in body["items"]]
+            assert not body["degraded"], body
+            differs += slate != trending
+            on_topic.append(np.mean([category[a] in topics for a in slate]))
+            on_topic_trending.append(np.mean([category[a] in topics for a in trending]))
+        assert differs >= 25
+        assert np.mean(on_topic) > np.mean(on_topic_trending) + 0.1, (
+            np.mean(on_topic), np.mean(on_topic_trending))
+
+
+@pytest.mark.anyio
+async def test_without_bootstrap_the_reader_starts_cold(tmp_path: Path, trained: Trained
+                                                         ) -> None:
+    ds = Dataset(trained.dataset)
+    user = ds.read("histories")["user_id"][0]
+    app = create_app(_settings(tmp_path, trained, bootstrap_store=False))
+    async with running(app) as client:
+        ready = (await client.get("/readyz")).json()
+        assert ready["status"] == "ready" and ready["bootstrap"]["state"] == "off"
+        assert app.state.services.store.user_clicks(user) == []

@@ -38,3 +38,16 @@ def test_experiment_demo_runs_an_ab_test_through_the_service(tmp_path: Path) -> 
     assert report["srm"]["mismatch"] is False  # 50/50 assignment, every slate logged
     for name in ("report.md", "report.png", "report.json"):
         assert (tmp_path / "out" / name).is_file()
+
+
+def test_personalised_lift_inverts_the_reports_treatment_comparison() -> None:
+    from newsdesk.demo_experiment import personalised_lift
+
+    report = {"comparisons": {"treatment": {"ctr": {"fixed": {
+        "rel_lift": -0.5, "rel_ci_low": -0.6, "rel_ci_high": -0.4}}}}}
+    lift = personalised_lift(report)
+    assert lift is not None
+    assert lift["lift"] == pytest.approx(1.0)
+    assert lift["ci_low"] == pytest.approx(1 / 0.6 - 1)
+    assert lift["ci_high"] == pytest.approx(1.5)
+    assert personalised_lift({"comparisons": {}}) is None

@@ -18,6 +18,7 @@ from newsdesk.serving.settings import load_settings
     ({"port": 70000}, "port"),
     ({"log_level": "chatty"}, "log_level"),
     ({"bogus": 1}, "bogus"),
+    ({"event_claim_idle_s": 0}, "event_claim_idle_s"),
 ])
 def test_unsafe_settings_are_refused(tmp_path: Path, values: dict, field: str) -> None:
     with pytest.raises(ConfigError, match=field):

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "newsdesk.cli.experiment_cmds",
     "newsdesk.cli.serve_cmds",
     "newsdesk.cli.model_cmds",
+    "newsdesk.cli.store_cmds",
 ]
 
 app = typer.Typer(
@@ -63,6 +64,11 @@ def run() -> None:
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
+        usage = getattr(typer, "TyperException", None)  # typer >= 0.29 vendors its own click
+        if usage is not None and isinstance(exc, usage):
+            err_console.print(f"[red]error:[/red] {exc.format_message()}", highlight=False,
+                              soft_wrap=True)
+            sys.exit(int(getattr(exc, "exit_code", 2)))
         if _state["debug"]:
             raise
         err_console.print(

@@ -21,7 +21,8 @@ def serve(
     state_dir: Path | None = typer.Option(None, "--state-dir", help="Where the embedded "
                                           "online store and the event log live."),
     event_log: str | None = typer.Option(None, "--event-log", help="Event log URL "
-                                         "(sqlite:///... or memory://)."),
+                                         "(sqlite:///..., memory://, or redis://... shared by "
+                                         "replicas)."),
     clock_start: str | None = typer.Option(None, "--clock-start", help="Serve as of this "
                                            "ISO time (simulated / replayed worlds); the clock "
                                            "then runs in real time."),

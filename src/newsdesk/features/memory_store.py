@@ -31,10 +31,19 @@ from pathlib import Path
 import numpy as np
 
 from newsdesk.errors import ConfigError, StoreUnavailable
-from newsdesk.features.online_store import ArticleStats, Click, OnlineStore, decay_factor
+from newsdesk.features.online_store import (
+    ArticleCounts,
+    ArticleStats,
+    Click,
+    OnlineStore,
+    decay_factor,
+    merge_click_lists,
+    merge_decayed,
+)
 
 # Re-base the trending epoch before scaled scores (2**(elapsed half-lives)) get near overflow.
 _REBASE_HALF_LIVES = 512.0
+_MARKER = "marker:"  # meta-table prefix of the store's markers
 
 
 class _ArticleTable:
@@ -153,6 +162,7 @@ class MemoryOnlineStore(OnlineStore):
         self._users: dict[str, deque[Click]] = {}
         self._epoch: float | None = None
         self._top = _TopK(top_k)
+        self._markers: dict[str, str] = {}
         self._closed = threading.Event()
         self._snapshotter: threading.Thread | None = None
         if self.persist_path is not None and self.persist_path.exists():
@@ -209,6 +219,65 @@ class MemoryOnlineStore(OnlineStore):
         t = self._art
         for r in np.flatnonzero(t.clicks[: t.n] > 0).tolist():
             self._top.update(t.ids[r], self._scaled(r))
+
+    # -- bulk loading and markers -----------------------------------------------------------
+
+    def merge_article_counts(self, counts: ArticleCounts) -> None:
+        if not len(counts):
+            return
+        hl = self.half_life_hours
+        t = self._art
+        with self._lock:
+            rows = np.fromiter((t.get_or_add(a) for a in counts.ids), np.int64, len(counts))
+            t.impressions[rows] += counts.impressions
+            t.clicks[rows] += counts.clicks
+            t.imp_value[rows], t.imp_ref[rows] = merge_decayed(
+                t.imp_value[rows], t.imp_ref[rows], counts.imp_value, counts.imp_ref, hl)
+            t.clk_value[rows], t.clk_ref[rows] = merge_decayed(
+                t.clk_value[rows], t.clk_ref[rows], counts.clk_value, counts.clk_ref, hl)
+            last = t.last_ts[rows]
+            t.last_ts[rows] = np.where(np.isnan(last) | (counts.last_ts > last),
+                                       counts.last_ts, last)
+            clicked = rows[counts.clicks > 0]
+            if len(clicked):
+                newest = float(t.clk_ref[clicked].max())
+                if self._epoch is None:
+                    self._epoch = newest
+                elif (newest - self._epoch) / (hl * 3600.0) > _REBASE_HALF_LIVES:
+                    self._rebase(newest)
+                for r in clicked.tolist():
+                    self._top.update(t.ids[r], self._scaled(r))
+
+    def merge_user_clicks(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
+        cap = self.max_user_clicks
+        n = 0
+        with self._lock:
+            for user_id, clicks in users:
+                old = self._users.get(user_id)
+                merged = merge_click_lists(list(old) if old else [], clicks, cap)
+                self._users[user_id] = deque(merged, maxlen=cap)
+                n += 1
+        return n
+
+    def read_marker(self, name: str) -> str | None:
+        with self._lock:
+            return self._markers.get(name)
+
+    def write_marker(self, name: str, value: str) -> None:
+        with self._lock:
+            self._markers[name] = value
+
+    def claim_marker(self, name: str, value: str) -> bool:
+        # the store lives in one process, so its lock makes the claim atomic
+        with self._lock:
+            if name in self._markers:
+                return False
+            self._markers[name] = value
+            return True
+
+    def delete_marker(self, name: str) -> None:
+        with self._lock:
+            self._markers.pop(name, None)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -319,7 +388,8 @@ class MemoryOnlineStore(OnlineStore):
             clicks = [(u, pos, c.article_id, c.ts) for u, recent in self._users.items()
                       for pos, c in enumerate(recent)]
             meta = [("half_life_hours", repr(self.half_life_hours)),
-                    ("epoch", repr(self._epoch))]
+                    ("epoch", repr(self._epoch)),
+                    *((_MARKER + k, v) for k, v in self._markers.items())]
         try:
             self.persist_path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.persist_path, isolation_level=None)
@@ -369,6 +439,7 @@ class MemoryOnlineStore(OnlineStore):
             recent = self._users.setdefault(user_id, deque(maxlen=self.max_user_clicks))
             if len(recent) < self.max_user_clicks:
                 recent.append(Click(article_id, ts))
+        self._markers = {k[len(_MARKER):]: v for k, v in meta.items() if k.startswith(_MARKER)}
         epoch = meta.get("epoch", "None")
         if epoch != "None":
             self._rebase(float(epoch))

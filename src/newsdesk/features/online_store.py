@@ -13,6 +13,12 @@ Contract (implementations: `MemoryOnlineStore` — in-process, optionally persis
   serving fallback chain, the circuit breaker) handle it.
 * `record_events` applies a batch of canonical events (the serving event path) in one round
   trip where the backend can; `trending` lists only articles with at least one click.
+* bulk loading (the bootstrap from a dataset, `newsdesk.features.bootstrap`):
+  `merge_article_counts` adds pre-aggregated counts (the same result as recording each event,
+  in any order), `merge_user_clicks` merges clicks into users' lists by time (newest first,
+  capped), whatever the store already holds; markers (`read_marker`, `write_marker`,
+  `claim_marker`, `delete_marker`) are small named strings kept with the state (persisted
+  with it), so that a load can say what it already did.
 
 Decay: a count c observed at time t is worth c * 2**(-(now - t) / (half_life_hours * 3600)) at
 time `now` (`decay_factor`).
@@ -55,6 +61,51 @@ class ArticleStats:
 class Click:
     article_id: str
     ts: float
+
+
+@dataclass(frozen=True)
+class ArticleCounts:
+    """Pre-aggregated counts of many articles, arrays aligned with `ids` (bulk loads).
+
+    A decayed count is (value, ref): the count decayed to time ref (value 0: no event).
+    last_ts is NaN for an article without events."""
+
+    ids: list[str]
+    impressions: np.ndarray  # int64
+    clicks: np.ndarray  # int64
+    imp_value: np.ndarray
+    imp_ref: np.ndarray
+    clk_value: np.ndarray
+    clk_ref: np.ndarray
+    last_ts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def merge_decayed(v1: np.ndarray, r1: np.ndarray, v2: np.ndarray, r2: np.ndarray,
+                  half_life_hours: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of two decayed counts (value at ref), expressed at the later reference."""
+    v1, r1, v2, r2 = (np.asarray(x, dtype=np.float64) for x in (v1, r1, v2, r2))
+    r1 = np.where(v1 > 0, r1, r2)
+    r2 = np.where(v2 > 0, r2, r1)
+    ref = np.maximum(r1, r2)
+    hl = half_life_hours * 3600.0
+    value = (v1 * np.power(2.0, np.clip(-(ref - r1) / hl, -1000, 1000))
+             + v2 * np.power(2.0, np.clip(-(ref - r2) / hl, -1000, 1000)))
+    return value, ref
+
+
+def merge_click_lists(old: Sequence[Click], new: Sequence[Click], cap: int) -> list[Click]:
+    """Two newest-first click lists merged newest first (ties: `new` first), capped."""
+    if not old:
+        return list(new[:cap])
+    if not new:
+        return list(old[:cap])
+    tagged = [(-c.ts, 0, i, c) for i, c in enumerate(new)]
+    tagged += [(-c.ts, 1, i, c) for i, c in enumerate(old)]
+    tagged.sort(key=lambda t: t[:3])
+    return [t[3] for t in tagged[:cap]]
 
 
 class OnlineStore(ABC):
@@ -100,6 +151,35 @@ class OnlineStore(ABC):
                 self.record_impressions(event.article_ids, event.timestamp.timestamp())
             elif event.type is InteractionType.CLICK:
                 self.record_clicks(event.user_id, [event.article_id], event.timestamp.timestamp())
+
+    # -- bulk loading and markers (see the contract above) --------------------------------
+
+    @abstractmethod
+    def merge_article_counts(self, counts: ArticleCounts) -> None:
+        """Add pre-aggregated counts: raw counts add up, decayed counts merge, last_ts is
+        the max, and the trending order includes the merged clicks."""
+
+    @abstractmethod
+    def merge_user_clicks(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
+        """Merge each user's clicks (given newest first) into the user's list by time;
+        returns the number of users written."""
+
+    @abstractmethod
+    def read_marker(self, name: str) -> str | None:
+        """The marker's value, None when unset."""
+
+    @abstractmethod
+    def write_marker(self, name: str, value: str) -> None:
+        """Set a marker (overwrites)."""
+
+    @abstractmethod
+    def claim_marker(self, name: str, value: str) -> bool:
+        """Set the marker only if it is unset (atomically, across processes sharing the
+        store); True when this call set it."""
+
+    @abstractmethod
+    def delete_marker(self, name: str) -> None:
+        """Unset a marker (no error when unset)."""
 
     @abstractmethod
     def ping(self) -> bool:

@@ -8,6 +8,7 @@ Keys (all under `prefix`, default "nd:"):
                        `article_ttl_s` without events.
     {p}trending        sorted set: article_id -> clicks scaled to the epoch (see below)
     {p}u:{user_id}     list: "ts<TAB>article_id", newest first, capped (LPUSH + LTRIM)
+    {p}markers         hash: the store's markers (bulk loads record what they loaded)
 
 Decayed updates run in one Lua script, so concurrent replicas never lose an increment.
 
@@ -34,7 +35,13 @@ import numpy as np
 from newsdesk.data.schema import Impression, Interaction, InteractionType
 from newsdesk.deps import require
 from newsdesk.errors import ConfigError, StoreUnavailable
-from newsdesk.features.online_store import ArticleStats, Click, OnlineStore, decay_factor
+from newsdesk.features.online_store import (
+    ArticleCounts,
+    ArticleStats,
+    Click,
+    OnlineStore,
+    decay_factor,
+)
 
 # KEYS: meta, trending, article keys...; ARGV: kind ('i'|'c'), half_life_s, ttl_s, then one
 # (article_id, ts) pair per article key, so a whole batch of events is one script call.
@@ -120,6 +127,83 @@ end
 return table.concat(out, ',')
 """
 
+# Bulk merge of pre-aggregated article counts. KEYS: meta, trending, article keys...; ARGV:
+# half_life_s, ttl_s, then 8 values per article key: id, imp, clk, iv, ir, cv, cr, last
+# (value 0 / last 'nan' = none). Same arithmetic as the memory store's merge_decayed.
+_MERGE_LUA = """
+local hl, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local function fmt(x) return string.format('%.17g', x) end
+local function decay(dt)
+  local e = -dt / hl
+  if e > 1000 then e = 1000 elseif e < -1000 then e = -1000 end
+  return 2 ^ e
+end
+local function merge(v1, r1, v2, r2)
+  if not v1 or v1 == 0 then return v2, r2 end
+  if v2 == 0 then return v1, r1 end
+  local r = math.max(r1, r2)
+  return v1 * decay(r - r1) + v2 * decay(r - r2), r
+end
+local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch'))
+for i = 3, #KEYS do
+  local b = 2 + (i - 3) * 8
+  local id = ARGV[b + 1]
+  local imp, clk = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+  local iv, ir, cv, cr = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]),
+                         tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
+  local last = ARGV[b + 8]
+  local st = redis.call('HMGET', KEYS[i], 'iv', 'ir', 'cv', 'cr', 'last')
+  local niv, nir = merge(tonumber(st[1]), tonumber(st[2]), iv, ir)
+  local ncv, ncr = merge(tonumber(st[3]), tonumber(st[4]), cv, cr)
+  local old_last = tonumber(st[5])
+  if last ~= 'nan' then
+    local l = tonumber(last)
+    if not old_last or l > old_last then old_last = l end
+  end
+  if imp > 0 then redis.call('HINCRBY', KEYS[i], 'imp', imp) end
+  if clk > 0 then redis.call('HINCRBY', KEYS[i], 'clk', clk) end
+  if niv ~= 0 then redis.call('HSET', KEYS[i], 'iv', fmt(niv), 'ir', fmt(nir)) end
+  if ncv ~= 0 then redis.call('HSET', KEYS[i], 'cv', fmt(ncv), 'cr', fmt(ncr)) end
+  if old_last then redis.call('HSET', KEYS[i], 'last', fmt(old_last)) end
+  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
+  if clk > 0 and cv > 0 then
+    if not epoch then
+      epoch = cr
+      redis.call('HSET', KEYS[1], 'epoch', fmt(cr))
+    end
+    redis.call('ZINCRBY', KEYS[2], fmt(cv * 2 ^ ((cr - epoch) / hl)), id)
+  end
+end
+return #KEYS - 2
+"""
+
+# Merge users' click lists by time. KEYS: user keys...; ARGV: cap, ttl_s, then per key the
+# count n of new entries followed by n "ts<TAB>article_id" entries, newest first.
+_MERGE_USERS_LUA = """
+local cap, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local a = 3
+for i = 1, #KEYS do
+  local n = tonumber(ARGV[a])
+  local new = {}
+  for j = 1, n do new[j] = ARGV[a + j] end
+  a = a + n + 1
+  local old = redis.call('LRANGE', KEYS[i], 0, cap - 1)
+  local out, x, y = {}, 1, 1
+  local function ts(e) return tonumber(string.match(e, '^[^\t]+')) end
+  while #out < cap and (x <= #new or y <= #old) do
+    if y > #old or (x <= #new and ts(new[x]) >= ts(old[y])) then
+      out[#out + 1] = new[x]; x = x + 1
+    else
+      out[#out + 1] = old[y]; y = y + 1
+    end
+  end
+  redis.call('DEL', KEYS[i])
+  if #out > 0 then redis.call('RPUSH', KEYS[i], unpack(out)) end
+  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
+end
+return #KEYS
+"""
+
 _SCRIPT_CHUNK = 1000  # article updates per script call
 _FIELDS = ("imp", "clk", "iv", "ir", "cv", "cr", "last")
 
@@ -159,7 +243,13 @@ class RedisOnlineStore(OnlineStore):
         self._record = self._client.register_script(_RECORD_LUA)
         self._top = self._client.register_script(_TOP_LUA)
         self._stats = self._client.register_script(_STATS_LUA)
+        # bulk loads run off the request path and may take longer than its 50 ms timeouts
+        self._bulk_client = redis.Redis.from_url(
+            url, socket_timeout=60.0, socket_connect_timeout=5.0, decode_responses=True)
+        self._merge = self._bulk_client.register_script(_MERGE_LUA)
+        self._merge_users = self._bulk_client.register_script(_MERGE_USERS_LUA)
         self._meta, self._trending = f"{prefix}meta", f"{prefix}trending"
+        self._markers = f"{prefix}markers"
         self._hl_s = repr(half_life_hours * 3600.0)
 
     @contextmanager
@@ -215,6 +305,24 @@ class RedisOnlineStore(OnlineStore):
     def record_events(self, events: Iterable[Impression | Interaction]) -> None:
         """The whole batch in one pipelined round trip: one script call for all impressions,
         one for all clicks (each atomic), then the users' click lists."""
+        shown, clicked = self._split(events)
+        if not shown and not clicked:
+            return
+        with self._errors("record_events"):
+            pipe = self._client.pipeline(transaction=False)
+            self._queue_batch(pipe, shown, clicked)
+            pipe.execute()
+
+    def queue_events(self, pipe: Any, events: Iterable[Impression | Interaction]) -> None:
+        """Queue `record_events`'s commands on a caller's pipeline (of a client of the same
+        server), so the caller can apply a batch inside its own MULTI/EXEC together with
+        other commands (the event-log consumer's XACK: applied once)."""
+        shown, clicked = self._split(events)
+        self._queue_batch(pipe, shown, clicked)
+
+    @staticmethod
+    def _split(events: Iterable[Impression | Interaction]
+               ) -> tuple[list[tuple[str, float]], list[tuple[str, str, float]]]:
         shown: list[tuple[str, float]] = []
         clicked: list[tuple[str, str, float]] = []
         for event in events:
@@ -223,17 +331,82 @@ class RedisOnlineStore(OnlineStore):
                 shown += ((a, ts) for a in event.article_ids)
             elif event.type is InteractionType.CLICK:
                 clicked.append((event.user_id, event.article_id, ts))
-        if not shown and not clicked:
-            return
-        with self._errors("record_events"):
-            pipe = self._client.pipeline(transaction=False)
-            if shown:
-                self._queue_record(pipe, "i", shown)
-            if clicked:
-                self._queue_record(pipe, "c", [(a, ts) for _, a, ts in clicked])
-                for user_id, article_id, ts in clicked:
-                    self._queue_user(pipe, user_id, [article_id], ts)
-            pipe.execute()
+        return shown, clicked
+
+    def _queue_batch(self, pipe: Any, shown: list[tuple[str, float]],
+                     clicked: list[tuple[str, str, float]]) -> None:
+        if shown:
+            self._queue_record(pipe, "i", shown)
+        if clicked:
+            self._queue_record(pipe, "c", [(a, ts) for _, a, ts in clicked])
+            for user_id, article_id, ts in clicked:
+                self._queue_user(pipe, user_id, [article_id], ts)
+
+    def same_server(self, client: Any) -> bool:
+        """True when `client` (a redis-py client) talks to this store's server and database,
+        so commands queued on its pipelines act on this store's keys."""
+        def where(c: Any) -> tuple[Any, ...]:
+            kw = c.connection_pool.connection_kwargs
+            return (kw.get("host"), kw.get("port"), kw.get("path"), kw.get("db", 0))
+
+        return where(client) == where(self._client)
+
+    # -- bulk loading and markers -----------------------------------------------------------
+
+    def merge_article_counts(self, counts: ArticleCounts) -> None:
+        hl_s = float(self._hl_s)
+        with self._errors("merge_article_counts"):
+            for start in range(0, len(counts), _SCRIPT_CHUNK):
+                stop = min(start + _SCRIPT_CHUNK, len(counts))
+                ids = counts.ids[start:stop]
+                args: list[Any] = [hl_s, self.article_ttl_s]
+                cols = zip(ids, counts.impressions[start:stop].tolist(),
+                           counts.clicks[start:stop].tolist(),
+                           counts.imp_value[start:stop].tolist(),
+                           counts.imp_ref[start:stop].tolist(),
+                           counts.clk_value[start:stop].tolist(),
+                           counts.clk_ref[start:stop].tolist(),
+                           counts.last_ts[start:stop].tolist(), strict=True)
+                for a, imp, clk, iv, ir, cv, cr, last in cols:
+                    args += (a, imp, clk, repr(iv), repr(ir), repr(cv), repr(cr),
+                             "nan" if last != last else repr(last))
+                self._merge(keys=[self._meta, self._trending, *(self._akey(a) for a in ids)],
+                            args=args)
+
+    def merge_user_clicks(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
+        n = 0
+        keys: list[str] = []
+        args: list[Any] = [self.max_user_clicks, self.user_ttl_s]
+        with self._errors("merge_user_clicks"):
+            for user_id, clicks in users:
+                keys.append(self._ukey(user_id))
+                entries = [f"{float(c.ts)!r}\t{c.article_id}"
+                           for c in clicks[: self.max_user_clicks]]
+                args += (len(entries), *entries)
+                n += 1
+                if len(keys) >= _SCRIPT_CHUNK:
+                    self._merge_users(keys=keys, args=args)
+                    keys, args = [], [self.max_user_clicks, self.user_ttl_s]
+            if keys:
+                self._merge_users(keys=keys, args=args)
+        return n
+
+    def read_marker(self, name: str) -> str | None:
+        with self._errors("read_marker"):
+            value = self._client.hget(self._markers, name)
+        return None if value is None else str(value)
+
+    def write_marker(self, name: str, value: str) -> None:
+        with self._errors("write_marker"):
+            self._client.hset(self._markers, name, value)
+
+    def claim_marker(self, name: str, value: str) -> bool:
+        with self._errors("claim_marker"):
+            return bool(self._client.hsetnx(self._markers, name, value))
+
+    def delete_marker(self, name: str) -> None:
+        with self._errors("delete_marker"):
+            self._client.hdel(self._markers, name)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -341,3 +514,4 @@ class RedisOnlineStore(OnlineStore):
 
     def close(self) -> None:
         self._client.close()
+        self._bulk_client.close()

@@ -34,12 +34,14 @@ from newsdesk.models.base import Recommender
 from newsdesk.monitoring.logging import configure_logging, get_logger
 from newsdesk.monitoring.metrics import ServingMetrics
 from newsdesk.serving.catalog import LiveCatalog, load_catalog
+from newsdesk.serving.event_consumer import start_event_consumer
 from newsdesk.serving.feedback import EventIngestor, ExposureLogger
 from newsdesk.serving.middleware import ServingMiddleware, error_json
 from newsdesk.serving.model_registry import ModelRegistry
 from newsdesk.serving.recommend_pipeline import PipelineConfig, RecommendPipeline
 from newsdesk.serving.resilience import CircuitBreaker, GuardedOnlineStore
 from newsdesk.serving.settings import ServeSettings
+from newsdesk.serving.store_bootstrap import StoreBootstrapJob
 from newsdesk.serving.variants import ExperimentAssigner, VariantAssigner
 
 RecommenderFactory = Callable[[str | None, OnlineStore], Recommender]
@@ -68,6 +70,8 @@ class Services:
     io_pool: ThreadPoolExecutor
     breaker: CircuitBreaker
     clock: Callable[[], float]  # Unix seconds "now" of the service
+    bootstrap: StoreBootstrapJob = dataclasses.field(
+        default_factory=lambda: StoreBootstrapJob(None, None))  # type: ignore[arg-type]
     cluster: Any = None  # ClusterSync when settings.workers > 1: publish runtime changes
 
 
@@ -204,7 +208,11 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             max_inflight=settings.max_inflight_model_calls,
         ))
         clock = make_clock(settings)
-        ingestor = EventIngestor(event_log, store, metrics, io_pool, clock=clock)
+        # a shared Redis Stream log: this replica's consumer applies it (None otherwise)
+        consumer = await loop.run_in_executor(io_pool, lambda: start_event_consumer(
+            event_log, raw_store, metrics=metrics, claim_idle_s=settings.event_claim_idle_s))
+        ingestor = EventIngestor(event_log, store, metrics, io_pool, clock=clock,
+                                 applier=consumer)
         exposure = ExposureLogger(ingestor, metrics, maxsize=settings.exposure_queue_size)
         exposure.start()
         try:
@@ -218,12 +226,15 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                 await loop.run_in_executor(io_pool, assigner.pin_bundles)
             except Exception as exc:  # served by the active model until an admin fixes it
                 log.error("variant_bundle_load_failed", error=f"{type(exc).__name__}: {exc}")
+        bootstrap = StoreBootstrapJob(raw_store, settings.dataset_dir, event_log=event_log,
+                                      enabled=settings.bootstrap_store)
         svc = Services(settings, metrics, store, event_log, cat, registry, pipeline, ingestor,
-                       exposure, assigner, io_pool, breaker, clock)
+                       exposure, assigner, io_pool, breaker, clock, bootstrap)
         if settings.workers > 1:  # catch up with the other workers' changes before ready
             from newsdesk.serving.cluster import ClusterSync
 
             svc.cluster = await ClusterSync.start(svc)
+        bootstrap.start()
         app.state.services = svc
         metrics.catalog_size.set(len(cat))
         log.info("serving_started", model_version=registry.version, catalog=len(cat))
@@ -237,6 +248,9 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             if isinstance(assigner, ExperimentAssigner) and variant_assigner is None:
                 assigner.close()
             model_pool.shutdown(wait=True, cancel_futures=True)
+            bootstrap.join(timeout_s=60)  # a half-finished load must not race close()
+            if consumer is not None:
+                consumer.stop()
             event_log.close()
             store.close()
             io_pool.shutdown(wait=True, cancel_futures=True)

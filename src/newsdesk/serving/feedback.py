@@ -6,6 +6,11 @@ article stats, impressions count exposures) so the very next request reflects th
 Events the log reports as duplicates are not applied twice: a bounded memory of recently
 applied keys resolves batches that mix new and repeated events.
 
+With a shared Redis Stream log and a Redis online store, an `applier`
+(`serving.event_consumer.StreamApplier`) is given: the ingestor then only appends, and waits
+(bounded) until the replicas' consumer group has applied the batch; nothing is applied inline
+(see that module for why).
+
 `ExposureLogger` logs every served slate as an impression (the exposure log) off the request
 path: a bounded queue drained by one background task in batches; when the queue is full the
 slate is dropped from the log and counted (the API never waits on the log).
@@ -20,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newsdesk.data.eventlog import AppendResult, Event, EventLog, coerce_batch
 from newsdesk.data.eventlog.base import event_key
@@ -28,6 +33,9 @@ from newsdesk.errors import StoreUnavailable
 from newsdesk.features.online_store import OnlineStore
 from newsdesk.monitoring.logging import get_logger
 from newsdesk.monitoring.metrics import ServingMetrics
+
+if TYPE_CHECKING:
+    from newsdesk.serving.event_consumer import StreamApplier
 
 log = get_logger("newsdesk.serving.feedback")
 
@@ -60,8 +68,11 @@ class EventIngestor:
     """Durable append, then apply to the online store (see module docstring)."""
 
     def __init__(self, event_log: EventLog, store: OnlineStore | None, metrics: ServingMetrics,
-                 executor: Executor, *, clock: Callable[[], float] = time.time) -> None:
+                 executor: Executor, *, clock: Callable[[], float] = time.time,
+                 applier: StreamApplier | None = None, apply_wait_s: float = 1.0) -> None:
         self.clock = clock
+        self.applier = applier
+        self.apply_wait_s = apply_wait_s
         self.event_log = event_log
         self.store = store
         self.metrics = metrics
@@ -74,6 +85,8 @@ class EventIngestor:
         now = self.clock()
         canonical = coerce_batch(self._record(e, now) for e in events)
         loop = asyncio.get_running_loop()
+        if self.applier is not None:
+            return await self._ingest_shared(events, canonical)
         result = await loop.run_in_executor(self.executor, self.event_log.append, canonical)
         for e in events:
             self.metrics.events.labels(e.type, "logged").inc()
@@ -90,6 +103,32 @@ class EventIngestor:
             return result, False
         return result, True
 
+    async def _ingest_shared(self, events: Sequence[Any], canonical: list[Event]
+                             ) -> tuple[AppendResult, bool]:
+        """Append to the shared log; the consumer group applies it (module docstring)."""
+        assert self.applier is not None
+        loop = asyncio.get_running_loop()
+        result, seqs = await loop.run_in_executor(self.executor, self.applier.append, canonical)
+        for e in events:
+            self.metrics.events.labels(e.type, "logged").inc()
+        self._count_served_clicks([e for e, seq in zip(events, seqs, strict=True) if seq])
+        try:
+            applied = await self.applier.wait_applied(seqs, self.executor,
+                                                      timeout_s=self.apply_wait_s)
+        except StoreUnavailable as exc:
+            log.warning("events_apply_unknown", error=str(exc), events=len(seqs))
+            applied = False
+        if not applied:
+            self.metrics.events.labels("batch", "not_applied").inc()
+        return result, applied
+
+    def _count_served_clicks(self, events: Sequence[Any]) -> None:
+        for event in events:
+            if event.type == "click" and event.request_id:
+                served = self.served.get(event.request_id)
+                if served is not None:
+                    self.metrics.record_click(*served)
+
     @staticmethod
     def _record(event: Any, now: float) -> dict[str, Any]:
         data = event.model_dump(exclude_none=True)
@@ -103,11 +142,7 @@ class EventIngestor:
         return data
 
     def _apply(self, fresh: list[tuple[Any, Event]]) -> None:
-        for event, _ in fresh:
-            if event.type == "click" and event.request_id:
-                served = self.served.get(event.request_id)
-                if served is not None:
-                    self.metrics.record_click(*served)
+        self._count_served_clicks([event for event, _ in fresh])
         if self.store is not None:
             self.store.record_events([c for _, c in fresh])
         for _, c in fresh:
@@ -166,7 +201,8 @@ class ExposureLogger:
         self.metrics.exposure.labels("logged").inc(result.accepted)
         self.metrics.exposure.labels("duplicate").inc(result.duplicates)
         store = self.ingestor.store
-        if store is not None and result.accepted:
+        # with a shared stream log the consumer group applies the slates (applied once)
+        if store is not None and result.accepted and self.ingestor.applier is None:
             store.record_events(events)
             for event in events:
                 self.ingestor.applied.add(event_key(event))

@@ -17,7 +17,7 @@ import numpy as np
 
 from newsdesk.data.schema import Impression, Interaction
 from newsdesk.errors import StoreUnavailable
-from newsdesk.features.online_store import ArticleStats, Click, OnlineStore
+from newsdesk.features.online_store import ArticleCounts, ArticleStats, Click, OnlineStore
 
 T = TypeVar("T")
 
@@ -133,6 +133,25 @@ class GuardedOnlineStore(OnlineStore):
 
     def record_events(self, events: Iterable[Impression | Interaction]) -> None:
         self.breaker.call(self.inner.record_events, list(events))
+
+    # bulk loads and markers run off the request path (start-up, CLI): unguarded
+    def merge_article_counts(self, counts: ArticleCounts) -> None:
+        self.inner.merge_article_counts(counts)
+
+    def merge_user_clicks(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
+        return self.inner.merge_user_clicks(users)
+
+    def read_marker(self, name: str) -> str | None:
+        return self.inner.read_marker(name)
+
+    def write_marker(self, name: str, value: str) -> None:
+        self.inner.write_marker(name, value)
+
+    def claim_marker(self, name: str, value: str) -> bool:
+        return self.inner.claim_marker(name, value)
+
+    def delete_marker(self, name: str) -> None:
+        self.inner.delete_marker(name)
 
     def ping(self) -> bool:
         return self.inner.ping()

@@ -7,7 +7,7 @@ than a silently ignored value.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -181,6 +181,7 @@ class Health(BaseModel):
     model_version: str | None = None
     checks: dict[str, bool] = Field(default_factory=dict)
     pid: int | None = None  # the serving process that answered (several workers)
+    bootstrap: dict[str, Any] | None = None  # /readyz: the online store's load from the dataset
 
 
 class ErrorBody(BaseModel):

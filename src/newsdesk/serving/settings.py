@@ -86,6 +86,14 @@ class ServeSettings(BaseSettings):
     # clients with few connections spread over the workers (serving/rebalance.py; 0 = never).
     connection_rebalance_requests: int = Field(default=100, ge=0, le=1_000_000)
 
+    # Shared Redis Stream event log: a consumer's pending events idle this long (s) are taken
+    # over by another replica's consumer (the first one is presumed dead).
+    event_claim_idle_s: float = Field(default=5.0, gt=0, le=3600)
+
+    # Load the online store from dataset_dir at start (in the background, idempotent: a
+    # marker in the store says what is already loaded). Off: readers start cold.
+    bootstrap_store: bool = True
+
     # Catalog liveness: an article older than this (hours) is not live even without expires_at.
     live_max_age_hours: float | None = Field(default=None, gt=0)
 

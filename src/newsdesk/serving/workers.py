@@ -49,7 +49,6 @@ from newsdesk.serving.settings import ServeSettings
 
 log = get_logger("newsdesk.serving.workers")
 FACTORY = "newsdesk.serving.workers:create_worker_app"
-SNAPSHOT = "online.db"  # the one-process store's snapshot in the state dir
 
 
 def default_workers() -> int:
@@ -208,8 +207,6 @@ def run_workers(settings: ServeSettings, workers: int, *, access_log: bool = Fal
             return False
         env["NEWSDESK_ONLINE_STORE_URL"] = managed.url
     try:
-        if managed is not None:
-            _import_snapshot(state_dir / SNAPSHOT, managed.url)
         shared = SharedState(shared_state_path(state_dir))
         shared.reset()  # a new service generation starts from its dataset and bundles
         shared.close()
@@ -220,15 +217,3 @@ def run_workers(settings: ServeSettings, workers: int, *, access_log: bool = Fal
             managed.stop()
     return True
 
-
-def _import_snapshot(path: Path, url: str) -> None:
-    from newsdesk.features.redis_import import import_memory_snapshot
-    from newsdesk.features.redis_store import RedisOnlineStore
-
-    store = RedisOnlineStore(url, socket_timeout_s=60.0)
-    try:
-        counts = import_memory_snapshot(path, store)
-    finally:
-        store.close()
-    if counts["articles"] or counts["users"]:
-        log.info("online_snapshot_imported", path=str(path), **counts)

@@ -5,6 +5,7 @@ Backends are chosen by a short URL and imported lazily::
     open_event_log("sqlite:///events.db")       # relative path (SQLAlchemy convention)
     open_event_log("sqlite:////var/lib/nd.db")  # absolute path: four slashes
     open_event_log("memory://")                 # in-process, for tests and the demo
+    open_event_log("redis://127.0.0.1:6379/0")  # a Redis Stream shared by several replicas
 
 A plain filesystem path is taken as a SQLite file.
 """
@@ -34,7 +35,7 @@ __all__ = [
     "open_event_log",
 ]
 
-SCHEMES = ("sqlite", "memory")
+SCHEMES = ("sqlite", "memory", "redis", "rediss", "unix")
 
 
 def open_event_log(url: str | Path, **options: Any) -> EventLog:
@@ -54,6 +55,10 @@ def open_event_log(url: str | Path, **options: Any) -> EventLog:
         from newsdesk.data.eventlog.sqlite import SQLiteEventLog
 
         return SQLiteEventLog(path, **options)
+    if scheme in ("redis", "rediss", "unix"):
+        from newsdesk.data.eventlog.redis_streams import RedisStreamEventLog
+
+        return RedisStreamEventLog(text, **options)
     raise ConfigError(
         f"event log url {text!r}: unknown scheme {scheme!r}; expected one of {list(SCHEMES)}"
     )

@@ -30,9 +30,14 @@ async def readyz(request: Request) -> Response:
     store_ok = await loop.run_in_executor(svc.io_pool, svc.store.ping)
     log_ok = bool(svc.event_log.health().get("ok", False))
     checks = {"model": svc.registry.ready, "online_store": bool(store_ok), "event_log": log_ok}
+    if svc.ingestor.applier is not None:  # the shared log's consumer thread is running
+        checks["event_consumer"] = svc.ingestor.applier.alive
     ready = all(checks.values())
-    return json_response({"status": "ready" if ready else "not_ready",
-                          "model_version": svc.registry.version, "checks": checks,
+    # while the store loads from the dataset the service serves (readers not yet loaded are
+    # answered cold): ready to take traffic, and says so
+    status = ("loading" if svc.bootstrap.loading else "ready") if ready else "not_ready"
+    return json_response({"status": status, "model_version": svc.registry.version,
+                          "checks": checks, "bootstrap": svc.bootstrap.status(),
                           "pid": os.getpid()},
                          200 if ready else 503)
 
