@@ -110,14 +110,7 @@ def cluster(request: pytest.FixtureRequest, trained: Trained,  # noqa: F811
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     c = Cluster(proc, f"http://127.0.0.1:{port}", log, root / "state", trained, bundles)
     try:
-        def ready() -> bool:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                return httpx.get(c.base + "/readyz", timeout=5).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        _wait(ready, 120, "readyz")
+        _wait_ready(proc, c.base, log)
         yield c
     finally:
         if proc.poll() is None:
@@ -127,6 +120,17 @@ def cluster(request: pytest.FixtureRequest, trained: Trained,  # noqa: F811
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    def ready() -> bool:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            return httpx.get(base + "/readyz", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    _wait(ready, 120, "readyz")
 
 
 def _pinned_clients(c: Cluster, n: int = 2, timeout_s: float = 60) -> dict[int, httpx.Client]:
@@ -312,3 +316,34 @@ def test_without_redis_server_the_embedded_default_falls_back_to_one_process(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def test_sigkill_of_the_parent_stops_the_workers(tmp_path: Path, trained: Trained,  # noqa: F811
+                                                 redis_server: str) -> None:
+    port = _free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [*NEWSDESK, "serve", "--workers", "2", "--dataset", str(trained.dataset),
+             "--bundles", str(trained.bundles), "--port", str(port), "--state-dir",
+             str(tmp_path / "state"), "--clock-start", trained.clock_start.isoformat(),
+             "--redis-url", redis_server, "--log-level", "warning"],
+            env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=stderr)
+    c = Cluster(proc, f"http://127.0.0.1:{port}", log, tmp_path / "state", trained,
+                trained.bundles)
+    try:
+        _wait_ready(proc, c.base, log)
+        clients = _pinned_clients(c, timeout_s=120)
+        children = c.children()
+        assert set(clients) <= set(children)
+        for client in clients.values():
+            client.close()
+        proc.kill()  # a crash of the parent: the workers go with it, like one process
+        proc.wait(timeout=10)
+        _wait(lambda: not any(_pid_alive(p) for p in children), 30, "orphaned workers stopped")
+        with pytest.raises(httpx.TransportError):
+            httpx.get(c.base + "/healthz", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -39,10 +39,12 @@ INSTALL_HINT = ("install it with 'apt-get install redis-server' (or brew install
 _MAX_UNIX_PATH = 100  # sun_path holds 108 bytes
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send `sig` to this process when its parent dies (PR_SET_PDEATHSIG); a
+    no-op elsewhere. Children of `newsdesk serve` must not outlive a SIGKILLed parent."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)
 
 
 def _ping_unix(path: Path, timeout_s: float = 0.2) -> bool:
@@ -94,7 +96,7 @@ class ManagedRedis:
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
              "--protected-mode", "yes", "--daemonize", "no", "--logfile", str(log_path)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent, start_new_session=True,
+            preexec_fn=die_with_parent, start_new_session=True,
         )
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:  # loading a large AOF takes a while

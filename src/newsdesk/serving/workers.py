@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sys
 from collections.abc import Iterator
@@ -124,7 +125,18 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 class ReusePortProcess(Process):
     """A uvicorn worker listening on its own SO_REUSEPORT socket (see the module docstring)."""
 
+    def __init__(self, config: Any, sockets: list[socket.socket]) -> None:
+        self.parent_pid = os.getpid()  # runs in the parent (then pickled into the child)
+        super().__init__(config, sockets)
+
     def target(self, sockets: list[socket.socket] | None = None) -> None:
+        from newsdesk.serving.managed_redis import die_with_parent
+
+        # a SIGKILLed parent must not leave workers serving the port on their own; they die
+        # with it as one process would (SIGTERM to the parent drains them instead)
+        die_with_parent(signal.SIGKILL)
+        if os.getppid() != self.parent_pid:  # it died before the line above
+            sys.exit(0)
         try:
             sock = reuseport_socket(self.config.host, self.config.port)
         except OSError as exc:  # port taken: the parent stops instead of restarting us
