@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from newsdesk.errors import StoreUnavailable
 
@@ -74,7 +75,7 @@ class SharedState:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"shared state {self.path}: {exc}") from exc
 
-    def _run(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def _run(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         try:
             with self._lock:
                 return self._conn.execute(sql, args).fetchall()
@@ -94,14 +95,13 @@ class SharedState:
         rows = self._run("INSERT INTO changes (kind, version, body, origin, ts) VALUES "
                          "(?, ?, ?, ?, ?) RETURNING seq",
                          (kind, version, body, origin, time.time()))
-        return int(rows[0][0])  # type: ignore[arg-type]
+        return int(rows[0][0])
 
     def since(self, seq: int, limit: int = 1000) -> list[Change]:
         """Changes after `seq`, oldest first."""
         rows = self._run("SELECT seq, kind, version, body, origin FROM changes WHERE seq > ? "
                          "ORDER BY seq LIMIT ?", (seq, limit))
-        return [Change(int(s), str(k), v, b, int(o))  # type: ignore[arg-type]
-                for s, k, v, b, o in rows]
+        return [Change(int(s), str(k), v, b, int(o)) for s, k, v, b, o in rows]
 
     def heartbeat(self, pid: int, seq: int, active: str | None, loaded: list[str]) -> None:
         self._run("INSERT OR REPLACE INTO workers VALUES (?, ?, ?, ?, ?)",
@@ -111,7 +111,7 @@ class SharedState:
         """Workers whose heartbeat is at most `max_age_s` old."""
         rows = self._run("SELECT pid, heartbeat, seq, active, loaded FROM workers WHERE "
                          "heartbeat >= ?", (time.time() - max_age_s,))
-        return [WorkerState(int(p), float(h), int(s), a, json.loads(lo or "[]"))  # type: ignore[arg-type]
+        return [WorkerState(int(p), float(h), int(s), a, json.loads(lo or "[]"))
                 for p, h, s, a, lo in rows]
 
     def forget(self, pid: int) -> None:
