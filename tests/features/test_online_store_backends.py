@@ -131,4 +131,3 @@ def test_open_online_store_urls(tmp_path: Path, redis_server: str) -> None:
         open_online_store("cassandra://x")
     with pytest.raises(ConfigError, match="half_life_hours"):
         open_online_store("memory://", half_life_hours=0)
-
