@@ -65,3 +65,15 @@ def test_a_port_already_in_use_is_refused_before_any_worker_starts(tmp_path: Pat
                                  state_dir=tmp_path / "state")
         with pytest.raises(ConfigError, match="setting 'port'"):
             run_workers(settings, 2)
+
+
+def test_shared_sqlite_files_exist_in_wal_mode_before_workers_start(tmp_path: Path) -> None:
+    import sqlite3
+
+    from newsdesk.serving.workers import _create_sqlite_files
+
+    state = tmp_path / "state"
+    _create_sqlite_files(ServeSettings(bundles_dir=tmp_path, state_dir=state, workers=2))
+    with sqlite3.connect(state / "events.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert (state / "experiments.db").exists()

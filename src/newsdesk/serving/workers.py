@@ -173,6 +173,19 @@ def _serve(settings: ServeSettings, workers: int, access_log: bool) -> None:
         Multiprocess(config, sockets=[]).run()
 
 
+def _create_sqlite_files(settings: ServeSettings) -> None:
+    """Create the SQLite files the workers share before they start. N workers opening a new
+    database at once race on `PRAGMA journal_mode=WAL`, which fails with "database is locked"
+    without waiting for the busy timeout (seen: a worker failed to start, so the parent
+    stopped); on an existing WAL database it is a no-op."""
+    from newsdesk.experiments.registry import SqliteExperimentRegistry
+    from newsdesk.serving.app import default_event_log
+
+    if settings.event_log_url is None or settings.event_log_url.startswith("sqlite"):
+        default_event_log(settings).close()
+    SqliteExperimentRegistry(settings.resolved_state_dir / "experiments.db").close()
+
+
 def _check(settings: ServeSettings) -> None:
     url = settings.online_store_url
     if url is not None and url.startswith("memory"):
@@ -222,6 +235,7 @@ def run_workers(settings: ServeSettings, workers: int, *, access_log: bool = Fal
         shared = SharedState(shared_state_path(state_dir))
         shared.reset()  # a new service generation starts from its dataset and bundles
         shared.close()
+        _create_sqlite_files(settings.model_copy(update={"state_dir": state_dir}))
         os.environ.update(env)  # spawned workers inherit it
         _serve(settings, workers, access_log)
     finally:
