@@ -1,6 +1,7 @@
 """Load benchmark of the serving API: open-loop request rates against `newsdesk serve`.
 
     benchmarks/serve_load.py [--quick] [--json FILE] [--work DIR] [--embedder NAME]
+                             [--workers N] [--redis]
 
 1. Builds a realistic state: a simulated world (full: 1M users, ~100k articles of which ~10k
    live at the serving time; --quick: 20k users, ~12k articles), a bundle trained on it, and the
@@ -14,6 +15,16 @@
    out) on the same stack, and reports the ratio of the max rates with p99 < 50 ms.
 5. Measures events/s acknowledged durably through POST /v1/events (batches of 500 clicks,
    8 concurrent senders) and the server's RSS.
+
+`--workers N` (default: the number of cores, like `newsdesk serve`) runs N serving processes;
+the trivial endpoint runs with as many, so the ratio compares like with like. Without
+`--redis` the workers share the private redis-server `newsdesk serve` starts (part of the
+server's RSS); with `--redis` the benchmark starts its own redis-server on 127.0.0.1 (on the
+same cores), passes `--redis-url`, and reports its RSS separately. With Redis the server's own
+start-up bootstrap loads the dataset into it (once, whatever N); the load starts measuring
+when every worker's /readyz says "ready" (not "loading"). A `degraded` share
+per rate counts answers from the fallback chain (trending), which count as failures for
+`max_rps_p99_under_50ms_personalised`. Stage means come from /metrics of one worker.
 
 The load generator shares the machine's cores with the server: its own CPU cost (httpx) caps
 the rates it can offer, and is part of every figure. Run it under `nice` on a shared machine.
@@ -128,23 +139,44 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], path: str, timeout_s: fl
     raise RuntimeError(f"server at {url} not ready in {timeout_s} s")
 
 
-def start_newsdesk(state: dict[str, Any], port: int, log: Path, extra_env: dict[str, str]
-                   ) -> subprocess.Popen[bytes]:
+def start_newsdesk(state: dict[str, Any], port: int, log: Path, extra_env: dict[str, str],
+                   workers: int = 1, redis_url: str | None = None) -> subprocess.Popen[bytes]:
     from datetime import UTC, datetime
 
     clock = datetime.fromtimestamp(state["clock_start"], UTC).isoformat()
+    redis = ["--redis-url", redis_url] if redis_url else []
     return subprocess.Popen(
         [PY, "-m", "newsdesk.cli.main", "serve", "--dataset", str(state["dataset"]),
          "--bundles", str(state["bundles"]), "--port", str(port), "--state-dir",
-         str(state["state"]), "--clock-start", clock, "--log-level", "warning"],
+         str(state["state"]), "--clock-start", clock, "--log-level", "warning",
+         "--workers", str(workers), *redis],
         stdout=subprocess.DEVNULL, stderr=log.open("wb"),
         env={**os.environ, "HF_HUB_OFFLINE": "1", "OPENBLAS_NUM_THREADS": "1", **extra_env},
     )
 
 
-def trivial_server(port: int) -> None:
-    """A trivial FastAPI endpoint on the same stack (the baseline of the ratio)."""
+def trivial_server(port: int, workers: int = 1) -> None:
+    """A trivial FastAPI endpoint on the same stack (the baseline of the ratio), in as many
+    worker processes as the server under test."""
     import uvicorn
+
+    if workers > 1:  # the same process scheme as `newsdesk serve --workers N`
+        from uvicorn.supervisors.multiprocess import Multiprocess
+
+        from newsdesk.serving.workers import _reuseport_workers
+
+        sys.path.insert(0, str(Path(__file__).parent))  # spawned workers import serve_load
+        config = uvicorn.Config("serve_load:trivial_app", factory=True, workers=workers,
+                                host="127.0.0.1", port=port, loop="uvloop", http="httptools",
+                                access_log=False, log_level="warning")
+        with _reuseport_workers():
+            Multiprocess(config, sockets=[]).run()
+        return
+    uvicorn.run(trivial_app(), host="127.0.0.1", port=port, loop="uvloop", http="httptools",
+                access_log=False, log_level="warning")
+
+
+def trivial_app() -> Any:
     from fastapi import FastAPI
     from pydantic import BaseModel
 
@@ -165,8 +197,7 @@ def trivial_server(port: int) -> None:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-                access_log=False, log_level="warning")
+    return app
 
 
 def stage_means(url: str) -> dict[str, Any]:
@@ -195,10 +226,78 @@ def stage_means(url: str) -> dict[str, Any]:
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # exited meanwhile
+        return 0.0
+    return 0.0
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (workers, the private redis-server, helpers)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def tree_rss_mib(pid: int) -> float:
+    """RSS of a process and all its descendants (MiB); shared pages count once per process,
+    so this over-counts memory-mapped bundle files shared by several workers."""
+    return sum(rss_mib(p) for p in [pid, *descendants(pid)])
+
+
+def start_redis(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server for --redis: 127.0.0.1, a free port, no persistence."""
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("--redis needs redis-server on PATH (apt-get install redis-server)")
+    port = free_port()
+    (work / "redis").mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(work / "redis")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, url
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def wait_all_workers(url: str, workers: int, timeout_s: float) -> None:
+    """/readyz answered by one worker; wait until `workers` distinct pids answered "ready" (a
+    new connection each time: the kernel hands each to one of the worker processes); "loading"
+    (the store's bootstrap from the dataset still running) does not count."""
+    import httpx
+
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < workers and time.monotonic() < deadline:
+        r = httpx.get(url + "/readyz", timeout=5)
+        if r.status_code == 200 and r.json().get("status") == "ready":
+            seen.add(int(r.json().get("pid") or 0))
+        else:
+            time.sleep(0.1)
+    if len(seen) < workers:
+        raise RuntimeError(f"only {len(seen)} of {workers} workers ready in {timeout_s} s")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -269,8 +368,8 @@ async def open_loop(url: str, path: str, rate: float, duration: float, users: li
 
     return {"target_rps": rate, "achieved_rps": round(len(latencies) / (last_done - t0), 1),
             "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": errors,
-            "degraded": degraded, "error_kinds": error_kinds, "requests": n,
-            "duration_s": duration}
+            "degraded": round(degraded / max(1, n), 4), "degraded_count": degraded,
+            "error_kinds": error_kinds, "requests": n, "duration_s": duration}
 
 
 async def events_load(url: str, duration: float, users: list[str], articles: list[str],
@@ -328,19 +427,43 @@ def run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its descendants (children that exited
+    and were reaped are not counted: fine for workers that live through the run)."""
+    total = 0.0
+    for p in [pid, *descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def sweep(url: str, path: str, first: tuple[float, float], steps: list[float],
-          step_s: float, files: dict[str, str]) -> list[dict[str, Any]]:
+          step_s: float, files: dict[str, str], server_pid: int | None = None
+          ) -> list[dict[str, Any]]:
     """The target run (rate, duration) first, then `steps` rates (ascending) of `step_s` each,
-    stopping at the first that fails: p99 >= 50 ms, errors, or achieved < 90 % of target."""
+    stopping at the first that fails: p99 >= 50 ms, errors, or achieved < 90 % of target.
+
+    With `server_pid`, each rate also reports the server's CPU time per request
+    (`server_cpu_ms_per_request`, all its processes): unlike latencies, it hardly moves when
+    other jobs share the cores, so it compares systems on a busy machine."""
     results = []
     for i, rate in enumerate([first[0], *steps]):
         duration = first[1] if i == 0 else step_s
+        cpu0 = tree_cpu_s(server_pid) if server_pid else 0.0
         r = run_loadgen({"kind": "requests", "url": url, "path": path, "rate": rate,
                          "duration": duration, "k": 20, **files})
+        if server_pid:
+            done = max(1, r["requests"] - r["errors"])
+            r["server_cpu_ms_per_request"] = round(
+                1000 * (tree_cpu_s(server_pid) - cpu0) / done, 3)
         results.append(r)
         print(f"  {path} {rate:>6.0f} req/s: achieved {r['achieved_rps']:>7.1f}  p50 "
               f"{r['p50_ms']:7.2f} ms  p95 {r['p95_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
-              f"errors {r['errors']} {r['error_kinds'] or ''} degraded {r['degraded']}",
+              f"errors {r['errors']} {r['error_kinds'] or ''} degraded {r['degraded']:.2%}"
+              f"  server CPU {r.get('server_cpu_ms_per_request', float('nan')):.2f} ms/req",
               flush=True)
         if i > 0 and not _passes(r):
             break
@@ -356,7 +479,7 @@ def _passes(r: dict[str, Any]) -> bool:
 
 
 def _degraded_share(r: dict[str, Any]) -> float:
-    return r.get("degraded", 0) / max(1, r.get("requests", 0))
+    return float(r.get("degraded", 0.0))
 
 
 def max_rate(results: list[dict[str, Any]], max_degraded_share: float = 1.0) -> float:
@@ -372,7 +495,7 @@ def main() -> None:
         loadgen_main(sys.argv[2:])
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--_trivial":
-        trivial_server(int(sys.argv[2]))
+        trivial_server(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1)
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="scaled-down state, 200 req/s x 20 s")
@@ -382,6 +505,10 @@ def main() -> None:
                     help="extra environment of the server, e.g. NEWSDESK_INLINE_MODEL=true")
     ap.add_argument("--embedder", default="hashing",
                     help="embedder of the trained bundle (hashing: no model; minilm-int8, ...)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="serving processes (default: the number of cores, as newsdesk serve)")
+    ap.add_argument("--redis", action="store_true",
+                    help="start a redis-server and serve with --redis-url (RSS reported apart)")
     args = ap.parse_args()
     quick = args.quick
     load_start = list(os.getloadavg())  # a shared machine skews every figure: record it
@@ -402,33 +529,42 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     extra_env = dict(kv.split("=", 1) for kv in args.server_env)
-    server = start_newsdesk(state, port, work / "server.log", extra_env)
+    redis_proc, redis_url = start_redis(work) if args.redis else (None, None)
+    redis_rss = 0.0
+    server = start_newsdesk(state, port, work / "server.log", extra_env, args.workers, redis_url)
     try:
         t = time.perf_counter()
         wait_ready(url, server, "/readyz", 600, work / "server.log")
         startup_s = time.perf_counter() - t
-        print(f"newsdesk serve ready in {startup_s:.1f} s; RSS {rss_mib(server.pid):.0f} MiB")
-        rates = sweep(url, "/v1/recommendations", first, steps, step_s, files)
-        rss_after_load = rss_mib(server.pid)
+        wait_all_workers(url, args.workers, 600)
+        startup_s = time.perf_counter() - t
+        print(f"newsdesk serve ({args.workers} workers) ready in {startup_s:.1f} s; RSS "
+              f"{tree_rss_mib(server.pid):.0f} MiB")
+        rates = sweep(url, "/v1/recommendations", first, steps, step_s, files, server.pid)
+        rss_after_load = tree_rss_mib(server.pid)
         stages = stage_means(url)
         print(f"  server-side means: {stages}")
         ev = run_loadgen({"kind": "events", "url": url, "duration": 5.0 if quick else 15.0,
                           **files})
         print(f"  events: {ev['events_per_s']:.0f} events/s acknowledged durably "
               f"({ev['accepted']} in {ev['duration_s']} s, errors {ev['errors']})")
-        rss_end = rss_mib(server.pid)
+        rss_end = tree_rss_mib(server.pid)
+        if redis_proc is not None:
+            redis_rss = rss_mib(redis_proc.pid)
     finally:
         stop(server)
+        if redis_proc is not None:
+            stop(redis_proc)
 
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    trivial = subprocess.Popen([PY, __file__, "--_trivial", str(port)],
+    trivial = subprocess.Popen([PY, __file__, "--_trivial", str(port), str(args.workers)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(base_url, trivial, "/healthz", 60)
         print("trivial FastAPI endpoint (same stack):")
         baseline = sweep(base_url, "/v1/trivial", first, [r for r in steps if r > first[0]],
-                         step_s, files)
+                         step_s, files, trivial.pid)
     finally:
         stop(trivial)
 
@@ -437,6 +573,8 @@ def main() -> None:
     r200 = rates[0]
     summary = {
         "benchmark": "serve_load", "quick": quick, "embedder": args.embedder,
+        "workers": args.workers, "redis": bool(args.redis), "cpu_count": os.cpu_count(),
+        "shared_machine": True,
         "server_env": extra_env, "load_average_at_start": load_start,
         "load_average_at_end": list(os.getloadavg()),
         "state": {"articles": state["articles"], "live_articles": state["live_articles"],
@@ -450,16 +588,31 @@ def main() -> None:
         "max_rps_p99_under_50ms_personalised": mx_personal,
         "ratio_vs_trivial_personalised": round(mx_personal / base_mx, 3) if base_mx else None,
         "degraded_share_at_200rps": round(_degraded_share(r200), 4),
+        # server CPU per answered request at the first rate (200 req/s), and its ratio:
+        # trivial / personalised cost is the capacity ratio when CPU is the limit
+        "server_cpu_ms_per_request_at_200rps": r200.get("server_cpu_ms_per_request"),
+        "baseline_cpu_ms_per_request_at_200rps": baseline[0].get("server_cpu_ms_per_request"),
+        "cpu_cost_ratio_trivial_vs_personalised": (
+            round(baseline[0]["server_cpu_ms_per_request"] / r200["server_cpu_ms_per_request"],
+                  3) if r200.get("server_cpu_ms_per_request") else None),
         "server_stage_means": stages,
         "events": ev,
         "events_per_s": ev["events_per_s"],
         "server_rss_mib": round(max(rss_after_load, rss_end), 1),
+        # every process of the server (parent, workers, private redis-server); --redis: apart
+        "server_rss_gib": round(max(rss_after_load, rss_end) / 1024, 3),
+        "redis_rss_gib": round(redis_rss / 1024, 3) if args.redis else None,
         "systems": {"newsdesk": {"rates": rates, "max_rps_p99_under_50ms": mx},
                     "trivial_fastapi": {"rates": baseline, "max_rps_p99_under_50ms": base_mx}},
         "targets": {"p99_ms_at_200rps": {"target": 30, "measured": r200["p99_ms"],
                                          "met": r200["p99_ms"] < 30 and not r200["errors"]},
                     "ratio_vs_trivial": {"target": 0.25,
                                          "met": bool(base_mx) and mx / base_mx >= 0.25},
+                    "degraded_share_at_200rps": {"target": 0.01,
+                                                 "measured": round(_degraded_share(r200), 4),
+                                                 "met": _degraded_share(r200) <= 0.01},
+                    "ratio_vs_trivial_personalised": {
+                        "target": 0.5, "met": bool(base_mx) and mx_personal / base_mx >= 0.5},
                     "events_per_s": {"target": 5000, "met": ev["events_per_s"] >= 5000},
                     "rss_gib": {"target": 4, "met": max(rss_after_load, rss_end) < 4096}},
     }
@@ -469,7 +622,11 @@ def main() -> None:
                                               "max_rps_p99_under_50ms_personalised",
                                               "ratio_vs_trivial_personalised",
                                               "degraded_share_at_200rps", "events_per_s",
-                                              "server_rss_mib", "targets")}, indent=2))
+                                              "server_cpu_ms_per_request_at_200rps",
+                                              "baseline_cpu_ms_per_request_at_200rps",
+                                              "cpu_cost_ratio_trivial_vs_personalised",
+                                              "workers", "server_rss_gib", "redis_rss_gib",
+                                              "targets")}, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=2, default=str))

@@ -47,6 +47,7 @@ SERVE_PARAM_TO_SETTING = {
     "dataset": "dataset_dir", "bundles": "bundles_dir", "version": "bundle_version",
     "host": "host", "port": "port", "redis_url": "online_store_url", "state_dir": "state_dir",
     "event_log": "event_log_url", "clock_start": "clock_start", "log_level": "log_level",
+    "workers": "workers",
 }
 SERVE_PARAMS_NOT_SETTINGS = {"access_log"}  # handed to uvicorn directly
 

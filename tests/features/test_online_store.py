@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -172,3 +173,20 @@ def test_trending_equals_brute_force(make_store: StoreFactory, clicks: list[tupl
     value_of = {a: s.decayed_clicks for a, s in zip(ids, stats, strict=True)}
     assert all(value_of[a] == pytest.approx(v, rel=1e-9) for a, v in got)
     assert len({a for a, _ in got}) == len(got)
+
+
+def test_stats_matrix_equals_article_stats(store: OnlineStore) -> None:
+    # the Redis backend computes the matrix in one Lua call: it must agree with article_stats
+    store.record_impressions(["a", "b", "a", "c"], ts=100.0)
+    store.record_clicks("u1", ["a", "c"], ts=100.0 + H)
+    store.record_impressions(["b"], ts=100.0 + 3 * H)
+    ids = ["a", "b", "c", "never-seen", "a"]
+    now = 100.0 + 4 * H
+    stats = store.article_stats(ids, now)
+    expected = [[s.decayed_clicks, s.decayed_impressions, s.clicks, s.impressions]
+                for s in stats]
+    matrix = store.stats_matrix(ids, now)
+    assert matrix.shape == (5, 4)
+    assert matrix == pytest.approx(np.array(expected), rel=1e-12)
+    assert matrix[0] == pytest.approx(np.array([2 ** -3, 2 * 2 ** -4, 1, 2]), rel=1e-12)
+    assert store.stats_matrix([], now).shape == (0, 4)

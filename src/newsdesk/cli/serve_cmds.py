@@ -29,11 +29,17 @@ def serve(
     log_level: str = typer.Option("info", "--log-level"),
     access_log: bool = typer.Option(False, "--access-log/--no-access-log",
                                     help="uvicorn's own access log (the app logs JSON)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, max=64, help="Serving "
+                                       "processes behind the port (default: NEWSDESK_WORKERS "
+                                       "or the number of cores); 1 = one process."),
 ) -> None:
     """Serve recommendations over HTTP (see /docs for the API)."""
     from newsdesk.serving.settings import load_settings
+    from newsdesk.serving.workers import default_workers, run_workers
 
+    n = workers if workers is not None else default_workers()
     settings = load_settings(
+        workers=n,
         dataset_dir=dataset, bundles_dir=bundles, bundle_version=version, host=host, port=port,
         online_store_url=redis_url, state_dir=state_dir, event_log_url=event_log,
         log_level=log_level, clock_start=clock_start,
@@ -41,7 +47,10 @@ def serve(
     if dataset is not None and not dataset.is_dir():
         raise typer.BadParameter(f"dataset directory {dataset} does not exist",
                                  param_hint="--dataset")
-    run_server(settings, access_log=access_log)
+    if n > 1 and run_workers(settings, n, access_log=access_log):
+        return
+    # one process (asked for, or no redis-server to share state through: the fallback)
+    run_server(settings.model_copy(update={"workers": 1}), access_log=access_log)
 
 
 def run_server(settings: object, *, access_log: bool = False) -> None:

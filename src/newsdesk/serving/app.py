@@ -73,6 +73,7 @@ class Services:
     clock: Callable[[], float]  # Unix seconds "now" of the service
     bootstrap: StoreBootstrapJob = dataclasses.field(
         default_factory=lambda: StoreBootstrapJob(None, None))  # type: ignore[arg-type]
+    cluster: Any = None  # ClusterSync when settings.workers > 1: publish runtime changes
 
 
 def services(request: Request) -> Services:
@@ -240,10 +241,14 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                 log.error("variant_bundle_load_failed", error=f"{type(exc).__name__}: {exc}")
         bootstrap = StoreBootstrapJob(raw_store, settings.dataset_dir, event_log=event_log,
                                       enabled=settings.bootstrap_store)
+        svc = Services(settings, metrics, store, event_log, cat, registry, pipeline, ingestor,
+                       exposure, assigner, io_pool, breaker, clock, bootstrap)
+        if settings.workers > 1:  # catch up with the other workers' changes before ready
+            from newsdesk.serving.cluster import ClusterSync
+
+            svc.cluster = await ClusterSync.start(svc)
         bootstrap.start()
-        app.state.services = Services(
-            settings, metrics, store, event_log, cat, registry, pipeline, ingestor, exposure,
-            assigner, io_pool, breaker, clock, bootstrap)
+        app.state.services = svc
         metrics.catalog_size.set(len(cat))
         monitor.sources(now=clock, catalog=lambda: cat,
                         active=lambda: registry.active if registry.ready else None,
@@ -255,6 +260,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         finally:
             app.state.services = None
             monitor.stop()
+            if svc.cluster is not None:
+                await svc.cluster.stop()
             await exposure.close()
             if isinstance(assigner, ExperimentAssigner) and variant_assigner is None:
                 assigner.close()

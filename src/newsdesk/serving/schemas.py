@@ -180,6 +180,7 @@ class Health(BaseModel):
     status: str
     model_version: str | None = None
     checks: dict[str, bool] = Field(default_factory=dict)
+    pid: int | None = None  # the serving process that answered (several workers)
     bootstrap: dict[str, Any] | None = None  # /readyz: the online store's load from the dataset
 
 

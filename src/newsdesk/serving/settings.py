@@ -76,6 +76,16 @@ class ServeSettings(BaseSettings):
     # rare; the event log holds every event regardless, and close() always snapshots.
     online_store_snapshot_s: float = Field(default=300.0, ge=10)
 
+    # Serving processes of `newsdesk serve` (the CLI defaults to the number of cores); above 1
+    # the workers share their runtime changes (serving/cluster.py) and an online store in Redis.
+    workers: int = Field(default=1, ge=1, le=64)
+    # With several workers: how long a worker reuses article statistics read from the shared
+    # store (s; 0 = read every time). See features/stats_cache.py.
+    stats_cache_ttl_s: float = Field(default=1.0, ge=0, le=60)
+    # With several workers: close a keep-alive connection after about this many responses, so
+    # clients with few connections spread over the workers (serving/rebalance.py; 0 = never).
+    connection_rebalance_requests: int = Field(default=100, ge=0, le=1_000_000)
+
     # Shared Redis Stream event log: a consumer's pending events idle this long (s) are taken
     # over by another replica's consumer (the first one is presumed dead).
     event_claim_idle_s: float = Field(default=5.0, gt=0, le=3600)

@@ -33,6 +33,7 @@ class StoreBootstrapJob:
         self.error: str | None = None
         self._thread: threading.Thread | None = None
         self.finished = threading.Event()
+        self._stop = threading.Event()
         if self.state == "off":
             self.finished.set()
 
@@ -49,6 +50,11 @@ class StoreBootstrapJob:
         try:
             assert self._dataset is not None
             report = bootstrap_store(self._store, self._dataset, event_log=self._event_log)
+            # another process sharing the store (a sibling worker, a replica) holds the load:
+            # stay "loading" until it is done, so that no worker's /readyz says "ready" while
+            # the shared store is half loaded
+            while report.status == "busy" and not self._stop.wait(1.0):
+                report = bootstrap_store(self._store, self._dataset, event_log=self._event_log)
             self.report = report.to_dict()
             self.state = "done" if report.status == "loaded" else report.status
             log.info("store_bootstrap_finished", summary=report.summary())
@@ -73,4 +79,5 @@ class StoreBootstrapJob:
         return out
 
     def join(self, timeout_s: float | None = None) -> None:
+        self._stop.set()  # stops waiting for another process's load (not a load of ours)
         self.finished.wait(timeout_s)

@@ -146,6 +146,10 @@ class ExperimentAssigner:
         if close is not None:
             close()
 
+    def refresh(self) -> None:
+        """Re-read the registry (another process changed it); call on the owner thread."""
+        self._rebuild()
+
     def _rebuild(self) -> None:
         suite = self.registry.suite()
         # (variant name, pipeline, bundle) of the control of each plain A/B test (a staged

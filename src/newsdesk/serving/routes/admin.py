@@ -54,6 +54,8 @@ async def _swap(request: Request, action: str, version: str | None) -> Response:
     svc = services(request)
     loop = asyncio.get_running_loop()
     previous = svc.registry.version
+    if svc.cluster is not None:  # several workers: every one of them loads / swaps
+        return await _cluster_swap(request, action, version)
     if action == "load":
         active = await loop.run_in_executor(svc.io_pool, svc.registry.load, version)
         log.info("model_loaded", version=active)
@@ -63,6 +65,21 @@ async def _swap(request: Request, action: str, version: str | None) -> Response:
     fn = svc.registry.rollback if action == "rollback" else (
         lambda: svc.registry.promote(version))
     result = await loop.run_in_executor(svc.io_pool, fn)
+    log.info("model_swapped", action=action, previous=result.previous, active=result.active)
+    return json_response({"request_id": request_id(request), "action": action,
+                          "previous": result.previous, "active": result.active})
+
+
+async def _cluster_swap(request: Request, action: str, version: str | None) -> Response:
+    svc = services(request)
+    previous = svc.registry.version
+    if action == "load":
+        loaded = await svc.cluster.load(version)
+        return json_response({"request_id": request_id(request), "action": action,
+                              "previous": previous, "active": svc.registry.version,
+                              "loaded": loaded})
+    result = await (svc.cluster.rollback() if action == "rollback"
+                    else svc.cluster.promote(version))
     log.info("model_swapped", action=action, previous=result.previous, active=result.active)
     return json_response({"request_id": request_id(request), "action": action,
                           "previous": result.previous, "active": result.active})

@@ -38,6 +38,8 @@ async def upsert_articles(body: ArticleBatch, request: Request) -> Response:
     await loop.run_in_executor(svc.io_pool, svc.registry.upsert_articles, body.articles)
     svc.catalog.upsert(body.articles)
     svc.metrics.catalog_size.set(len(svc.catalog))
+    if svc.cluster is not None:  # the other worker processes apply it within ~1 s
+        await svc.cluster.published_upsert(body.articles)
     ids = [a.article_id for a in body.articles]
     return json_response({"request_id": request_id(request), "upserted": len(ids),
                           "article_ids": ids})
@@ -53,6 +55,8 @@ async def delete_article(article_id: ArticleId, request: Request) -> Response:
     in_model = await loop.run_in_executor(svc.io_pool, svc.registry.remove_article, article_id)
     if not (known or in_model):
         raise HTTPException(404, f"article '{article_id}' is not in the catalog")
+    if svc.cluster is not None:
+        await svc.cluster.published_delete(article_id)
     svc.metrics.catalog_size.set(len(svc.catalog))
     return json_response({"request_id": request_id(request), "article_id": article_id,
                           "deleted": True})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -16,7 +17,7 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz", response_model=Health, summary="The process is alive")
 async def healthz() -> Response:
-    return json_response({"status": "ok"})
+    return json_response({"status": "ok", "pid": os.getpid()})  # which worker answered
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}},
@@ -36,7 +37,8 @@ async def readyz(request: Request) -> Response:
     # answered cold): ready to take traffic, and says so
     status = ("loading" if svc.bootstrap.loading else "ready") if ready else "not_ready"
     return json_response({"status": status, "model_version": svc.registry.version,
-                          "checks": checks, "bootstrap": svc.bootstrap.status()},
+                          "checks": checks, "bootstrap": svc.bootstrap.status(),
+                          "pid": os.getpid()},
                          200 if ready else 503)
 
 
