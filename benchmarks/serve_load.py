@@ -505,8 +505,8 @@ def main() -> None:
                     help="extra environment of the server, e.g. NEWSDESK_INLINE_MODEL=true")
     ap.add_argument("--embedder", default="hashing",
                     help="embedder of the trained bundle (hashing: no model; minilm-int8, ...)")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                    help="serving processes (default: the number of cores, as newsdesk serve)")
+    ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1) // 2),
+                    help="serving processes (default: half the cores, as newsdesk serve)")
     ap.add_argument("--redis", action="store_true",
                     help="start a redis-server and serve with --redis-url (RSS reported apart)")
     args = ap.parse_args()

@@ -31,7 +31,7 @@ def serve(
                                     help="uvicorn's own access log (the app logs JSON)."),
     workers: int | None = typer.Option(None, "--workers", min=1, max=64, help="Serving "
                                        "processes behind the port (default: NEWSDESK_WORKERS "
-                                       "or the number of cores); 1 = one process."),
+                                       "or half the cores); 1 = one process."),
 ) -> None:
     """Serve recommendations over HTTP (see /docs for the API)."""
     from newsdesk.serving.settings import load_settings

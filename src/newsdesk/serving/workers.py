@@ -53,7 +53,16 @@ FACTORY = "newsdesk.serving.workers:create_worker_app"
 
 
 def default_workers() -> int:
-    """NEWSDESK_WORKERS when set, else the number of cores."""
+    """NEWSDESK_WORKERS when set, else half the cores (at least one).
+
+    Measured on 2 cores (benchmarks/serve_load.py --quick, results/serve_load_quick_w*.json):
+    two workers over the private redis-server cost ~40% more CPU per request than one process
+    (9.7 vs 7.0 ms at 100 req/s: Redis round trips and redis-server itself) and, with the
+    load generator on the same cores, collapsed at 200 req/s where one process shed to
+    trending; at 100 req/s one process had p99 14.7 ms against 36 ms. A worker's GIL caps it
+    near one core, so half the cores leaves the rest to redis-server, the event-log writer and
+    the OS; `--workers N` overrides it on machines where more pays.
+    """
     raw = os.environ.get("NEWSDESK_WORKERS")
     if raw:
         try:
@@ -61,7 +70,7 @@ def default_workers() -> int:
         except ValueError as exc:
             raise ConfigError(f"setting 'workers': NEWSDESK_WORKERS must be an integer, got "
                               f"{raw!r}") from exc
-    return os.cpu_count() or 1
+    return max(1, (os.cpu_count() or 1) // 2)
 
 
 def settings_env(settings: ServeSettings) -> dict[str, str]:
