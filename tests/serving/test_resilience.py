@@ -203,3 +203,18 @@ async def test_excess_model_calls_are_shed_to_the_fallbacks(tmp_path: Path,
         metrics = (await client.get("/metrics")).text
         assert 'newsdesk_pipeline_stage_failures_total{reason="shed",stage="personalised"} 1.0' \
             in metrics
+
+
+def test_guarded_store_passes_the_row_handles_through() -> None:
+    """The model's fast path (resolve ids to store rows once) must survive the breaker."""
+    from newsdesk.features.memory_store import MemoryOnlineStore
+    from newsdesk.serving.resilience import CircuitBreaker, GuardedOnlineStore
+
+    inner = MemoryOnlineStore()
+    inner.record_impressions(["a", "b"], 10.0)
+    inner.record_clicks("u", ["b"], 20.0)
+    guarded = GuardedOnlineStore(inner, CircuitBreaker("t"))
+    rows = guarded.article_rows(["b", "zz", "a"])
+    assert rows is not None and rows.tolist()[1] == -1
+    np.testing.assert_array_equal(guarded.stats_rows(rows, 30.0),
+                                  guarded.stats_matrix(["b", "zz", "a"], 30.0))

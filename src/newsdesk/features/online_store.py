@@ -198,3 +198,28 @@ class OnlineStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and flush persistence."""
+
+
+class DelegatedBulkLoads:
+    """For wrappers of an OnlineStore held in `self.inner` (circuit breaker, caches): the bulk
+    loads and markers run off the request path, so they go straight through."""
+
+    inner: OnlineStore
+
+    def merge_article_counts(self, counts: ArticleCounts) -> None:
+        self.inner.merge_article_counts(counts)
+
+    def merge_user_clicks(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
+        return self.inner.merge_user_clicks(users)
+
+    def read_marker(self, name: str) -> str | None:
+        return self.inner.read_marker(name)
+
+    def write_marker(self, name: str, value: str) -> None:
+        self.inner.write_marker(name, value)
+
+    def claim_marker(self, name: str, value: str) -> bool:
+        return self.inner.claim_marker(name, value)
+
+    def delete_marker(self, name: str) -> None:
+        self.inner.delete_marker(name)

@@ -30,10 +30,15 @@ import numpy as np
 
 from newsdesk.data.schema import Impression, Interaction
 from newsdesk.errors import ConfigError
-from newsdesk.features.online_store import ArticleCounts, ArticleStats, Click, OnlineStore
+from newsdesk.features.online_store import (
+    ArticleStats,
+    Click,
+    DelegatedBulkLoads,
+    OnlineStore,
+)
 
 
-class StatsCachingStore(OnlineStore):
+class StatsCachingStore(DelegatedBulkLoads, OnlineStore):
     """Delegates to `inner`; `stats_matrix` rows and the global `trending` list are cached for
     `ttl_s` seconds (see the module docstring).
 
@@ -149,25 +154,6 @@ class StatsCachingStore(OnlineStore):
 
     def ping(self) -> bool:
         return self.inner.ping()
-
-    # bulk loads (the start-up bootstrap) and markers: straight through as well
-    def merge_article_counts(self, counts: ArticleCounts) -> None:
-        self.inner.merge_article_counts(counts)
-
-    def merge_user_clicks(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
-        return self.inner.merge_user_clicks(users)
-
-    def read_marker(self, name: str) -> str | None:
-        return self.inner.read_marker(name)
-
-    def write_marker(self, name: str, value: str) -> None:
-        self.inner.write_marker(name, value)
-
-    def claim_marker(self, name: str, value: str) -> bool:
-        return self.inner.claim_marker(name, value)
-
-    def delete_marker(self, name: str) -> None:
-        self.inner.delete_marker(name)
 
     def close(self) -> None:
         self.inner.close()

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+
+from newsdesk.data.recent_keys import RecentKeys
 
 MAX_POSITION = 10
 CTR_AT = (1, 3, 5, 10)
@@ -43,28 +44,6 @@ Key = tuple[str, str, str]  # surface, variant, model_version
 def position_label(position: int) -> str:
     """1-based position label of bounded cardinality."""
     return str(position) if position <= MAX_POSITION else f"{MAX_POSITION + 1}+"
-
-
-class _Recent:
-    """A bounded LRU map (serving's feedback has the same; monitoring sits below serving)."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._data: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def add(self, key: str, value: Any = True) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            if len(self._data) > self.capacity:
-                self._data.popitem(last=False)
-
-    def get(self, key: str) -> Any:
-        return self._data.get(key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
 
 
 @dataclass
@@ -86,8 +65,8 @@ class QualityMonitor:
                  memory: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
         self.coverage_window_s = coverage_window_s
         self.clock = clock
-        self._slates = _Recent(memory)  # request_id -> (key, ids in slate order)
-        self._clicks_seen = _Recent(memory)
+        self._slates = RecentKeys(memory)  # request_id -> (key, ids in slate order)
+        self._clicks_seen = RecentKeys(memory)
         self._rows: dict[Key, _Row] = {}
         self._lock = threading.Lock()
         registry.register(self)  # collect() below, at scrape time

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from newsdesk.data.eventlog import AppendResult, Event, EventLog, coerce_batch
 from newsdesk.data.eventlog.base import event_key
+from newsdesk.data.recent_keys import RecentKeys
 from newsdesk.errors import StoreUnavailable
 from newsdesk.features.online_store import OnlineStore
 from newsdesk.monitoring.logging import get_logger
@@ -38,26 +38,6 @@ if TYPE_CHECKING:
     from newsdesk.serving.event_consumer import StreamApplier
 
 log = get_logger("newsdesk.serving.feedback")
-
-
-class RecentKeys:
-    """A bounded LRU set of event keys (applied events; request -> surface attribution)."""
-
-    def __init__(self, capacity: int = 200_000) -> None:
-        self.capacity = capacity
-        self._data: OrderedDict[str, Any] = OrderedDict()
-
-    def add(self, key: str, value: Any = True) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        if len(self._data) > self.capacity:
-            self._data.popitem(last=False)
-
-    def get(self, key: str) -> Any:
-        return self._data.get(key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
 
 
 def _ts(value: datetime | None, now: float) -> float:
