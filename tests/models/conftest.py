@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from newsdesk.content import Embedder, make_embedder
+from newsdesk.features.training_log import LogArrays, load_log
 from newsdesk.pipelines.train import TrainConfig, train
 from newsdesk.simulation import SimulationConfig, simulate_to_dataset
 
@@ -40,3 +41,16 @@ def bundle_dir(sim_dataset: Path, embedder: Embedder,
     bundles = tmp_path_factory.mktemp("bundles")
     version = train(sim_dataset, bundles, small_train_config(), embedder=embedder)
     return bundles / version
+
+
+@pytest.fixture(scope="module")
+def log(sim_dataset: Path) -> LogArrays:
+    """The fixture world's log as replay arrays (shared by the pipeline tests)."""
+    return load_log(sim_dataset)
+
+
+@pytest.fixture(scope="module")
+def at_time(log: LogArrays) -> float:
+    """A serving time 80% into the log: most events before it, some after."""
+    t0, t1 = log.time_range
+    return t0 + 0.8 * (t1 - t0)

@@ -19,24 +19,13 @@ from newsdesk.content import Embedder
 from newsdesk.data.schema import Article
 from newsdesk.features.memory_store import MemoryOnlineStore
 from newsdesk.features.ranking_features import RankingInputs
-from newsdesk.features.training_log import LogArrays, load_log, warm_store
+from newsdesk.features.training_log import LogArrays, warm_store
 from newsdesk.models.base import RequestContext
 from newsdesk.models.bundle import load_recommender
 from newsdesk.models.candidates import CategoryGenerator, RecencyGenerator, UserView
 from newsdesk.models.candidates.base import top_n
 from newsdesk.models.pipeline import NewsRecommender
 from newsdesk.models.timing import STAGES, StageTotals
-
-
-@pytest.fixture(scope="module")
-def log(sim_dataset: Path) -> LogArrays:
-    return load_log(sim_dataset)
-
-
-@pytest.fixture(scope="module")
-def at_time(log: LogArrays) -> float:
-    t0, t1 = log.time_range
-    return t0 + 0.8 * (t1 - t0)
 
 
 @pytest.fixture(scope="module")

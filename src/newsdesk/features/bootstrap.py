@@ -146,7 +146,6 @@ def _load(store: OnlineStore, ds: Dataset, report: BootstrapReport,
                 if x is not None)
     strict = marker.get("loaded_until") is not None and lower == marker["loaded_until"]
     want_histories = not marker.get("histories", False)
-    logged_events, logged_requests = _event_log_keys(event_log)
     hl = store.half_life_hours
 
     def after(col: str) -> pl.Expr:
@@ -161,6 +160,9 @@ def _load(store: OnlineStore, ds: Dataset, report: BootstrapReport,
     impressions = (ds.scan("impressions").filter(after("timestamp"))
                    .select("request_id", "article_ids",
                            (pl.col("timestamp").dt.epoch("us") / 1e6).alias("ts")).collect())
+    # the log's keys only matter when there is something to load (a restart usually has not)
+    logged_events, logged_requests = (_event_log_keys(event_log)
+                                      if clicks.height or impressions.height else (set(), set()))
     if logged_events:
         n = clicks.height
         clicks = clicks.filter(~pl.col("event_id").is_in(list(logged_events)))
