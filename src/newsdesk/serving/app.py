@@ -248,6 +248,9 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
 
             svc.cluster = await ClusterSync.start(svc)
         bootstrap.start()
+        from newsdesk.serving.rollout_autopilot import start_autopilot
+
+        autopilot = start_autopilot(svc)  # None when off or with a custom assigner
         app.state.services = svc
         metrics.catalog_size.set(len(cat))
         monitor.sources(now=clock, catalog=lambda: cat,
@@ -260,6 +263,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         finally:
             app.state.services = None
             monitor.stop()
+            if autopilot is not None:
+                autopilot.stop()
             if svc.cluster is not None:
                 await svc.cluster.stop()
             await exposure.close()
