@@ -117,6 +117,9 @@ class ServeSettings(BaseSettings):
     autopilot_interval_s: float = Field(default=5.0, ge=0, le=3600)
     leader_lease_ttl_s: float = Field(default=10.0, ge=0.5, le=3600)
     lease_url: str | None = None
+    # Bandit experiments: how often each process re-reads the event log to update the
+    # Thompson-sampling allocation (s).
+    bandit_update_s: float = Field(default=1.0, ge=0.05, le=3600)
 
     # OpenTelemetry tracing of requests (extra [otel]): off | console | otlp.
     tracing: Literal["off", "console", "otlp"] = "off"
