@@ -116,3 +116,45 @@ def test_only_the_leader_decides_and_a_new_stage_starts_a_new_window(tmp_path: P
     assert lead.tally.counts["exp"]["treatment"].clicks == 50
     assert follow.step() == {}
     log.close()
+
+
+@pytest.mark.redis
+def test_replicas_sharing_redis_elect_one_autopilot(tmp_path: Path, redis_server: str) -> None:
+    """start_autopilot leases in the online store's Redis: of two services, one leads; when
+    it stops, the other takes over."""
+    import time
+    from types import SimpleNamespace
+
+    from newsdesk.coordination import RedisLease
+    from newsdesk.experiments.registry import InMemoryExperimentRegistry
+    from newsdesk.monitoring.metrics import ServingMetrics
+    from newsdesk.serving.rollout_autopilot import start_autopilot
+    from newsdesk.serving.variants import ExperimentAssigner
+
+    log = open_event_log(f"sqlite:///{tmp_path}/events.db")
+    pilots = []
+    for i in range(2):
+        settings = make_settings(tmp_path / f"r{i}", None, online_store_url=redis_server,
+                                 autopilot_interval_s=0.05, leader_lease_ttl_s=0.6)
+        assigner = ExperimentAssigner(InMemoryExperimentRegistry(),
+                                      RolloutController(InMemoryRolloutStore()))
+        svc = SimpleNamespace(settings=settings, assigner=assigner, event_log=log,
+                              metrics=ServingMetrics())
+        pilots.append(start_autopilot(svc))  # type: ignore[arg-type]
+    try:
+        assert all(isinstance(p.keeper.lease, RedisLease) for p in pilots)
+        deadline = time.monotonic() + 5
+        while not any(p.keeper.is_leader() for p in pilots) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        leaders = [p for p in pilots if p.keeper.is_leader()]
+        assert len(leaders) == 1
+        other = next(p for p in pilots if p is not leaders[0])
+        leaders[0].stop()  # releases the lease
+        deadline = time.monotonic() + 3
+        while not other.keeper.is_leader() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert other.keeper.is_leader()
+    finally:
+        for p in pilots:
+            p.stop()
+        log.close()
