@@ -17,11 +17,12 @@ runs on its own surface, so its experiment is the only one its requests meet.
   the impressions interleaving needs at the same power (the report's
   `impressions_for_80pct_power`).
 * rollout: a staged rollout (stages 2 %, 10 %, 50 %, 100 %) whose treatment is broken — the
-  "trending" pipeline, about half the CTR of the model — with NO call from outside: the
-  service's own autopilot must roll it back. Reported: `broken_rolled_back`,
-  `max_treatment_fraction` (the largest fraction the rollout ever reached, from its audit
-  history) and the observed share of the experiment's slates that went to treatment.
-* bandit: experiment type `bandit` over strong, weak and trending; the allocation is learnt
+  strong bundle with its ranker's sign flipped (`broken_bundle`: it ranks the worst candidates
+  first) — with NO call from outside: the service's own autopilot must roll it back.
+  Reported: `broken_rolled_back`, `max_treatment_fraction` (the largest fraction the rollout
+  ever reached, from its audit history) and the observed share of the experiment's slates
+  that went to treatment.
+* bandit: experiment type `bandit` over strong, trending and broken; the allocation is learnt
   from the event stream by the service. Reported: `best_arm_share_last_quarter` (from the
   report route: the share of the last quarter of slates that went to the arm with the highest
   IPS click rate), and which arm is truly best by the world's expected clicks.
@@ -69,6 +70,35 @@ def weak_bundle(sim: Path, bundles: Path, strong: str) -> str:
     return weak
 
 
+def broken_bundle(bundles: Path, strong: str) -> str:
+    """A copy of the strong bundle with its ranker's sign flipped (every leaf value negated):
+    a realistic broken release (a sign bug in an export) that ranks the WORST candidates first.
+    The manifest's file hashes are recomputed, so the service loads it as a valid bundle."""
+    from newsdesk.models.bundle import MANIFEST, file_hashes
+
+    version = f"{strong}-broken"
+    dst = bundles / version
+    if (dst / MANIFEST).exists():
+        return version
+    tmp = bundles / f".{version}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(bundles / strong, tmp)
+    lines = (tmp / "ranker.txt").read_text().splitlines(keepends=True)
+    flipped = []
+    for line in lines:
+        if line.startswith("leaf_value="):
+            values = line[len("leaf_value="):].split()
+            line = "leaf_value=" + " ".join(repr(-float(v)) for v in values) + "\n"
+        flipped.append(line)
+    (tmp / "ranker.txt").write_text("".join(flipped))
+    manifest = json.loads((tmp / MANIFEST).read_text())
+    manifest["version"] = version
+    manifest["files"] = file_hashes(tmp)
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    tmp.rename(dst)
+    return version
+
+
 class Driver:
     """Sends requests of simulated readers, shows slates to the world, posts the clicks."""
 
@@ -87,7 +117,7 @@ class Driver:
         ids = [int(it["article_id"][1:]) for it in slate["items"]]
         t = self.t0 + (time.monotonic() - self.start)
         if not ids:
-            return {"body": slate, "clicks": 0, "expected_any": 0.0}
+            return {"body": slate, "clicks": 0, "expected_clicks": 0.0, "expected_any": 0.0}
         mask, p = draw_clicks(self.world, user, ids, t, self.seed, i)
         events = []
         for a in np.asarray(ids)[mask]:
@@ -97,7 +127,7 @@ class Driver:
                            "request_id": slate["request_id"]})
         if events:
             self.client.post("/v1/events", json={"events": events}).raise_for_status()
-        return {"body": slate, "clicks": int(mask.sum()),
+        return {"body": slate, "clicks": int(mask.sum()), "expected_clicks": float(p.sum()),
                 "expected_any": float(1.0 - np.prod(1.0 - p))}
 
 
@@ -129,21 +159,31 @@ def phase_interleaving(client: Any, admin: dict[str, str], drv: Driver, users: n
     il = _report(client, admin, "ladder-il")
     t = time.perf_counter()
     clicks: dict[str, list[int]] = {"strong": [], "weak": []}
+    expected: dict[str, list[float]] = {"strong": [], "weak": []}
     for i, u in enumerate(users):  # the same readers, the same click draws per request index
         r = drv.request(i, int(u), "ladder-ab")
         clicks[r["body"]["variant"]].append(r["clicks"])
+        expected[r["body"]["variant"]].append(r["expected_clicks"])
     ab_s = time.perf_counter() - t
     xs, xw = (np.asarray(clicks[k], dtype=float) for k in ("strong", "weak"))
     delta = float(xs.mean() - xw.mean())
+    # the same served slates under the TRUE click model, without the click coin: the best
+    # estimate of the real difference (the A/B test's own estimate is noisy at this size)
+    true_delta = float(np.mean(expected["strong"]) - np.mean(expected["weak"]))
     z = norm.isf(0.025) + norm.isf(0.2)
     # two arms of n requests each: n = z^2 (var_s + var_w) / delta^2; the A/B total is 2n
-    n_ab = 2 * z * z * (xs.var(ddof=1) + xw.var(ddof=1)) / (delta * delta)
+    var = xs.var(ddof=1) + xw.var(ddof=1)
+    n_ab = 2 * z * z * var / (true_delta * true_delta)
+    n_ab_measured = 2 * z * z * var / (delta * delta)
     n_il = float(il["impressions_for_80pct_power"])
     se = math.sqrt(xs.var(ddof=1) / len(xs) + xw.var(ddof=1) / len(xw))
     return {
         "requests_each": len(users),
         "sign_agrees": bool(np.sign(il["mean_preference"]) == np.sign(delta)),
+        "sign_agrees_with_true_difference": bool(
+            np.sign(il["mean_preference"]) == np.sign(true_delta)),
         "traffic_ratio_vs_ab": n_ab / n_il,
+        "traffic_ratio_vs_ab_measured_difference": n_ab_measured / n_il,
         "interleaving": {k: il[k] for k in (
             "verdict", "p_value", "preference_share_a", "preference_share_a_ci95",
             "mean_preference", "sd_preference", "impressions_for_80pct_power", "wins_a",
@@ -151,17 +191,20 @@ def phase_interleaving(client: Any, admin: dict[str, str], drv: Driver, users: n
         "ab": {"clicks_per_request": {"strong": float(xs.mean()), "weak": float(xw.mean())},
                "requests": {"strong": len(xs), "weak": len(xw)},
                "difference": delta, "difference_ci95": [delta - 1.96 * se, delta + 1.96 * se],
-               "requests_for_80pct_power": n_ab},
+               "true_difference": true_delta,
+               "requests_for_80pct_power": n_ab,
+               "requests_for_80pct_power_measured_difference": n_ab_measured},
         "wall_s": {"interleaving": il_s, "ab": ab_s},
     }
 
 
 def phase_rollout(client: Any, admin: dict[str, str], drv: Driver, users: np.ndarray,
-                  strong: str, max_requests: int, state: Path) -> dict[str, Any]:
+                  strong: str, broken: str, max_requests: int, state: Path
+                  ) -> dict[str, Any]:
     _create(client, admin, {"id": "ladder-rollout", "layer": "ladder",
                             "surfaces": ["ladder-rollout"], "variants": [
                                 {"name": "control", "bundle": strong},
-                                {"name": "treatment", "pipeline": "trending"}],
+                                {"name": "treatment", "bundle": broken}],
                             "rollout": {"stages": [0.02, 0.1, 0.5, 1.0],
                                         "min_requests_per_stage": 2000}})
     served = {"control": 0, "treatment": 0}
@@ -190,12 +233,12 @@ def phase_rollout(client: Any, admin: dict[str, str], drv: Driver, users: np.nda
 
 
 def phase_bandit(client: Any, admin: dict[str, str], drv: Driver, users: np.ndarray,
-                 strong: str, weak: str) -> dict[str, Any]:
+                 strong: str, broken: str) -> dict[str, Any]:
     _create(client, admin, {"id": "ladder-bandit", "type": "bandit", "layer": "ladder",
                             "surfaces": ["ladder-bandit"], "variants": [
                                 {"name": "strong", "bundle": strong},
-                                {"name": "weak", "bundle": weak},
-                                {"name": "trending", "pipeline": "trending"}]})
+                                {"name": "trending", "pipeline": "trending"},
+                                {"name": "broken", "bundle": broken}]})
     expected: dict[str, list[float]] = {}
     t = time.perf_counter()
     for i, u in enumerate(users):
@@ -224,6 +267,7 @@ def bench_live(quick: bool, seed: int, work: Path | None = None) -> dict[str, An
     sim, bundles = build(work, True, seed)  # the quick world: a few minutes to build once
     strong = sorted(p.name for p in bundles.iterdir() if (p / "manifest.json").exists())[0]
     weak = weak_bundle(sim, bundles, strong)
+    broken = broken_bundle(bundles, strong)
     build_s = time.perf_counter() - t_build
     world = World.load(sim)
     t0 = dataset_stats(sim)["last_event"].timestamp()
@@ -236,7 +280,8 @@ def bench_live(quick: bool, seed: int, work: Path | None = None) -> dict[str, An
     shutil.rmtree(state, ignore_errors=True)
     env = {"NEWSDESK_ADMIN_API_KEY": key, "NEWSDESK_BUNDLE_VERSION": strong,
            "NEWSDESK_AUTOPILOT_INTERVAL_S": "1", "NEWSDESK_BANDIT_UPDATE_S": "1"}
-    out: dict[str, Any] = {"bundles": {"strong": strong, "weak": weak}, "build_s": build_s}
+    out: dict[str, Any] = {"bundles": {"strong": strong, "weak": weak, "broken": broken},
+                           "build_s": build_s}
     with running_server(sim, bundles, state, work / "serve.log", env=env) as client:
         deadline = time.monotonic() + 600
         while client.get("/readyz").json()["status"] != "ready":
@@ -248,13 +293,13 @@ def bench_live(quick: bool, seed: int, work: Path | None = None) -> dict[str, An
         print(f"live interleaving: {out['interleaving']['interleaving']['verdict']}, sign agrees"
               f" {out['interleaving']['sign_agrees']}, traffic ratio vs A/B "
               f"{out['interleaving']['traffic_ratio_vs_ab']:.1f}")
-        out["rollout"] = phase_rollout(client, admin, drv, users, strong,
+        out["rollout"] = phase_rollout(client, admin, drv, users, strong, broken,
                                        4000 if quick else 10_000, state)
         print(f"live rollout: rolled back {out['rollout']['broken_rolled_back']} after "
               f"{out['rollout']['requests_until_decision']} requests, max fraction "
               f"{out['rollout']['max_treatment_fraction']}, observed treatment share "
               f"{out['rollout']['observed_treatment_share']:.3f}")
-        out["bandit"] = phase_bandit(client, admin, drv, users[:n_bandit], strong, weak)
+        out["bandit"] = phase_bandit(client, admin, drv, users[:n_bandit], strong, broken)
         print(f"live bandit: best arm {out['bandit']['best_arm']} (truly best "
               f"{out['bandit']['true_best_arm']}), its share of the last quarter "
               f"{out['bandit']['best_arm_share_last_quarter']:.3f}")

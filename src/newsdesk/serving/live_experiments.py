@@ -104,7 +104,13 @@ class BanditAllocator:
     def update(self, read: bool = True) -> None:
         """Read new events and recompute every allocation."""
         with self._lock:
-            if read:
+            if read and not self._arms:
+                # no bandit running: skip the log without parsing it (a bandit created later
+                # has no past slates to learn from)
+                last = getattr(self.event_log, "last_seq", None)
+                if last is not None:
+                    self.tally.seq = int(last())
+            elif read:
                 self.tally.consume(self.event_log.read(self.tally.seq, 500_000))
             out = {}
             for exp_id, arms in self._arms.items():
