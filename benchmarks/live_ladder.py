@@ -13,9 +13,13 @@ runs on its own surface, so its experiment is the only one its requests meet.
   two bundles on the same readers at the same times. Reported: whether the interleaving verdict
   (the service's report route: mean per-request preference) agrees in sign with the A/B CTR
   difference, and `traffic_ratio_vs_ab` = requests an A/B test needs for 80 % power at
-  alpha 0.05 (two arms, per-request clicks, the measured difference and variances) divided by
-  the impressions interleaving needs at the same power (the report's
-  `impressions_for_80pct_power`).
+  alpha 0.05 divided by the impressions interleaving needs at the same power. Both use the
+  measured variance of their per-request statistic (clicks per slate; preference +1/0/-1) and
+  the effect of the SAME served slates under the true click model (expected clicks; expected
+  preference, Monte Carlo over the click coins with the teams read from the service's exposure
+  log): at a few thousand requests the measured effects are noisy enough to swing the ratio
+  several-fold. The ratio from the measured effects alone is reported too
+  (`traffic_ratio_vs_ab_measured`).
 * rollout: a staged rollout (stages 2 %, 10 %, 50 %, 100 %) whose treatment is broken — the
   strong bundle with its ranker's sign flipped (`broken_bundle`: it ranks the worst candidates
   first) — with NO call from outside: the service's own autopilot must roll it back.
@@ -83,14 +87,14 @@ def broken_bundle(bundles: Path, strong: str) -> str:
     tmp = bundles / f".{version}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(bundles / strong, tmp)
-    lines = (tmp / "ranker.txt").read_text().splitlines(keepends=True)
-    flipped = []
-    for line in lines:
-        if line.startswith("leaf_value="):
-            values = line[len("leaf_value="):].split()
-            line = "leaf_value=" + " ".join(repr(-float(v)) for v in values) + "\n"
-        flipped.append(line)
-    (tmp / "ranker.txt").write_text("".join(flipped))
+    import lightgbm as lgb
+
+    booster = lgb.Booster(model_file=str(tmp / "ranker.txt"))
+    for tree in booster.dump_model()["tree_info"]:
+        i = int(tree["tree_index"])
+        for leaf in range(int(tree["num_leaves"])):
+            booster.set_leaf_output(i, leaf, -booster.get_leaf_output(i, leaf))
+    booster.save_model(str(tmp / "ranker.txt"))
     manifest = json.loads((tmp / MANIFEST).read_text())
     manifest["version"] = version
     manifest["files"] = file_hashes(tmp)
@@ -117,7 +121,8 @@ class Driver:
         ids = [int(it["article_id"][1:]) for it in slate["items"]]
         t = self.t0 + (time.monotonic() - self.start)
         if not ids:
-            return {"body": slate, "clicks": 0, "expected_clicks": 0.0, "expected_any": 0.0}
+            return {"body": slate, "clicks": 0, "expected_clicks": 0.0, "expected_any": 0.0,
+                    "p": None}
         mask, p = draw_clicks(self.world, user, ids, t, self.seed, i)
         events = []
         for a in np.asarray(ids)[mask]:
@@ -128,6 +133,7 @@ class Driver:
         if events:
             self.client.post("/v1/events", json={"events": events}).raise_for_status()
         return {"body": slate, "clicks": int(mask.sum()), "expected_clicks": float(p.sum()),
+                "p": p,
                 "expected_any": float(1.0 - np.prod(1.0 - p))}
 
 
@@ -143,8 +149,35 @@ def _report(client: Any, admin: dict[str, str], exp_id: str) -> dict[str, Any]:
     return r.json()
 
 
+def expected_preference(drv: Driver, served: list[dict[str, Any]], state: Path,
+                        draws: int = 400) -> float:
+    """Mean preference for team 0 of the served interleaved slates under the TRUE click model
+    (Monte Carlo over the click coins, teams read from the service's exposure log): the
+    noise-free counterpart of the report's measured mean preference."""
+    from newsdesk.data.eventlog import open_event_log
+    from newsdesk.data.schema import Impression
+
+    log = open_event_log(f"sqlite:///{state / 'events.db'}")
+    try:
+        teams = {e.request_id: e.teams for _, e in log.read()
+                 if isinstance(e, Impression) and e.teams is not None}
+    finally:
+        log.close()
+    rng = np.random.default_rng(drv.seed)
+    prefs = []
+    for r in served:
+        t = teams.get(r["body"]["request_id"])
+        if t is None or r["p"] is None:
+            continue
+        clicks = rng.random((draws, len(t))) < r["p"]
+        team0 = np.asarray(t) == 0
+        a, b = (clicks & team0).sum(1), (clicks & ~team0).sum(1)
+        prefs.append(float(np.sign(a - b).mean()))
+    return float(np.mean(prefs))
+
+
 def phase_interleaving(client: Any, admin: dict[str, str], drv: Driver, users: np.ndarray,
-                       strong: str, weak: str) -> dict[str, Any]:
+                       strong: str, weak: str, state: Path) -> dict[str, Any]:
     _create(client, admin, {"id": "ladder-il", "type": "interleaving", "layer": "ladder",
                             "surfaces": ["ladder-il"], "variants": [
                                 {"name": "strong", "bundle": strong},
@@ -153,10 +186,10 @@ def phase_interleaving(client: Any, admin: dict[str, str], drv: Driver, users: n
                             "variants": [{"name": "strong", "bundle": strong},
                                          {"name": "weak", "bundle": weak}]})
     t = time.perf_counter()
-    for i, u in enumerate(users):
-        drv.request(i, int(u), "ladder-il")
+    served = [drv.request(i, int(u), "ladder-il") for i, u in enumerate(users)]
     il_s = time.perf_counter() - t
     il = _report(client, admin, "ladder-il")
+    true_pref = expected_preference(drv, served, state)
     t = time.perf_counter()
     clicks: dict[str, list[int]] = {"strong": [], "weak": []}
     expected: dict[str, list[float]] = {"strong": [], "weak": []}
@@ -175,15 +208,20 @@ def phase_interleaving(client: Any, admin: dict[str, str], drv: Driver, users: n
     var = xs.var(ddof=1) + xw.var(ddof=1)
     n_ab = 2 * z * z * var / (true_delta * true_delta)
     n_ab_measured = 2 * z * z * var / (delta * delta)
-    n_il = float(il["impressions_for_80pct_power"])
+    n_il_measured = float(il["impressions_for_80pct_power"])
+    n_il = z * z * float(il["sd_preference"]) ** 2 / (true_pref * true_pref)
     se = math.sqrt(xs.var(ddof=1) / len(xs) + xw.var(ddof=1) / len(xw))
     return {
         "requests_each": len(users),
         "sign_agrees": bool(np.sign(il["mean_preference"]) == np.sign(delta)),
         "sign_agrees_with_true_difference": bool(
             np.sign(il["mean_preference"]) == np.sign(true_delta)),
+        "sign_agrees_true_preference_vs_true_difference": bool(
+            np.sign(true_pref) == np.sign(true_delta)),
         "traffic_ratio_vs_ab": n_ab / n_il,
-        "traffic_ratio_vs_ab_measured_difference": n_ab_measured / n_il,
+        "traffic_ratio_vs_ab_measured": n_ab_measured / n_il_measured,
+        "interleaving_true_mean_preference": true_pref,
+        "interleaving_impressions_for_80pct_power": n_il,
         "interleaving": {k: il[k] for k in (
             "verdict", "p_value", "preference_share_a", "preference_share_a_ci95",
             "mean_preference", "sd_preference", "impressions_for_80pct_power", "wins_a",
@@ -271,7 +309,7 @@ def bench_live(quick: bool, seed: int, work: Path | None = None) -> dict[str, An
     build_s = time.perf_counter() - t_build
     world = World.load(sim)
     t0 = dataset_stats(sim)["last_event"].timestamp()
-    n_il = 1500 if quick else 4000
+    n_il = 2000 if quick else 5000
     n_bandit = 1500 if quick else 4000
     users = world.sample_users(max(n_il, n_bandit), np.random.default_rng(seed))
     key = secrets.token_hex(16)
@@ -289,7 +327,8 @@ def bench_live(quick: bool, seed: int, work: Path | None = None) -> dict[str, An
                 raise TimeoutError("the online store bootstrap did not finish in 10 min")
             time.sleep(0.2)
         drv = Driver(client, world, t0, seed)
-        out["interleaving"] = phase_interleaving(client, admin, drv, users[:n_il], strong, weak)
+        out["interleaving"] = phase_interleaving(client, admin, drv, users[:n_il], strong, weak,
+                                                 state)
         print(f"live interleaving: {out['interleaving']['interleaving']['verdict']}, sign agrees"
               f" {out['interleaving']['sign_agrees']}, traffic ratio vs A/B "
               f"{out['interleaving']['traffic_ratio_vs_ab']:.1f}")
