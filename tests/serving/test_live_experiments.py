@@ -118,6 +118,13 @@ async def test_bandit_learns_from_the_event_stream_and_logs_propensities(
         bodies = await _loop(client, 600, cats, seed=6)
         rep = (await client.get("/v1/experiments/bandit/report", headers=AUTH)).json()
         alloc = app.state.services.live.bandits.allocation("bandit")
+        # the kill switch beats the bandit: everyone gets the control (first) variant
+        killed = await client.post("/v1/admin/experiments/bandit/kill", headers=AUTH)
+        assert killed.status_code == 200 and killed.json()["control"] == "good"
+        for i in range(30):
+            body = (await client.post("/v1/recommendations", json={
+                "user_id": f"k{i}", "k": 6, "surface": "front_page"})).json()
+            assert body["variant"] == "good" and body["model_version"] == "good"
     assert alloc is not None and abs(alloc.probabilities.sum() - 1.0) < 1e-9
     variants = [b["variant"] for b in bodies]
     assert set(variants) == {"good", "broken"}

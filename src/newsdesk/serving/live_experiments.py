@@ -173,6 +173,8 @@ class LiveExperiments:
             config = configs.get(exp_id)
             if config is None or config.type == "ab":
                 continue
+            if self.assigner.rollouts.fraction(exp_id) == 0.0:
+                continue  # killed: the assigner already gave the control variant
             if config.type == "interleaving":
                 result, teams = await self._interleave(svc, ctx, config, request_id)
                 return result, _with_variant(assignment, i, INTERLEAVED), {"teams": teams}
