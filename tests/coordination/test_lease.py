@@ -149,3 +149,31 @@ def test_kill_the_leader_process_and_another_takes_over(redis_server: str) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.redis
+def test_a_leader_cut_off_from_redis_stops_at_its_deadline(redis_process) -> None:  # noqa: ANN001
+    """Redis dies: renewals fail with errors; the leader keeps trusting the lease only until
+    its local deadline (before the key could expire for anyone else), then steps down."""
+    lost: list[float] = []
+    ttl = 0.6
+    keeper = LeaseKeeper(RedisLease(redis_process.url, "cut", ttl, "a"),
+                         on_lost=lambda: lost.append(time.monotonic())).start()
+    try:
+        deadline = time.monotonic() + 5
+        while not keeper.is_leader() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert keeper.is_leader()
+        redis_process.kill()
+        killed = time.monotonic()
+        while keeper.is_leader():
+            assert time.monotonic() - killed < ttl + 0.5
+            time.sleep(0.01)
+        stepped_down = time.monotonic() - killed
+        assert stepped_down <= ttl  # within one ttl of the last successful renewal
+        deadline = time.monotonic() + 2
+        while not lost and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert lost  # the leader's work was told to stop
+    finally:
+        keeper.stop(release=False)
