@@ -30,3 +30,7 @@ def test_three_sigkills_lose_no_acknowledged_event_and_store_none_twice(tmp_path
     # replays of durable-but-unacknowledged batches came back as duplicates, not new events
     assert r["accepted"] + r["duplicates_reported"] == r["acked_events"]
     assert r["duplicates_reported"] == r["durable_but_unacked_events"]
+    # the online state after the crashes: rebuilt from the log (serving/state_keeper.py), so
+    # every acknowledged click is there, once
+    assert r["online_users_checked"] > 100
+    assert r["online_clicks_missing"] == 0 and r["online_clicks_extra"] == 0

@@ -9,7 +9,8 @@ After the last kill the server is started once more, the last unacknowledged bat
 again, and it is stopped cleanly. Then the durable event log (the SQLite file in the state
 dir) is read back and compared with the ledger: every acknowledged event must be there, once.
 
-The online state is checked too, on the restarted server: for a sample of readers, the clicks
+The online state is checked too, on the restarted server (once its rebuild from the log is
+done: `serving/state_keeper.py`): for a sample of readers, the clicks
 `GET /v1/users/{id}/recent` shows against the acknowledged clicks of that reader (capped like
 the store): `online_clicks_missing` counts what the state lacks after the crashes,
 `online_clicks_extra` what it holds twice.
@@ -131,7 +132,9 @@ def run_crash_ingest(work: Path, *, kills: int = 20, senders: int = 4, batch_siz
         server.start()
         server.wait_ready(120, need_model=False)
         final = asyncio.run(_ingest_then_kill(server, ledger, senders, None))
+        rebuild_wait_s = server.wait_online_state(120)
         online = _online_check(server, ledger, online_sample)
+        online["online_state"] = server.readyz().get("online_state")
         exit_code = server.stop()
     finally:
         if server.alive():
@@ -144,6 +147,7 @@ def run_crash_ingest(work: Path, *, kills: int = 20, senders: int = 4, batch_siz
         "durable_but_unacked_events": ledger.resend_duplicates,
         "accepted": ledger.accepted, "duplicates_reported": ledger.duplicates,
         **checks, **online, "final_exit_code": exit_code,
+        "final_rebuild_wait_s": round(rebuild_wait_s, 2),
         "mean_restart_s": round(sum(r["restart_s"] for r in rounds) / max(1, len(rounds)), 2),
         "mean_events_per_s": round(sum(r["events_per_s"] for r in rounds)
                                    / max(1, len(rounds))),

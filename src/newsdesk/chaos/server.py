@@ -108,6 +108,27 @@ class ServeProcess:
         raise RuntimeError(f"server at {self.url} not ready in {timeout_s} s; "
                            f"log: {self.log_tail()}")
 
+    def readyz(self) -> dict[str, Any]:
+        """The /readyz body (status code under "http_status"); {} when it does not answer."""
+        import httpx
+
+        try:
+            r = httpx.get(self.url + "/readyz", timeout=2.0)
+            return {**r.json(), "http_status": r.status_code}
+        except (httpx.HTTPError, ValueError):
+            return {}
+
+    def wait_online_state(self, timeout_s: float = 60.0) -> float:
+        """Wait until the online state is whole (no rebuild running); returns seconds."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            body = self.readyz()
+            if body.get("online_state", {}).get("state") == "ok" and \
+                    body.get("bootstrap", {}).get("state") not in ("pending", "loading"):
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise RuntimeError(f"online state not rebuilt in {timeout_s} s: {self.readyz()}")
+
     def kill(self) -> None:
         """SIGKILL (no shutdown hooks run) and reap."""
         if self.proc is not None and self.proc.poll() is None:

@@ -42,6 +42,7 @@ from newsdesk.serving.model_registry import ModelRegistry
 from newsdesk.serving.recommend_pipeline import PipelineConfig, RecommendPipeline
 from newsdesk.serving.resilience import CircuitBreaker, GuardedOnlineStore
 from newsdesk.serving.settings import ServeSettings
+from newsdesk.serving.state_keeper import OnlineStateKeeper
 from newsdesk.serving.store_bootstrap import StoreBootstrapJob
 from newsdesk.serving.variants import ExperimentAssigner, VariantAssigner
 
@@ -74,6 +75,7 @@ class Services:
     bootstrap: StoreBootstrapJob = dataclasses.field(
         default_factory=lambda: StoreBootstrapJob(None, None))  # type: ignore[arg-type]
     cluster: Any = None  # ClusterSync when settings.workers > 1: publish runtime changes
+    keeper: Any = None  # OnlineStateKeeper: rebuilds a lost online state (state_keeper.py)
 
 
 def services(request: Request) -> Services:
@@ -241,13 +243,18 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                 log.error("variant_bundle_load_failed", error=f"{type(exc).__name__}: {exc}")
         bootstrap = StoreBootstrapJob(raw_store, settings.dataset_dir, event_log=event_log,
                                       enabled=settings.bootstrap_store)
+        keeper = OnlineStateKeeper(raw_store, event_log, settings.dataset_dir
+                                   if settings.bootstrap_store else None,
+                                   registry=metrics.registry)
+        await loop.run_in_executor(io_pool, keeper.prepare)  # before the bootstrap and requests
         svc = Services(settings, metrics, store, event_log, cat, registry, pipeline, ingestor,
-                       exposure, assigner, io_pool, breaker, clock, bootstrap)
+                       exposure, assigner, io_pool, breaker, clock, bootstrap, keeper=keeper)
         if settings.workers > 1:  # catch up with the other workers' changes before ready
             from newsdesk.serving.cluster import ClusterSync
 
             svc.cluster = await ClusterSync.start(svc)
         bootstrap.start()
+        keeper.start(bootstrap)
         app.state.services = svc
         metrics.catalog_size.set(len(cat))
         monitor.sources(now=clock, catalog=lambda: cat,
@@ -267,6 +274,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                 assigner.close()
             model_pool.shutdown(wait=True, cancel_futures=True)
             bootstrap.join(timeout_s=60)  # a half-finished load must not race close()
+            keeper.stop()
             if consumer is not None:
                 consumer.stop()
             event_log.close()
