@@ -40,7 +40,7 @@ async def _ingest_then_kill(server: ServeProcess, ledger: AckLedger, senders: in
     async with httpx.AsyncClient(base_url=server.url, timeout=30.0, limits=limits) as client:
         for batch in sorted(ledger.unacked.values(), key=lambda b: b.number):
             stats["resent"] += 1
-            if not await send_batch(client, ledger, batch):
+            if await send_batch(client, ledger, batch) != 200:
                 raise RuntimeError(f"resend of batch {batch.number} failed on a live server")
         if kill_after_s is None:
             return stats
@@ -52,7 +52,7 @@ async def _ingest_then_kill(server: ServeProcess, ledger: AckLedger, senders: in
             while not killed.is_set():
                 batch = ledger.new_batch()
                 in_flight += 1
-                ok = await send_batch(client, ledger, batch)
+                ok = await send_batch(client, ledger, batch) == 200
                 in_flight -= 1
                 stats["acked_in_round"] += ok
                 if not ok:

@@ -97,8 +97,9 @@ class AckLedger:
         }
 
 
-async def send_batch(client: Any, ledger: AckLedger, batch: Batch) -> bool:
-    """POST one batch (an httpx.AsyncClient); records the outcome; True when acknowledged."""
+async def send_batch(client: Any, ledger: AckLedger, batch: Batch) -> int:
+    """POST one batch (an httpx.AsyncClient) and record the outcome; returns the status
+    code (200: acknowledged; 0: no answer, e.g. the connection died with the server)."""
     import httpx
 
     batch.sends += 1
@@ -106,10 +107,10 @@ async def send_batch(client: Any, ledger: AckLedger, batch: Batch) -> bool:
         r = await client.post("/v1/events", json={"events": batch.events})
     except httpx.HTTPError:
         ledger.fail(batch)
-        return False
+        return 0
     if r.status_code != 200:
         ledger.fail(batch)
-        return False
+        return r.status_code
     body = r.json()
     ledger.ack(batch, int(body["accepted"]), int(body["duplicates"]))
-    return True
+    return 200

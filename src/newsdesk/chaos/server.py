@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _copy(src: Any, dest: Any) -> None:
+    with src, dest:  # both closed at the child's exit (EOF)
+        for line in iter(src.readline, b""):
+            dest.write(line)
+            dest.flush()
 
 
 def proc_sample(pid: int) -> dict[str, float]:
@@ -75,12 +83,17 @@ class ServeProcess:
         if self.alive():
             raise RuntimeError(f"server already running (pid {self.pid})")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            log.write(f"\n--- start {self.starts + 1} ---\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                [*NEWSDESK, "serve", "--port", str(self.port), *self.args],
-                stdout=subprocess.DEVNULL, stderr=log, env=self.env)
+        log = self.log_path.open("ab")
+        log.write(f"\n--- start {self.starts + 1} ---\n".encode())
+        log.flush()
+        # stderr through a pipe that this process copies to the log file, as a supervisor
+        # or journald would: a fault on the server's own files (DiskFull) must not break
+        # its logging
+        self.proc = subprocess.Popen(
+            [*NEWSDESK, "serve", "--port", str(self.port), *self.args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env)
+        threading.Thread(target=_copy, args=(self.proc.stderr, log), daemon=True,
+                         name="serve-stderr").start()
         self.starts += 1
 
     def wait_ready(self, timeout_s: float = 60.0, *, need_model: bool = True) -> float:

@@ -214,7 +214,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             metrics.set_model(version)
 
         registry = ModelRegistry(lambda version: make_model(version, store), lister,
-                                 on_swap=on_swap)
+                                 on_swap=on_swap, on_refused=lambda version, error:
+                                 metrics.model_swaps.labels("refused").inc())
         pipeline = RecommendPipeline(registry, store, cat, metrics, model_pool, PipelineConfig(
             budget_s=settings.budget_ms / 1000,
             personalised_timeout_s=settings.personalised_timeout_ms / 1000,
@@ -234,6 +235,15 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             await loop.run_in_executor(io_pool, registry.promote, settings.bundle_version)
         except Exception as exc:  # start anyway: /readyz says 503 until an admin loads one
             log.error("model_load_failed", error=f"{type(exc).__name__}: {exc}")
+            if settings.bundle_version is None and lister is not None:
+                # the newest bundle is corrupt: serve the newest one that loads
+                older = [str(b["version"]) for b in reversed(lister())]
+                try:
+                    swap = await loop.run_in_executor(
+                        io_pool, registry.promote_first_valid, older)
+                    log.warning("model_fallback_to_older_bundle", version=swap.active)
+                except Exception as exc2:
+                    log.error("model_load_failed", error=f"{type(exc2).__name__}: {exc2}")
         assigner = variant_assigner
         if assigner is None:  # experiments from the state dir (none: everyone in production)
             assigner = ExperimentAssigner.open(settings.resolved_state_dir, registry)
@@ -247,6 +257,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                                    if settings.bootstrap_store else None,
                                    registry=metrics.registry)
         await loop.run_in_executor(io_pool, keeper.prepare)  # before the bootstrap and requests
+        ingestor.not_applied = keeper.defer
         svc = Services(settings, metrics, store, event_log, cat, registry, pipeline, ingestor,
                        exposure, assigner, io_pool, breaker, clock, bootstrap, keeper=keeper)
         if settings.workers > 1:  # catch up with the other workers' changes before ready

@@ -184,6 +184,7 @@ class Health(BaseModel):
     bootstrap: dict[str, Any] | None = None  # /readyz: the online store's load from the dataset
     online_state: dict[str, Any] | None = None  # /readyz: rebuilds from the log (state_keeper)
     breaker: str | None = None  # /readyz: the online store's circuit when not closed
+    model_refused: dict[str, Any] | None = None  # /readyz: the last bundle that failed to load
 
 
 class ErrorBody(BaseModel):

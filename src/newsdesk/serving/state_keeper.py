@@ -20,8 +20,12 @@ The same thread samples the dependencies for the metrics (`newsdesk_dependency_u
 online store's ping and the event log's health, so a fault shows in /metrics even when no
 request touches the broken part.
 
-Known limit: events applied live to a store that came back empty, in the moments before the
-watcher sees the missing sentinel (at most `watch_s`), are counted again by the replay.
+Events logged while the store's circuit was open were certainly not applied: the ingestor
+hands them over (`defer`) and the watcher applies them once the store answers again (at most
+MAX_DEFERRED kept; more are counted as dropped). Known limits: events applied live to a store
+that came back empty, in the moments before the watcher sees the missing sentinel (at most
+`watch_s`), are counted again by the replay; events whose apply timed out (the store may or
+may not have applied them) are not retried.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +51,7 @@ SENTINEL = "online-state"
 LOCK = "online-state-rebuild"
 STALE_LOCK_S = 300.0
 REPLAY_CHUNK = 2000
+MAX_DEFERRED = 200_000  # events kept for a later apply while the store is down
 
 
 def last_seq(event_log: Any) -> int:
@@ -72,13 +78,25 @@ def replay_log(store: OnlineStore, event_log: Any, upto_seq: int) -> int:
             break
         chunk.append(event)
         if len(chunk) >= REPLAY_CHUNK:
-            store.record_events(chunk)
+            _apply(store, chunk)
             n += len(chunk)
             chunk = []
     if chunk:
-        store.record_events(chunk)
+        _apply(store, chunk)
         n += len(chunk)
     return n
+
+
+def _apply(store: OnlineStore, events: list[Any]) -> None:
+    # Redis: the bulk client's long timeouts (a chunk may take longer than the request
+    # path's 50 ms, and a timed-out pipeline may have been half applied)
+    bulk = getattr(store, "bulk_pipeline", None)
+    if bulk is None:
+        store.record_events(events)
+        return
+    pipe = bulk()
+    store.queue_events(pipe, events)  # type: ignore[attr-defined]
+    pipe.execute()
 
 
 class OnlineStateKeeper:
@@ -101,6 +119,12 @@ class OnlineStateKeeper:
         self.rebuilds = 0
         self.last: dict[str, Any] | None = None
         self._pending: tuple[str, int] | None = None  # (reason, upto_seq) decided at start
+        # logged events the store certainly did not apply (its circuit was open): applied
+        # once it answers again (`defer`); a rebuild covers them (it replays the log)
+        self._deferred: deque[Any] = deque()
+        self._deferred_lock = threading.Lock()
+        self.deferred_applied = 0
+        self.deferred_dropped = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rebuild_count = Counter(
@@ -118,8 +142,12 @@ class OnlineStateKeeper:
         if getattr(self.store, "unclean", False):
             reason = "unclean_shutdown"
             self.store.clear()  # type: ignore[attr-defined]
-        elif self._sentinel() is None:
-            reason = "no_sentinel"
+        else:
+            try:
+                if self._sentinel() is None:
+                    reason = "no_sentinel"
+            except StoreUnavailable:  # down at start: the watcher looks again once it is up
+                return None
         if reason is not None:
             upto = last_seq(self.event_log)
             if upto == 0:  # nothing logged: the dataset's bootstrap job is the whole rebuild
@@ -142,6 +170,30 @@ class OnlineStateKeeper:
         if self._thread is not None:
             self._thread.join(timeout_s)
 
+    def defer(self, events: list[Any]) -> None:
+        """Events the store did not apply (EventIngestor.not_applied); bounded."""
+        with self._deferred_lock:
+            room = MAX_DEFERRED - len(self._deferred)
+            self._deferred.extend(events[:max(0, room)])
+            self.deferred_dropped += max(0, len(events) - max(0, room))
+
+    def _apply_deferred(self) -> None:
+        while True:
+            with self._deferred_lock:
+                chunk = [self._deferred.popleft()
+                         for _ in range(min(REPLAY_CHUNK, len(self._deferred)))]
+            if not chunk:
+                return
+            try:
+                _apply(self.store, chunk)
+            except Exception as exc:  # not applied (refused or unknown): keep for later
+                with self._deferred_lock:
+                    self._deferred.extendleft(reversed(chunk))
+                log.warning("deferred_events_not_applied", error=f"{type(exc).__name__}: "
+                            f"{exc}", pending=len(self._deferred))
+                return
+            self.deferred_applied += len(chunk)
+
     # -- the thread ------------------------------------------------------------------------
     def _run(self, bootstrap: Any) -> None:
         if self._pending is not None:
@@ -159,7 +211,11 @@ class OnlineStateKeeper:
             except StoreUnavailable:
                 continue  # down, not empty: the breaker and /readyz report it
             if missing:
+                with self._deferred_lock:  # every deferred event is in the log the replay
+                    self._deferred.clear()  # reads (acknowledged = logged first)
                 self._rebuild("store_emptied", last_seq(self.event_log), with_dataset=True)
+            elif self._deferred and self.store.ping():
+                self._apply_deferred()
 
     def _sentinel(self) -> str | None:
         try:
@@ -219,7 +275,10 @@ class OnlineStateKeeper:
         return self.state == "rebuilding"
 
     def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"state": self.state, "rebuilds": self.rebuilds}
+        out: dict[str, Any] = {"state": self.state, "rebuilds": self.rebuilds,
+                               "deferred_pending": len(self._deferred),
+                               "deferred_applied": self.deferred_applied,
+                               "deferred_dropped": self.deferred_dropped}
         if self.last is not None:
             out["last"] = self.last
         return out

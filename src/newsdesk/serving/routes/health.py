@@ -42,6 +42,8 @@ async def readyz(request: Request) -> Response:
             "bootstrap": svc.bootstrap.status(), "pid": os.getpid()}
     if keeper is not None:
         body["online_state"] = keeper.status()
+    if svc.registry.last_refused is not None:  # a bundle that failed to load (not serving)
+        body["model_refused"] = svc.registry.last_refused
     if svc.breaker.state != "closed":  # the store's circuit: requests skip it meanwhile
         body["breaker"] = svc.breaker.state
     return json_response(body, 200 if ready else 503)
