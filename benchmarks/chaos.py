@@ -259,6 +259,9 @@ async def drive(rig: Rig, tl: Timeline, inject: Any, end: Any, rate: float,
         results = await asyncio.gather(
             open_loop(url, "/v1/recommendations", rate, tl.total, rig.world.users, 10, trace),
             readyz_poller(client), events(client), faults(client))
+        # the load's own origin comes after its warm-up requests: put its trace on ours
+        shift = results[0]["t0_perf"] - t0
+        trace[:] = [(s + shift, d + shift, *rest) for s, d, *rest in trace]
         # what the fault left unacknowledged goes again now (bounded)
         deadline = time.monotonic() + 30
         while ledger.unacked and time.monotonic() < deadline:

@@ -378,7 +378,8 @@ async def open_loop(url: str, path: str, rate: float, duration: float, users: li
     return {"target_rps": rate, "achieved_rps": round(len(latencies) / (last_done - t0), 1),
             "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": errors,
             "degraded": round(degraded / max(1, n), 4), "degraded_count": degraded,
-            "error_kinds": error_kinds, "requests": n, "duration_s": duration}
+            "error_kinds": error_kinds, "requests": n, "duration_s": duration,
+            "t0_perf": t0}  # the trace's origin (time.perf_counter)
 
 
 async def events_load(url: str, duration: float, users: list[str], articles: list[str],
