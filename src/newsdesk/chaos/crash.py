@@ -78,7 +78,7 @@ def logged_keys(events_db: Path) -> list[str]:
 
 
 def _online_check(server: ServeProcess, ledger: AckLedger, sample: int,
-                  cap: int = 50) -> dict[str, int]:
+                  cap: int = 50) -> dict[str, Any]:
     import httpx
 
     expected: dict[str, set[tuple[str, str]]] = {}
