@@ -205,7 +205,10 @@ class Dataset:
         files = self.files(table)
         if not files:
             return pl.from_arrow(TABLES[table].empty_table()).lazy()  # type: ignore[union-attr]
-        return pl.scan_parquet([str(f) for f in files])
+        # the canonical schema, not the first file's: parts written before a column was added
+        # (e.g. impressions.policy) read it as null
+        schema = pl.from_arrow(TABLES[table].empty_table()).schema  # type: ignore[union-attr]
+        return pl.scan_parquet([str(f) for f in files], schema=schema, missing_columns="insert")
 
     def read(self, table: str) -> pl.DataFrame:
         return self.scan(table).collect()

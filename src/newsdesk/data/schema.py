@@ -91,6 +91,9 @@ class Impression(_Record):
     propensities: list[float] | None = None
     experiment: str | None = None
     variant: str | None = None
+    # The serving policy of the slate: "deterministic", "plackett_luce(T=..,M=..)"; None when
+    # unknown (logs written before the field existed, imported data).
+    policy: str | None = None
 
     _utc_ts = field_validator("timestamp")(lambda v: _utc(v))
 
@@ -161,6 +164,7 @@ IMPRESSIONS = pa.schema(
         pa.field("propensities", pa.list_(pa.float64())),
         pa.field("experiment", pa.string()),
         pa.field("variant", pa.string()),
+        pa.field("policy", pa.string()),  # added later: older files lack it (read as null)
     ]
 )
 

@@ -5,7 +5,8 @@ table has one `experiment` and one `variant` column; a unit in experiments of se
 encoded as aligned ``;``-separated lists (``"ranker-v2;layout-3"`` / ``"treatment;control"``),
 and `variant_of(experiment, variant, experiment_id)` decodes one experiment's variant. Positions
 are the list order of `article_ids` (0-based); `propensities[i]` is the probability that the
-serving policy put that article at position i (1.0 for a deterministic ranker).
+serving policy put that article at position i (1.0 for a deterministic ranker), the exact
+marginal under Plackett-Luce exploration; `policy` names the policy that served the slate.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Exposure:
     assignments: Sequence[Assignment]
     propensities: Sequence[float] | None = None
     timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+    policy: str | None = None  # "deterministic", "plackett_luce(T=..,M=..)" (serving/exploration)
 
     def __post_init__(self) -> None:
         if self.propensities is not None and len(self.propensities) != len(self.article_ids):
@@ -56,7 +58,7 @@ class Exposure:
             request_id=self.request_id, user_id=self.unit_id, timestamp=self.timestamp,
             surface=self.surface, article_ids=list(self.article_ids),
             propensities=None if self.propensities is None else list(self.propensities),
-            experiment=exp, variant=var)
+            experiment=exp, variant=var, policy=self.policy)
         return record.model_dump()
 
 

@@ -36,6 +36,7 @@ from newsdesk.monitoring.metrics import ServingMetrics
 from newsdesk.monitoring.monitor import ServiceMonitor
 from newsdesk.serving.catalog import LiveCatalog, load_catalog
 from newsdesk.serving.event_consumer import start_event_consumer
+from newsdesk.serving.exploration import Explorer
 from newsdesk.serving.feedback import EventIngestor, ExposureLogger
 from newsdesk.serving.middleware import ServingMiddleware, error_json
 from newsdesk.serving.model_registry import ModelRegistry
@@ -74,6 +75,7 @@ class Services:
     bootstrap: StoreBootstrapJob = dataclasses.field(
         default_factory=lambda: StoreBootstrapJob(None, None))  # type: ignore[arg-type]
     cluster: Any = None  # ClusterSync when settings.workers > 1: publish runtime changes
+    explorer: Explorer = dataclasses.field(default_factory=Explorer)  # off unless configured
 
 
 def services(request: Request) -> Services:
@@ -242,7 +244,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         bootstrap = StoreBootstrapJob(raw_store, settings.dataset_dir, event_log=event_log,
                                       enabled=settings.bootstrap_store)
         svc = Services(settings, metrics, store, event_log, cat, registry, pipeline, ingestor,
-                       exposure, assigner, io_pool, breaker, clock, bootstrap)
+                       exposure, assigner, io_pool, breaker, clock, bootstrap,
+                       explorer=Explorer.from_settings(settings))
         if settings.workers > 1:  # catch up with the other workers' changes before ready
             from newsdesk.serving.cluster import ClusterSync
 
