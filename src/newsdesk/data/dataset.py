@@ -78,6 +78,9 @@ class TableWriter:
         """Buffer a columnar batch (fast path for the simulator); no de-duplication."""
         if isinstance(table, pl.DataFrame):
             table = table.to_arrow()
+        for f in self.schema:  # a column added to the schema later (nullable): null in old data
+            if f.nullable and f.name not in table.column_names:
+                table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
         table = table.select(self.schema.names).cast(self.schema)
         self._batches.append(table)
         self._buffered_batch_rows += table.num_rows
