@@ -15,6 +15,8 @@ Sections (each prints its figures; all go to the JSON):
                coverage of the true (exact on-policy) CTR by the 95 % CIs
   rollout      staged rollouts of broken variants (+5 percentage points errors; -30 % CTR) and
                a healthy one, through RolloutController
+  live.ope     a candidate bundle's CTR estimated from production's explored slates in the
+               simulator vs its true CTR: coverage and bias over repeated runs (ope_live.py)
   sequential   continuous peeking (100 looks): power at +12 % CTR and A/A false positives of a
                group-sequential test (Lan-DeMets O'Brien-Fleming / Pocock spending) and of mSPRT
                (as configured, and tuned to the effect) against the fixed-horizon z-test
@@ -531,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer replications (< 3 minutes)")
     ap.add_argument("--json", type=Path, help="write every figure to this JSON file")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--live-work", type=Path, default=Path("/tmp/newsdesk-ope-live"),
+                    help="work dir of the live OPE validation (world + two bundles, cached)")
+    ap.add_argument("--no-live-ope", action="store_true", help="skip the live OPE validation")
     args = ap.parse_args(argv)
     q = args.quick
     plan = {
@@ -541,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         "ope_runs": 100 if q else 300,
         "ope_requests": 3000 if q else 5000, "rollout_reps": 20 if q else 100,
         "assign_calls": 100_000 if q else 500_000, "seq_reps": 400 if q else 2000,
+        "live_ope_runs": 100 if q else 300, "live_ope_requests": 1000 if q else 2000,
     }
     print(f"mode: {'quick' if q else 'full'}; replications: {plan}")
     t0 = time.perf_counter()
@@ -561,6 +567,16 @@ def main(argv: list[str] | None = None) -> int:
     res["rollout"] = bench_rollout(plan["rollout_reps"], args.seed + 5)
     res["sequential"] = bench_sequential(plan["seq_reps"], plan["power_users"], 100, 0.12,
                                          args.seed + 6)
+    if not args.no_live_ope:  # a candidate bundle's CTR from explored logs vs the truth
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from ope_live import validate
+
+        ope_live = validate(args.live_work, plan["live_ope_runs"], plan["live_ope_requests"],
+                            1500, args.seed + 7)
+        res.setdefault("live", {})["ope"] = {
+            "coverage": ope_live["coverage"], "runs": ope_live["runs"],
+            "mean_abs_bias": ope_live["mean_abs_bias"], "estimator": ope_live["estimator"],
+            "detail": ope_live}
     res["seconds"] = time.perf_counter() - t0
     checks = {
         "aa_fpr_in_[0.035,0.065]": 0.035 <= res["aa"]["fpr_fixed"]["ctr"] <= 0.065,
@@ -578,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
         seq["fpr_continuous_peeking"] <= 0.05)
     checks["sequential_power_>=0.8_of_fixed_horizon"] = (
         seq["power"] >= 0.8 * seq["fixed_horizon_power"])
+    if "live" in res and "ope" in res["live"]:
+        checks["live_ope_coverage_>=90%"] = res["live"]["ope"]["coverage"] >= 0.9
     res["checks"] = checks
     print(f"checks: {checks}")
     print(f"total {res['seconds']:.1f} s")

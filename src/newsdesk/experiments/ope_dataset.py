@@ -61,7 +61,13 @@ class _Capture(Recommender):
         return self.inner.related(article_id, k, now)
 
     def upsert_articles(self, articles: Sequence[Any]) -> None:
-        self.inner.upsert_articles(articles)
+        # the replay re-publishes every article of the dataset; the bundle already holds (and
+        # has embedded) those it was trained with: embedding them again costs minutes
+        catalog = getattr(getattr(self.inner, "ws", None), "catalog", None)
+        known = getattr(catalog, "index", None)
+        new = [a for a in articles if known is None or a.article_id not in known]
+        if new:
+            self.inner.upsert_articles(new)
 
     def remove_article(self, article_id: str) -> bool:
         return self.inner.remove_article(article_id)
@@ -97,8 +103,9 @@ def build_log(dataset_dir: Path, candidate: Recommender, store: Any) -> tuple[Sl
     replay_events(build_events(ds, score_from=first), {"candidate": capture}, store)
     logged, target, clicks, props, s_log, s_tgt = [], [], [], [], [], []
     missing = 0
-    for key, ids, p, clicked in zip(keys, frame["article_ids"], frame["propensities"],
-                                    frame["clicked"], strict=True):
+    for key, ids, p, clicked in zip(keys, frame["article_ids"].to_list(),
+                                    frame["propensities"].to_list(),
+                                    frame["clicked"].to_list(), strict=True):
         got = capture.slates.get(key)
         if got is None or not got[0]:
             missing += 1
