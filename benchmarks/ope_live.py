@@ -44,6 +44,12 @@ POOL_EXTRA = 10
 TEMPERATURE = 0.5
 
 
+def configure(pool_extra: int, temperature: float) -> None:
+    """Set the exploration of the runs (the module defaults are what experiments.py uses)."""
+    global POOL_EXTRA, TEMPERATURE
+    POOL_EXTRA, TEMPERATURE = pool_extra, temperature
+
+
 def build(work: Path, seed: int = 7) -> tuple[Path, Path, Path]:
     """(dataset, production bundle, candidate bundle); cached in `work`."""
     from newsdesk.pipelines.train import TrainConfig, train
@@ -310,7 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--service", action="store_true", help="also one run through the service")
+    ap.add_argument("--pool", type=int, default=POOL_EXTRA, help="explored pool: k + POOL items")
+    ap.add_argument("--temperature", type=float, default=TEMPERATURE)
     args = ap.parse_args(argv)
+    configure(args.pool, args.temperature)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.work.mkdir(parents=True, exist_ok=True)
     runs = args.runs or (100 if args.quick else 300)

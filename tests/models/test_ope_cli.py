@@ -81,8 +81,10 @@ def test_cli_estimates_the_candidate_from_explored_slates(served: tuple[Path, in
     d = body["diagnostics"]
     assert d["explored_impressions"] == n and d["slates"] + d["not_answered"] == n
     assert d["slates"] >= 0.9 * n
-    # the candidate is the logging ranker itself: its slate often matches the draw
-    assert d["match_rate"] > 0.1
+    # the candidate is the logging ranker itself: its items are all in the explored pool, so
+    # the mean weight 1[match] / p estimates a support of 1 (600 rows: loose bounds)
+    assert d["match_rate"] > 0.03
+    assert 0.5 < d["mean_weight"] < 1.5
     for e in body["estimates"].values():
         assert 0.0 <= e["value"] <= 1.0 and e["ci_low"] <= e["value"] <= e["ci_high"]
     assert "ips" in res.output
