@@ -3,8 +3,10 @@
     python benchmarks/ope_live.py [--quick] [--json FILE] [--work DIR] [--runs N] [--service]
 
 1. Builds (once, cached in --work) a simulated world (the `make demo` size: 3,000 readers over
-   3 days) and two bundles trained on it: production (default training config) and a
-   candidate (a deliberately different ranker: 15 trees of 3 leaves, another seed).
+   3 days) and bundles trained on it: production (default training config) and a candidate
+   (--candidate): `different` = a weak ranker (15 trees of 3 leaves) AND another seed, so its
+   candidate generators differ too; `ranker_only` = the same weak ranker over the same
+   generators (seed 0), the usual shape of a launch candidate.
 2. Repeated runs, IN PROCESS (the service would take minutes per run on a shared 2-core
    machine): a pool of requests (readers by activity, at the dataset's last event) is
    answered by the production bundle exactly as the service does under exploration — a
@@ -44,10 +46,23 @@ POOL_EXTRA = 10
 TEMPERATURE = 0.5
 
 
-def configure(pool_extra: int, temperature: float) -> None:
-    """Set the exploration of the runs (the module defaults are what experiments.py uses)."""
-    global POOL_EXTRA, TEMPERATURE
-    POOL_EXTRA, TEMPERATURE = pool_extra, temperature
+# the candidate bundles: name -> (folder in --work, training config)
+CANDIDATES = {
+    # another ranker AND other candidate generators (another seed): some of its items are
+    # never in production's ranked pool, so the logs cannot speak for them
+    "different": ("cand", {"seed": 1, "ranker": {"num_boost_round": 15, "num_leaves": 3}}),
+    # a new ranker over the same candidate generators (same seed): the usual launch candidate
+    "ranker_only": ("cand_ranker", {"seed": 0, "ranker": {"num_boost_round": 15,
+                                                          "num_leaves": 3}}),
+}
+CANDIDATE = "different"
+
+
+def configure(pool_extra: int, temperature: float, candidate: str = CANDIDATE) -> None:
+    """Set the exploration of the runs and the candidate (the module defaults are what
+    experiments.py uses)."""
+    global POOL_EXTRA, TEMPERATURE, CANDIDATE
+    POOL_EXTRA, TEMPERATURE, CANDIDATE = pool_extra, temperature, candidate
 
 
 def build(work: Path, seed: int = 7) -> tuple[Path, Path, Path]:
@@ -62,12 +77,11 @@ def build(work: Path, seed: int = 7) -> tuple[Path, Path, Path]:
             impressions_per_day=20_000, slate_size=K), sim)
     if not any((work / "prod").glob("*/manifest.json")):
         train(sim, work / "prod")
-    if not any((work / "cand").glob("*/manifest.json")):
-        cfg = TrainConfig.from_dict({"seed": 1, "ranker": {"num_boost_round": 15,
-                                                           "num_leaves": 3}})
-        train(sim, work / "cand", cfg)
+    folder, config = CANDIDATES[CANDIDATE]
+    if not any((work / folder).glob("*/manifest.json")):
+        train(sim, work / folder, TrainConfig.from_dict(config))
     prod = sorted(p.parent for p in (work / "prod").glob("*/manifest.json"))[-1]
-    cand = sorted(p.parent for p in (work / "cand").glob("*/manifest.json"))[-1]
+    cand = sorted(p.parent for p in (work / folder).glob("*/manifest.json"))[-1]
     return sim, prod, cand
 
 
@@ -199,6 +213,7 @@ def validate(work: Path, runs: int, n_requests: int, n_pool: int, seed: int) -> 
     support = float(np.mean([np.isin(tg, pl).mean()
                              for tg, pl in zip(pool["target"], pool["pool"], strict=True)]))
     out = {"mode": "in-process (production bundle + PL exploration, simulator clicks)",
+           "candidate": CANDIDATE, "candidate_config": CANDIDATES[CANDIDATE][1],
            "runs": runs, "requests_per_run": n_requests, "request_pool": len(pool["user"]),
            "k": K, "pool_size": K + POOL_EXTRA, "temperature": TEMPERATURE,
            "production_bundle": prod.name, "candidate_bundle": cand.name,
@@ -318,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--service", action="store_true", help="also one run through the service")
     ap.add_argument("--pool", type=int, default=POOL_EXTRA, help="explored pool: k + POOL items")
     ap.add_argument("--temperature", type=float, default=TEMPERATURE)
+    ap.add_argument("--candidate", choices=sorted(CANDIDATES), default=CANDIDATE)
     args = ap.parse_args(argv)
-    configure(args.pool, args.temperature)
+    configure(args.pool, args.temperature, args.candidate)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.work.mkdir(parents=True, exist_ok=True)
     runs = args.runs or (100 if args.quick else 300)
