@@ -334,15 +334,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pool", type=int, default=POOL_EXTRA, help="explored pool: k + POOL items")
     ap.add_argument("--temperature", type=float, default=TEMPERATURE)
     ap.add_argument("--candidate", choices=sorted(CANDIDATES), default=CANDIDATE)
+    ap.add_argument("--service-only", action="store_true", help="skip the in-process runs")
+    ap.add_argument("--service-requests", type=int, default=None)
     args = ap.parse_args(argv)
     configure(args.pool, args.temperature, args.candidate)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.work.mkdir(parents=True, exist_ok=True)
     runs = args.runs or (100 if args.quick else 300)
-    res: dict[str, Any] = {"in_process": validate(args.work, runs, 1000 if args.quick else 2000,
-                                                  1500 if args.quick else 3000, args.seed)}
-    if args.service:
-        res["service"] = through_service(args.work, 800 if args.quick else 2000, args.seed)
+    res: dict[str, Any] = {}
+    if not args.service_only:
+        res["in_process"] = validate(args.work, runs, 1000 if args.quick else 2000,
+                                     1500 if args.quick else 3000, args.seed)
+    if args.service or args.service_only:
+        res["service"] = through_service(
+            args.work, args.service_requests or (800 if args.quick else 2000), args.seed)
     if args.json:
         from newsdesk.experiments.report import json_safe
 
