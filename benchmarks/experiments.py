@@ -20,6 +20,10 @@ Sections (each prints its figures; all go to the JSON):
   sequential   continuous peeking (100 looks): power at +12 % CTR and A/A false positives of a
                group-sequential test (Lan-DeMets O'Brien-Fleming / Pocock spending) and of mSPRT
                (as configured, and tuned to the effect) against the fixed-horizon z-test
+  live         through a running `newsdesk serve` with simulated readers (benchmarks/
+               live_ladder.py): live.interleaving {sign_agrees, traffic_ratio_vs_ab},
+               live.rollout {broken_rolled_back, max_treatment_fraction}, live.bandit
+               {best_arm_share_last_quarter}; --no-live skips it (it trains two bundles once)
 
 The A/A, power and SRM sections use a numpy population with heterogeneous CTRs
 (Beta(2, 40) per user, lognormal activity, users arriving over 7 days); interleaving and OPE use
@@ -533,7 +537,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer replications (< 3 minutes)")
     ap.add_argument("--json", type=Path, help="write every figure to this JSON file")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--live-work", type=Path, default=Path("/tmp/newsdesk-ope-live"),
+    ap.add_argument("--no-live", action="store_true",
+                    help="skip the live section (a running server, simulated readers)")
+    ap.add_argument("--live-work", type=Path, default=None,
+                    help="work dir of the live section (world, bundles; reused when present)")
+    ap.add_argument("--ope-work", type=Path, default=Path("/tmp/newsdesk-ope-live"),
                     help="work dir of the live OPE validation (world + two bundles, cached)")
     ap.add_argument("--no-live-ope", action="store_true", help="skip the live OPE validation")
     args = ap.parse_args(argv)
@@ -567,16 +575,30 @@ def main(argv: list[str] | None = None) -> int:
     res["rollout"] = bench_rollout(plan["rollout_reps"], args.seed + 5)
     res["sequential"] = bench_sequential(plan["seq_reps"], plan["power_users"], 100, 0.12,
                                          args.seed + 6)
-    if not args.no_live_ope:  # a candidate bundle's CTR from explored logs vs the truth
+    # a candidate bundle's CTR from explored logs vs the truth
+    if not (args.no_live or args.no_live_ope):
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from ope_live import validate
 
-        ope_live = validate(args.live_work, plan["live_ope_runs"], plan["live_ope_requests"],
+        ope_live = validate(args.ope_work, plan["live_ope_runs"], plan["live_ope_requests"],
                             1500, args.seed + 7)
         res.setdefault("live", {})["ope"] = {
             "coverage": ope_live["coverage"], "runs": ope_live["runs"],
             "mean_abs_bias": ope_live["mean_abs_bias"], "estimator": ope_live["estimator"],
             "detail": ope_live}
+    if not args.no_live:
+        from live_ladder import bench_live  # benchmarks/ is on sys.path when run as a script
+
+        live = bench_live(q, 7, args.live_work)  # seed 7: the live_lift world
+        res.setdefault("live", {}).update({
+            "interleaving": {k: live["interleaving"][k]
+                             for k in ("sign_agrees", "traffic_ratio_vs_ab")},
+            "rollout": {k: live["rollout"][k]
+                        for k in ("broken_rolled_back", "max_treatment_fraction")},
+            "bandit": {"best_arm_share_last_quarter":
+                       live["bandit"]["best_arm_share_last_quarter"]},
+        })
+        res.setdefault("live_detail", {}).update(live)
     res["seconds"] = time.perf_counter() - t0
     checks = {
         "aa_fpr_in_[0.035,0.065]": 0.035 <= res["aa"]["fpr_fixed"]["ctr"] <= 0.065,
@@ -596,6 +618,13 @@ def main(argv: list[str] | None = None) -> int:
         seq["power"] >= 0.8 * seq["fixed_horizon_power"])
     if "live" in res and "ope" in res["live"]:
         checks["live_ope_coverage_>=90%"] = res["live"]["ope"]["coverage"] >= 0.9
+    if "rollout" in res.get("live", {}):
+        checks["live_interleaving_sign_agrees_and_>=5x"] = bool(
+            res["live"]["interleaving"]["sign_agrees"]
+            and res["live"]["interleaving"]["traffic_ratio_vs_ab"] >= 5)
+        checks["live_rollout_broken_rolled_back_below_5pct"] = bool(
+            res["live"]["rollout"]["broken_rolled_back"]
+            and res["live"]["rollout"]["max_treatment_fraction"] < 0.05)
     res["checks"] = checks
     print(f"checks: {checks}")
     print(f"total {res['seconds']:.1f} s")

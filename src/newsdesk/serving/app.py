@@ -75,6 +75,7 @@ class Services:
     bootstrap: StoreBootstrapJob = dataclasses.field(
         default_factory=lambda: StoreBootstrapJob(None, None))  # type: ignore[arg-type]
     cluster: Any = None  # ClusterSync when settings.workers > 1: publish runtime changes
+    live: Any = None  # LiveExperiments: interleaving / bandit slates (serving/live_experiments)
     explorer: Explorer = dataclasses.field(default_factory=Explorer)  # off unless configured
 
 
@@ -251,6 +252,11 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
 
             svc.cluster = await ClusterSync.start(svc)
         bootstrap.start()
+        from newsdesk.serving.live_experiments import start_live_experiments
+        from newsdesk.serving.rollout_autopilot import start_autopilot
+
+        autopilot = start_autopilot(svc)  # None when off or with a custom assigner
+        svc.live = await loop.run_in_executor(io_pool, start_live_experiments, svc)
         app.state.services = svc
         metrics.catalog_size.set(len(cat))
         monitor.sources(now=clock, catalog=lambda: cat,
@@ -263,6 +269,10 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         finally:
             app.state.services = None
             monitor.stop()
+            if autopilot is not None:
+                autopilot.stop()
+            if svc.live is not None:
+                svc.live.bandits.stop()
             if svc.cluster is not None:
                 await svc.cluster.stop()
             await exposure.close()

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from newsdesk.models.base import RequestContext
 from newsdesk.serving.app import services
+from newsdesk.serving.live_experiments import serve_slate
 from newsdesk.serving.routes._common import json_response, render_items, request_id
 from newsdesk.serving.schemas import ErrorBody, RecommendationRequest, RecommendationResponse
 from newsdesk.serving.variants import resolve_model
@@ -42,10 +43,13 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
         current_article_id=body.context.current_article_id, locale=body.context.locale,
         device=body.context.device, exclude=frozenset(body.filters.exclude), filters=filters,
     )
-    plan = svc.explorer.plan(rid, body.surface)  # None: deterministic (most requests)
+    # exploration applies to production traffic only: experiments keep their own designs
+    plan = (svc.explorer.plan(rid, body.surface) if assignment.experiment is None
+            else None)  # None: deterministic (most requests)
     if plan is not None:  # a Plackett-Luce draw from a larger pool of the ranker's items
         ctx = dataclasses.replace(ctx, k=plan.pool_size(body.k))
-    result = await svc.pipeline.recommend(ctx, model)
+    # interleaving / bandit experiments decide the slate or the variant per request
+    result, assignment, extra = await serve_slate(svc, ctx, assignment, rid, model)
     if result.degraded:
         svc.metrics.degraded.labels("recommendations").inc()
     served = svc.explorer.serve(result.items, body.k, plan,
@@ -55,7 +59,8 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
     if ids:
         # per position: P(that item at that position | policy); 1.0 when deterministic
         svc.exposure.offer(rid, unit, body.surface, ids, assignment.variant,
-                           assignment.experiment, now, served.propensities, served.policy)
+                           assignment.experiment, now, served.propensities,
+                           policy=served.policy, **extra)
         svc.metrics.record_slate(body.surface, assignment.variant, len(ids))
     request.app.state.monitor.on_slate(rid, body.surface, assignment.variant,
                                        result.model_version, ids, result.degraded, svc.catalog)
