@@ -7,7 +7,9 @@
     served = explorer.serve(result.items, k, plan, personalised=result.stages.get(...))
     # served.items (k), served.propensities (per position), served.policy -> exposure log
 
-Which requests explore is decided by a keyed hash of (seed, request_id): reproducible for a
+Only production traffic explores (the route asks for a plan when the request is in no
+experiment: interleaving, bandit and A/B slates keep their own designs). Which requests explore
+is decided by a keyed hash of (seed, request_id): reproducible for a
 given request id, the same in every worker and replica, and the share holds across them
 without coordination. The same hash seeds the PL draw, so replaying a request id reproduces
 its slate. A plan asks the pipeline for `k + pool` items; the PL pool is the items the
