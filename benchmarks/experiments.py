@@ -15,6 +15,11 @@ Sections (each prints its figures; all go to the JSON):
                coverage of the true (exact on-policy) CTR by the 95 % CIs
   rollout      staged rollouts of broken variants (+5 percentage points errors; -30 % CTR) and
                a healthy one, through RolloutController
+  live.ope     a candidate bundle's CTR estimated from production's explored slates in the
+               simulator vs its true CTR: coverage and bias over repeated runs (ope_live.py)
+  sequential   continuous peeking (100 looks): power at +12 % CTR and A/A false positives of a
+               group-sequential test (Lan-DeMets O'Brien-Fleming / Pocock spending) and of mSPRT
+               (as configured, and tuned to the effect) against the fixed-horizon z-test
   live         through a running `newsdesk serve` with simulated readers (benchmarks/
                live_ladder.py): live.interleaving {sign_agrees, traffic_ratio_vs_ab},
                live.rollout {broken_rolled_back, max_treatment_fraction}, live.bandit
@@ -391,6 +396,93 @@ def bench_ope(runs: int, n_requests: int, seed: int) -> dict[str, Any]:
     return out
 
 
+# ----------------------------------------------------------------------------- sequential
+def _cumulative_ctr_z(t: UserTable, order: np.ndarray, looks: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Treatment - control CTR (delta method) after the first looks[j] users of `order`:
+    (diff, variance, z) per look."""
+    v = t.variant[order]
+    y, x = t.clicks[order], t.shown[order]
+    out = []
+    for arm in ("control", "treatment"):
+        m = (v == arm).astype(float)
+        cs = [np.cumsum(a * m)[looks - 1] for a in (m, y, x, y * y, x * x, x * y)]
+        n, sy, sx, syy, sxx, sxy = cs
+        n1 = np.maximum(n - 1, 1)
+        r = sy / np.maximum(sx, 1e-12)
+        var_y, var_x = (syy - sy * sy / n) / n1, (sxx - sx * sx / n) / n1
+        cov = (sxy - sx * sy / n) / n1
+        mx = sx / n
+        out.append((r, (var_y - 2 * r * cov + r * r * var_x) / (n * mx * mx)))
+    (rc, vc), (rt, vt) = out
+    diff, var = rt - rc, vc + vt
+    return diff, var, diff / np.sqrt(var)
+
+
+def bench_sequential(reps: int, n_users: int, n_looks: int, lift: float, seed: int
+                     ) -> dict[str, Any]:
+    """Continuous peeking: a look after every 1/n_looks of the users (in arrival order, each
+    with their 7-day totals), at +lift and at 0 (A/A). Tests: fixed-horizon z-test at the
+    end; group-sequential with Lan-DeMets O'Brien-Fleming and Pocock spending over the looks
+    (information fraction = users seen / planned users); mSPRT as configured (tau = 5 % of
+    the control CTR) and tuned to the minimum detectable effect (tau = lift x control CTR)."""
+    from newsdesk.experiments.sequential import GroupSequential
+
+    rng = np.random.default_rng(seed)
+    looks = np.unique(np.linspace(n_users / n_looks, n_users, n_looks).astype(int))
+    frac = looks / n_users
+    t0 = time.perf_counter()
+    bounds = {s: GroupSequential(0.05, s).boundaries(frac) for s in ("obf", "pocock")}
+    bounds_s = time.perf_counter() - t0
+    names = ("fixed_horizon", "gs_obrien_fleming", "gs_pocock", "msprt_configured",
+             "msprt_tuned_to_mde")
+    hits = {eff: dict.fromkeys(names, 0) for eff in ("h1", "h0")}
+    stop_frac = {eff: {n: [] for n in names[1:]} for eff in ("h1", "h0")}
+    for _ in range(reps):
+        for eff, lf in (("h1", lift), ("h0", 0.0)):
+            t = population(rng, n_users, lf)
+            first_day = np.argmax(t.daily_shown > 0, axis=1)
+            order = np.lexsort((rng.random(n_users), first_day))
+            diff, var, z = _cumulative_ctr_z(t, order, looks)
+            ok = np.isfinite(z)
+            z = np.where(ok, z, 0.0)
+            base = float(t.clicks[t.variant == "control"].sum()
+                         / t.shown[t.variant == "control"].sum())
+            rej = {"fixed_horizon": np.zeros(z.size, bool)}
+            rej["fixed_horizon"][-1] = abs(z[-1]) >= 1.959963984540054
+            rej["gs_obrien_fleming"] = np.abs(z) >= bounds["obf"]
+            rej["gs_pocock"] = np.abs(z) >= bounds["pocock"]
+            v = np.where(ok, var, np.inf)
+            for name, tau_rel in (("msprt_configured", 0.05), ("msprt_tuned_to_mde", lift)):
+                p = stats.msprt_pvalues(np.where(ok, diff, 0.0), v, (tau_rel * base) ** 2)
+                rej[name] = p < 0.05
+            for name, r in rej.items():
+                if r.any():
+                    hits[eff][name] += 1
+                    if name != "fixed_horizon":
+                        stop_frac[eff][name].append(float(frac[int(np.argmax(r))]))
+    rate = {eff: {n: h / reps for n, h in d.items()} for eff, d in hits.items()}
+    fixed = rate["h1"]["fixed_horizon"]
+    systems = {n: {"power": rate["h1"][n], "fpr_continuous_peeking": rate["h0"][n],
+                   "power_ratio_to_fixed": rate["h1"][n] / fixed if fixed else None,
+                   "mean_stop_fraction_when_rejecting": (
+                       float(np.mean(stop_frac["h1"][n])) if n != "fixed_horizon"
+                       and stop_frac["h1"][n] else None)}
+               for n in names}
+    gs = systems["gs_obrien_fleming"]
+    out = {"reps": reps, "users_per_test": n_users, "looks": int(looks.size), "lift": lift,
+           "alpha": 0.05, "boundary_seconds": bounds_s,
+           "design": "group-sequential, Lan-DeMets O'Brien-Fleming spending",
+           "power": gs["power"], "fpr_continuous_peeking": gs["fpr_continuous_peeking"],
+           "fixed_horizon_power": fixed,
+           "fixed_horizon_fpr": rate["h0"]["fixed_horizon"], "systems": systems}
+    for n, sys_ in systems.items():
+        print(f"[sequential] {n:<20} power {sys_['power']:.3f} at {lift:+.0%} "
+              f"(x{sys_['power_ratio_to_fixed'] or 0:.2f} of fixed), FPR under {looks.size} "
+              f"looks {sys_['fpr_continuous_peeking']:.3f}")
+    return out
+
+
 # -------------------------------------------------------------------------------- rollout
 def _run_rollout(rng: np.random.Generator, err_t: float, ctr_t: float, hours: int,
                  per_hour: int) -> dict[str, Any]:
@@ -449,6 +541,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip the live section (a running server, simulated readers)")
     ap.add_argument("--live-work", type=Path, default=None,
                     help="work dir of the live section (world, bundles; reused when present)")
+    ap.add_argument("--ope-work", type=Path, default=Path("/tmp/newsdesk-ope-live"),
+                    help="work dir of the live OPE validation (world + two bundles, cached)")
+    ap.add_argument("--no-live-ope", action="store_true", help="skip the live OPE validation")
     args = ap.parse_args(argv)
     q = args.quick
     plan = {
@@ -458,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
         "il_reps": 200 if q else 500, "ab_pool": 100_000 if q else 300_000,
         "ope_runs": 100 if q else 300,
         "ope_requests": 3000 if q else 5000, "rollout_reps": 20 if q else 100,
-        "assign_calls": 100_000 if q else 500_000,
+        "assign_calls": 100_000 if q else 500_000, "seq_reps": 400 if q else 2000,
+        "live_ope_runs": 100 if q else 300, "live_ope_requests": 1000 if q else 2000,
     }
     print(f"mode: {'quick' if q else 'full'}; replications: {plan}")
     t0 = time.perf_counter()
@@ -477,6 +573,19 @@ def main(argv: list[str] | None = None) -> int:
         {"noise_sigma": n, **lv} for n, lv in zip((0.3, 0.5, 1.0), levels, strict=True)]}
     res["ope"] = bench_ope(plan["ope_runs"], plan["ope_requests"], args.seed + 4)
     res["rollout"] = bench_rollout(plan["rollout_reps"], args.seed + 5)
+    res["sequential"] = bench_sequential(plan["seq_reps"], plan["power_users"], 100, 0.12,
+                                         args.seed + 6)
+    # a candidate bundle's CTR from explored logs vs the truth
+    if not (args.no_live or args.no_live_ope):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from ope_live import validate
+
+        ope_live = validate(args.ope_work, plan["live_ope_runs"], plan["live_ope_requests"],
+                            1500, args.seed + 7)
+        res.setdefault("live", {})["ope"] = {
+            "coverage": ope_live["coverage"], "runs": ope_live["runs"],
+            "mean_abs_bias": ope_live["mean_abs_bias"], "estimator": ope_live["estimator"],
+            "detail": ope_live}
     if not args.no_live:
         from live_ladder import bench_live  # benchmarks/ is on sys.path when run as a script
 
@@ -502,6 +611,13 @@ def main(argv: list[str] | None = None) -> int:
             s["rolled_back"] == 1.0 and s["max_fraction_reached"] < 0.05
             for k, s in res["rollout"]["scenarios"].items() if k != "healthy"),
     }
+    seq = res["sequential"]
+    checks["sequential_fpr_<=0.05_under_continuous_peeking"] = (
+        seq["fpr_continuous_peeking"] <= 0.05)
+    checks["sequential_power_>=0.8_of_fixed_horizon"] = (
+        seq["power"] >= 0.8 * seq["fixed_horizon_power"])
+    if "live" in res and "ope" in res["live"]:
+        checks["live_ope_coverage_>=90%"] = res["live"]["ope"]["coverage"] >= 0.9
     if "rollout" in res.get("live", {}):
         checks["live_interleaving_sign_agrees_and_>=5x"] = bool(
             res["live"]["interleaving"]["sign_agrees"]

@@ -1,4 +1,4 @@
-"""Experiment commands: `newsdesk experiment report|validate|list|kill`."""
+"""Experiment commands: `newsdesk experiment report|validate|list|kill|ope`."""
 
 from __future__ import annotations
 
@@ -137,6 +137,31 @@ def kill(
     ctl = RolloutController(JsonFileRolloutStore(state))
     s = ctl.kill(experiment_id, actor, reason)
     console.print(f"{experiment_id}: {s.status.value}, treatment fraction {s.fraction}")
+
+
+@experiment_app.command("ope")
+def ope(
+    dataset: Path = typer.Option(..., "--dataset", help="Dataset directory with served, "
+                                 "explored slates (an exported event log)."),
+    bundle: Path = typer.Option(..., "--bundle", help="Candidate model bundle directory."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the estimates JSON here."),
+    alpha: float = typer.Option(0.05, "--alpha", help="1 - confidence level of the CIs."),
+) -> None:
+    """Counterfactual CTR of a candidate bundle from explored traffic (IPS, SNIPS, DR)."""
+    from newsdesk.experiments.ope_dataset import run_ope
+    from newsdesk.experiments.report import json_safe
+
+    result = run_ope(dataset, bundle, alpha)
+    d = result["diagnostics"]
+    console.print(f"candidate {result['candidate_version']}: {d['slates']} explored slates, "
+                  f"logged CTR {d['logged_ctr']:.4f}, match rate {d['match_rate']:.3f}, "
+                  f"effective sample size {d['effective_sample_size']:.0f}")
+    for name, e in result["estimates"].items():
+        console.print(f"  {name:<6} CTR {e['value']:.4f}  {1 - alpha:.0%} CI "
+                      f"[{e['ci_low']:.4f}, {e['ci_high']:.4f}]")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(json_safe(result), indent=2, allow_nan=False))
 
 
 def register(app: typer.Typer) -> None:

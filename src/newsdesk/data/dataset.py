@@ -78,6 +78,9 @@ class TableWriter:
         """Buffer a columnar batch (fast path for the simulator); no de-duplication."""
         if isinstance(table, pl.DataFrame):
             table = table.to_arrow()
+        for f in self.schema:  # a column added to the schema later (nullable): null in old data
+            if f.nullable and f.name not in table.column_names:
+                table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
         table = table.select(self.schema.names).cast(self.schema)
         self._batches.append(table)
         self._buffered_batch_rows += table.num_rows
@@ -205,7 +208,10 @@ class Dataset:
         files = self.files(table)
         if not files:
             return pl.from_arrow(TABLES[table].empty_table()).lazy()  # type: ignore[union-attr]
-        return pl.scan_parquet([str(f) for f in files])
+        # the canonical schema, not the first file's: parts written before a column was added
+        # (e.g. impressions.policy) read it as null
+        schema = pl.from_arrow(TABLES[table].empty_table()).schema  # type: ignore[union-attr]
+        return pl.scan_parquet([str(f) for f in files], schema=schema, missing_columns="insert")
 
     def read(self, table: str) -> pl.DataFrame:
         return self.scan(table).collect()

@@ -97,6 +97,9 @@ class Impression(_Record):
     # Bandit allocation: the probability the serving policy had of choosing this slate's
     # variant (None: a fixed split, the variant's configured weight applies).
     assignment_propensity: float | None = None
+    # The serving policy of the slate: "deterministic", "plackett_luce(T=..,M=..)"; None when
+    # unknown (logs written before the field existed, imported data).
+    policy: str | None = None
 
     _utc_ts = field_validator("timestamp")(lambda v: _utc(v))
 
@@ -178,6 +181,7 @@ IMPRESSIONS = pa.schema(
         # added later: older datasets lack them (read as null; see Impression)
         pa.field("teams", pa.list_(pa.int8())),
         pa.field("assignment_propensity", pa.float64()),
+        pa.field("policy", pa.string()),
     ]
 )
 

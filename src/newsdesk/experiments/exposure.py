@@ -5,9 +5,11 @@ table has one `experiment` and one `variant` column; a unit in experiments of se
 encoded as aligned ``;``-separated lists (``"ranker-v2;layout-3"`` / ``"treatment;control"``),
 and `variant_of(experiment, variant, experiment_id)` decodes one experiment's variant. Positions
 are the list order of `article_ids` (0-based); `propensities[i]` is the probability that the
-serving policy put that article at position i (1.0 for a deterministic ranker).
+serving policy put that article at position i (1.0 for a deterministic ranker), the exact
+marginal under Plackett-Luce exploration.
 Live experiments add `teams` (interleaving: which of the two rankers contributed each position)
 and `assignment_propensity` (bandit: the probability of the variant that served the slate).
+`policy` names the policy that served the slate (`serving/exploration.py`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Exposure:
     timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
     teams: Sequence[int] | None = None  # interleaving: team of each position (0 / 1)
     assignment_propensity: float | None = None  # bandit: P(this variant) when it was drawn
+    policy: str | None = None  # "deterministic", "plackett_luce(T=..,M=..)" (serving/exploration)
 
     def __post_init__(self) -> None:
         if self.propensities is not None and len(self.propensities) != len(self.article_ids):
@@ -62,7 +65,7 @@ class Exposure:
             propensities=None if self.propensities is None else list(self.propensities),
             experiment=exp, variant=var,
             teams=None if self.teams is None else list(self.teams),
-            assignment_propensity=self.assignment_propensity)
+            assignment_propensity=self.assignment_propensity, policy=self.policy)
         return record.model_dump()
 
 

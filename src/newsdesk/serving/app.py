@@ -36,6 +36,7 @@ from newsdesk.monitoring.metrics import ServingMetrics
 from newsdesk.monitoring.monitor import ServiceMonitor
 from newsdesk.serving.catalog import LiveCatalog, load_catalog
 from newsdesk.serving.event_consumer import start_event_consumer
+from newsdesk.serving.exploration import Explorer
 from newsdesk.serving.feedback import EventIngestor, ExposureLogger
 from newsdesk.serving.middleware import ServingMiddleware, error_json
 from newsdesk.serving.model_registry import ModelRegistry
@@ -77,6 +78,7 @@ class Services:
     cluster: Any = None  # ClusterSync when settings.workers > 1: publish runtime changes
     live: Any = None  # LiveExperiments: interleaving / bandit slates (serving/live_experiments)
     keeper: Any = None  # OnlineStateKeeper: rebuilds a lost online state (state_keeper.py)
+    explorer: Explorer = dataclasses.field(default_factory=Explorer)  # off unless configured
 
 
 def services(request: Request) -> Services:
@@ -260,7 +262,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         await loop.run_in_executor(io_pool, keeper.prepare)  # before the bootstrap and requests
         ingestor.not_applied = keeper.defer
         svc = Services(settings, metrics, store, event_log, cat, registry, pipeline, ingestor,
-                       exposure, assigner, io_pool, breaker, clock, bootstrap, keeper=keeper)
+                       exposure, assigner, io_pool, breaker, clock, bootstrap, keeper=keeper,
+                       explorer=Explorer.from_settings(settings))
         if settings.workers > 1:  # catch up with the other workers' changes before ready
             from newsdesk.serving.cluster import ClusterSync
 

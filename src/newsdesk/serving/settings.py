@@ -121,6 +121,17 @@ class ServeSettings(BaseSettings):
     # Thompson-sampling allocation (s).
     bandit_update_s: float = Field(default=1.0, ge=0.05, le=3600)
 
+    # Exploration (serving/exploration.py): this share of each surface's requests, chosen by a
+    # seeded hash of the request id, gets a Plackett-Luce slate over the ranker's scores at this
+    # temperature, drawn from k + exploration_pool items, logged with exact propensities. 0 = off.
+    # exploration_surfaces overrides per surface, JSON: {"front_page": {"share": 0.05,
+    # "temperature": 0.5, "pool": 10}}.
+    exploration_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    exploration_temperature: float = Field(default=1.0, gt=0.0, le=1000.0)
+    exploration_pool: int = Field(default=10, ge=1, le=500)
+    exploration_seed: int = Field(default=0, ge=0)
+    exploration_surfaces: dict[str, dict[str, float]] | None = None
+
     # OpenTelemetry tracing of requests (extra [otel]): off | console | otlp.
     tracing: Literal["off", "console", "otlp"] = "off"
 
@@ -131,6 +142,19 @@ class ServeSettings(BaseSettings):
             return None
         if len(value.get_secret_value()) < MIN_ADMIN_KEY_CHARS:
             raise ValueError(f"must have at least {MIN_ADMIN_KEY_CHARS} characters")
+        return value
+
+    @field_validator("exploration_surfaces")
+    @classmethod
+    def _exploration_surfaces(cls, value: dict[str, dict[str, float]] | None
+                              ) -> dict[str, dict[str, float]] | None:
+        from newsdesk.serving.exploration import SurfaceExploration
+
+        for name, spec in (value or {}).items():
+            try:
+                SurfaceExploration(**spec)
+            except ValueError as exc:
+                raise ValueError(f"surface {name!r}: {exc}") from exc
         return value
 
     @field_validator("log_level")

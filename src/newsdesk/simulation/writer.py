@@ -46,6 +46,9 @@ def impressions_batch(log: WindowLog, user_ids: pa.Array, article_ids: pa.Array)
         "variant": pa.nulls(n, pa.string()),
         "teams": pa.nulls(n, pa.list_(pa.int8())),
         "assignment_propensity": pa.nulls(n, pa.float64()),
+        # the simulator's logging policy logs marginal INCLUSION probabilities, not per-position
+        # ones (see simulation/policy.py); the policy field is for served slates
+        "policy": pa.nulls(n, pa.string()),
     }, schema=IMPRESSIONS)
 
 

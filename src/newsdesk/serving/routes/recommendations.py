@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -41,15 +43,24 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
         current_article_id=body.context.current_article_id, locale=body.context.locale,
         device=body.context.device, exclude=frozenset(body.filters.exclude), filters=filters,
     )
+    # exploration applies to production traffic only: experiments keep their own designs
+    plan = (svc.explorer.plan(rid, body.surface) if assignment.experiment is None
+            else None)  # None: deterministic (most requests)
+    if plan is not None:  # a Plackett-Luce draw from a larger pool of the ranker's items
+        ctx = dataclasses.replace(ctx, k=plan.pool_size(body.k))
     # interleaving / bandit experiments decide the slate or the variant per request
     result, assignment, extra = await serve_slate(svc, ctx, assignment, rid, model)
     if result.degraded:
         svc.metrics.degraded.labels("recommendations").inc()
+    served = svc.explorer.serve(result.items, body.k, plan,
+                                result.stages.get("personalised", 0))
+    result.items = served.items
     ids = [it.article_id for it in result.items]
     if ids:
-        # the ranker is deterministic given the assignment: every position has propensity 1
+        # per position: P(that item at that position | policy); 1.0 when deterministic
         svc.exposure.offer(rid, unit, body.surface, ids, assignment.variant,
-                           assignment.experiment, now, [1.0] * len(ids), **extra)
+                           assignment.experiment, now, served.propensities,
+                           policy=served.policy, **extra)
         svc.metrics.record_slate(body.surface, assignment.variant, len(ids))
     request.app.state.monitor.on_slate(rid, body.surface, assignment.variant,
                                        result.model_version, ids, result.degraded, svc.catalog)
