@@ -41,6 +41,7 @@ from newsdesk.serving.middleware import ServingMiddleware, error_json
 from newsdesk.serving.model_registry import ModelRegistry
 from newsdesk.serving.recommend_pipeline import PipelineConfig, RecommendPipeline
 from newsdesk.serving.resilience import CircuitBreaker, GuardedOnlineStore
+from newsdesk.serving.schemas import ErrorBody
 from newsdesk.serving.settings import ServeSettings
 from newsdesk.serving.store_bootstrap import StoreBootstrapJob
 from newsdesk.serving.variants import ExperimentAssigner, VariantAssigner
@@ -272,6 +273,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             event_log.close()
             store.close()
             io_pool.shutdown(wait=True, cancel_futures=True)
+            if app.state.rate_limiter is not None:
+                await app.state.rate_limiter.aclose()
             log.info("serving_stopped")
 
     app = FastAPI(
@@ -295,10 +298,18 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
 
     for module in (recommendations, articles, events, health, admin, experiments, monitoring,
                    users):
-        app.include_router(module.router)
+        # /v1 answers these from serving/access_guard.py (API keys, rate limits)
+        app.include_router(module.router, responses=None if module is health else {
+            401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 429: {"model": ErrorBody}})
     from newsdesk.serving import dashboard
 
     app.include_router(dashboard.router)
+    from newsdesk.serving.access_guard import install_access_guard
+
+    install_access_guard(app, settings, metrics.registry)  # rate limits, API keys, audit
+    from newsdesk.data.erasure import ErasureList
+
+    app.state.erasures = ErasureList.in_dir(settings.resolved_state_dir)  # routes/users.py
     app.add_middleware(ServingMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes)
     if settings.tracing != "off":
