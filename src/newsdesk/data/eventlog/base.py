@@ -129,6 +129,13 @@ class EventLog(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources; further appends raise StoreUnavailable."""
 
+    def purge(self, *, before: float | None = None,
+              users: frozenset[str] = frozenset()) -> int:
+        """Delete the events older than `before` (Unix s, event time) and every event of
+        `users` (retention and erasure, data/retention.py); returns how many were deleted.
+        Their keys are forgotten too, so a purged event sent again is accepted again."""
+        raise NotImplementedError(f"{type(self).__name__} cannot purge events")
+
     def export(self, dataset_dir: str | Path, *, source: str = "eventlog",
                erased: frozenset[str] = frozenset()) -> ExportResult:
         """Merge every logged event into the dataset directory (created if missing).
