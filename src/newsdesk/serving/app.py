@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -364,10 +365,21 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         headers = dict(exc.headers or {})
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (not UTF-8, ...):
+            # the documented answer to a body that cannot be read is a 422 naming it
+            message = f"field 'body': cannot be parsed ({exc.detail})"
+            return _json(*error_json(422, "invalid_request", message, _rid(request),
+                                     [{"field": "body", "message": message}]))
+        # "field 'x': ..." messages (size limits, API keys) name the field in `fields` too
+        named = _FIELD_MESSAGE.match(str(exc.detail))
+        fields = [{"field": named.group(1), "message": str(exc.detail)}] if named else None
         status, body = error_json(exc.status_code, _http_error_name(exc.status_code),
-                                  str(exc.detail), _rid(request))
+                                  str(exc.detail), _rid(request), fields)
         return Response(body, status_code=status, media_type="application/json",
                         headers=headers)
+
+
+_FIELD_MESSAGE = re.compile(r"^field '([^']+)'")
 
 
 def _http_error_name(status: int) -> str:
