@@ -4,7 +4,7 @@
 (no model download), both as subprocesses of the `newsdesk` code under test, so the calling
 process never loads LightGBM. `LiveServer` starts `python -m newsdesk.cli.main serve` on a free
 127.0.0.1 port, waits until /readyz answers 200, and stops it with SIGTERM; its stderr (the
-JSON log) is kept in a file for the caller to read.
+JSON log) and stdout (uvicorn's access log, when asked for) are kept in one file.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class LiveServer:
             [*NEWSDESK, "serve", "--dataset", str(w.dataset), "--bundles", str(w.bundles),
              "--port", str(self.port), "--state-dir", str(self.state_dir), "--workers", "1",
              "--clock-start", w.clock_start, "--log-level", self.log_level, *self.extra_args],
-            env=env, stdout=subprocess.DEVNULL, stderr=self._log)
+            env=env, stdout=self._log, stderr=subprocess.STDOUT)  # uvicorn's access log: stdout
         try:
             self._wait_ready()
         except BaseException:

@@ -33,7 +33,8 @@ SECRET_BODY = "body-fragment-9f3a"
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("live-guard")
     world = small_world(root / "world")
-    with LiveServer(world, root / "state", log_level="info") as server:
+    with LiveServer(world, root / "state", log_level="info",
+                    extra_args=["--access-log"]) as server:  # uvicorn's lines too
         yield server
     assert server.returncode in (0, -15), server.log_text()[-2000:]
 
@@ -64,6 +65,7 @@ def test_logs_hold_pseudonyms_only_and_no_content(live: LiveServer) -> None:
     text = live.log_text()
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     assert sum(1 for e in lines if e.get("event") == "request") >= 8  # the requests were logged
+    assert '"DELETE /v1/users/p_' in text  # uvicorn's access line, with the pseudonym
     for secret in (SECRET_USER, SECRET_TITLE, SECRET_BODY, ADMIN_KEY):
         assert secret not in text, secret
     pseudonym = Pseudonymiser(load_key(live.state_dir))(SECRET_USER)
@@ -81,6 +83,7 @@ def test_redactor_rules() -> None:
     assert out["user_id"] == redact.pseudonymise("alice") and out["user_id"].startswith("p_")
     assert out["unit"].startswith("p_") and out["title"] == out["body"] == "[redacted]"
     assert out["count"] == 3 and out["event"] == "x"
+    assert redact(None, "info", {"articles": 12})["articles"] == 12  # a count, not content
     assert redact.pseudonymise("alice") != Redactor(Pseudonymiser(b"j" * 32)).pseudonymise(
         "alice")  # another deployment's key, another pseudonym
 

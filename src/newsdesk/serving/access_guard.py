@@ -22,6 +22,7 @@ scrapers must never be refused).
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Any
 
 from prometheus_client import Counter
@@ -132,13 +133,16 @@ def install_access_guard(app: Any, settings: Any, registry: Any) -> None:
     that it runs inside it). Also installs the log redactor for the process and leaves the
     pseudonymiser on `app.state.pseudonymise` and the limiter on `app.state.rate_limiter`."""
     from newsdesk.monitoring.logging import set_redactor
-    from newsdesk.serving.privacy import AUDIT_FILE, Redactor, load_key
+    from newsdesk.serving.privacy import AUDIT_FILE, AccessLogFilter, Redactor, load_key
     from newsdesk.serving.rate_limit import make_rate_limiter
 
     state_dir = settings.resolved_state_dir
     key = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
     pseudonymise = Pseudonymiser(load_key(state_dir, key))
     set_redactor(Redactor(pseudonymise))
+    access = logging.getLogger("uvicorn.access")  # uvicorn's own lines (--access-log)
+    access.filters = [f for f in access.filters if not isinstance(f, AccessLogFilter)]
+    access.addFilter(AccessLogFilter(pseudonymise))
     errors = Counter("newsdesk_rate_limit_errors_total",
                      "Rate-limit checks that could not reach Redis (requests allowed)",
                      registry=registry)

@@ -95,8 +95,9 @@ class Redactor:
                     event[key] = self.pseudonymise(value)
                 elif isinstance(value, list | tuple):
                     event[key] = [self.pseudonymise(str(v)) for v in value]
-            elif key in CONTENT_KEYS:
-                event[key] = REDACTED
+            elif key in CONTENT_KEYS and isinstance(event[key], str | bytes | dict | list
+                                                        | tuple):
+                event[key] = REDACTED  # counts under these names stay
         return event
 
 
@@ -132,6 +133,27 @@ class AuditLog:
         except OSError as exc:  # the log line below still records the call
             log.error("audit_write_failed", error=f"{type(exc).__name__}: {exc}")
         log.info("admin_audit", **{k: v for k, v in entry.items() if k != "ts"})
+
+
+class AccessLogFilter:
+    """A `logging` filter for uvicorn's own access log (`newsdesk serve --access-log`): its
+    lines carry the raw path and the client address, so a reader id in `/v1/users/{id}/...`
+    and the address are replaced by pseudonyms and query strings are dropped."""
+
+    def __init__(self, pseudonymise: Pseudonymiser) -> None:
+        self.pseudonymise = pseudonymise
+
+    def filter(self, record: Any) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5:
+            client, method, path, version, status = args
+            path = str(path).split("?", 1)[0]
+            parts = path.split("/")
+            if len(parts) > 3 and parts[1:3] == ["v1", "users"]:
+                parts[3] = self.pseudonymise(parts[3])
+            record.args = (self.pseudonymise(str(client)), method, "/".join(parts), version,
+                           status)
+        return True
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:
