@@ -52,8 +52,11 @@ def _error_body_problem(status: int, body: Any) -> str | None:
     return None
 
 
-def fuzz(base_url: str, cases: int, admin_key: str, *, seed: int = 0) -> dict[str, Any]:
-    """Run about `cases` generated requests against the server at base_url."""
+def fuzz(base_url: str, cases: int, admin_key: str, *, seed: int = 0,
+         checkpoint: Any = None) -> dict[str, Any]:
+    """Run about `cases` generated requests against the server at base_url; `checkpoint`
+    (optional) is called with the figures so far after every run."""
+    import requests
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
@@ -73,6 +76,7 @@ def fuzz(base_url: str, cases: int, admin_key: str, *, seed: int = 0) -> dict[st
                                       for op in ops}
     examples: list[dict[str, Any]] = []
     checks = [status_code_conformance, content_type_conformance, response_schema_conformance]
+    session = requests.Session()  # keep-alive: a case costs its generation, not a connect
 
     def record(kind: str, label: str, case: Any, detail: str) -> None:
         totals[kind] += 1
@@ -89,7 +93,7 @@ def fuzz(base_url: str, cases: int, admin_key: str, *, seed: int = 0) -> dict[st
         totals["cases"] += 1
         by_op[label]["cases"] += 1
         try:
-            response = case.call(base_url=base_url, timeout=30)
+            response = case.call(base_url=base_url, session=session, timeout=30)
         except Exception as exc:  # the transport failed: the server did not answer
             record("server_errors", label, case, f"transport: {exc!r}")
             return
@@ -131,6 +135,14 @@ def fuzz(base_url: str, cases: int, admin_key: str, *, seed: int = 0) -> dict[st
                                  "detail": repr(exc)[:300]})
         return totals["cases"] - before
 
+    def summary(*, complete: bool) -> dict[str, Any]:
+        return {"cases": totals["cases"], "server_errors": totals["server_errors"],
+                "schema_violations": totals["schema_violations"],
+                "error_body_violations": totals["error_body_violations"],
+                "operations": len(ops), "complete": complete,
+                "by_operation": {k: dict(v) for k, v in sorted(by_op.items())},
+                "examples": list(examples)}
+
     # every run gets the same budget; a run whose input space is tiny (no parameters) ends
     # early, so later passes (new seeds) spread what is left over the runs that did not
     open_runs = list(range(len(runs)))
@@ -139,17 +151,18 @@ def fuzz(base_url: str, cases: int, admin_key: str, *, seed: int = 0) -> dict[st
         if left <= 0 or not open_runs:
             break
         per_run = max(1, left // len(open_runs))
-        open_runs = [i for i in open_runs
-                     if run_one(i, per_run, seed * 1000 + pass_no) >= per_run]
+        still_open = []
+        for i in open_runs:
+            if run_one(i, per_run, seed * 1000 + pass_no) >= per_run:
+                still_open.append(i)
+            if checkpoint is not None:
+                checkpoint(summary(complete=False))
+        open_runs = still_open
         print(f"fuzz: pass {pass_no}: {totals['cases']} cases, {totals['server_errors']} 5xx, "
               f"{totals['schema_violations']} schema violations, "
               f"{totals['error_body_violations']} error-body violations", flush=True)
-    return {"cases": totals["cases"], "server_errors": totals["server_errors"],
-            "schema_violations": totals["schema_violations"],
-            "error_body_violations": totals["error_body_violations"],
-            "operations": len(ops),
-            "by_operation": {k: dict(v) for k, v in sorted(by_op.items())},
-            "examples": examples}
+    session.close()
+    return summary(complete=True)
 
 
 def main() -> None:
@@ -173,9 +186,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="fuzz-api-") as tmp:
             world = small_world(Path(tmp) / "world")
             setup_s = time.perf_counter() - started
+            def checkpoint(partial: dict[str, Any]) -> None:  # a killed run keeps its figures
+                if args.json:
+                    args.json.parent.mkdir(parents=True, exist_ok=True)
+                    args.json.write_text(json.dumps(partial, indent=2))
+
             with LiveServer(world, Path(tmp) / "state", log_level="warning") as live:
                 t0 = time.perf_counter()
-                result = fuzz(live.base, cases, ADMIN_KEY, seed=args.seed)
+                result = fuzz(live.base, cases, ADMIN_KEY, seed=args.seed,
+                              checkpoint=checkpoint)
                 result["fuzz_s"] = round(time.perf_counter() - t0, 1)
             server = {"setup_s": round(setup_s, 1), "exit_code": live.returncode}
     result["server"] = server
