@@ -270,3 +270,18 @@ def test_training_drops_readers_listed_in_the_dataset_without_a_new_export(tmp_p
     assert set(load_log(data).events.user_ids) == {"alice", "bob"}
     ErasureList.in_dir(data).add(["alice"])  # what DELETE /v1/users/alice does to it
     assert load_log(data).events.user_ids == ["bob"]
+
+
+@pytest.mark.redis
+async def test_shared_limiter_fails_open_when_redis_is_gone(redis_process) -> None:
+    from newsdesk.serving.rate_limit import RedisRateLimiter
+
+    errors = []
+    limiter = RedisRateLimiter(redis_process.url, 0.1, 2, on_error=lambda: errors.append(1))
+    try:
+        assert [await limiter.acquire("c") for _ in range(3)][-1] > 0  # the bucket works
+        redis_process.kill()
+        assert await limiter.acquire("c") == 0.0  # allowed, and counted
+        assert errors == [1]
+    finally:
+        await limiter.aclose()

@@ -84,8 +84,8 @@ class AccessGuard:
                        ) -> tuple[int, str, str, str, dict[str, str]] | None:
         if self.limiter is not None:
             by_key = known and key is not None
-            client = ("k:" + self.pseudonymise(key.decode("latin-1")) if by_key
-                      else "a:" + self.pseudonymise(client_addr))
+            client = ("k:" + self.pseudonymise(key.decode("latin-1"))
+                      if known and key is not None else "a:" + self.pseudonymise(client_addr))
             wait = await self.limiter.acquire(client)
             if wait > 0:
                 self.rate_limited.labels("key" if by_key else "address").inc()
