@@ -285,3 +285,20 @@ async def test_shared_limiter_fails_open_when_redis_is_gone(redis_process) -> No
         assert errors == [1]
     finally:
         await limiter.aclose()
+
+
+async def test_monitoring_documents_null_diversity_of_empty_slates(tmp_path, dataset_dir,
+                                                                   articles) -> None:
+    """A fuzzing find: only empty slates served (filters matching nothing) made
+    /v1/monitoring answer topic_diversity null where the schema promised a number."""
+    app = _app(tmp_path, dataset_dir, articles)
+    async with running(app) as client:
+        r = await client.post("/v1/recommendations", json={
+            "user_id": "u1", "k": 5, "surface": "odd", "filters": {"category": ["nothing"]}})
+        assert r.status_code == 200 and r.json()["items"] == []
+        body = (await client.get("/v1/monitoring")).json()
+        spec = (await client.get("/openapi.json")).json()
+    rows = [q for q in body["quality"] if q["surface"] == "odd"]
+    assert rows and rows[0]["topic_diversity"] is None
+    prop = spec["components"]["schemas"]["QualityRow"]["properties"]["topic_diversity"]
+    assert {"type": "null"} in prop["anyOf"]
