@@ -36,7 +36,7 @@ from tests.data.test_importers_mind import BEHAVIORS, NEWS
 NEWSDESK = Path(sys.executable).parent / "newsdesk"
 ROW_ERROR = re.compile(r"(?P<file>[\w.\-]+):(?P<line>\d+): field '(?P<field>[^']+)': ")
 # no shrinking: a failing case is printed as generated (shrinking imports costs minutes)
-FUZZ = settings(max_examples=30, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                 phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=list(HealthCheck))
 CASE_BUDGET_S = 20.0  # a case slower than this is a hang
