@@ -312,7 +312,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 # -- load generator (runs in its own process) -------------------------------------------------
 async def open_loop(url: str, path: str, rate: float, duration: float, users: list[str],
-                    k: int) -> dict[str, Any]:
+                    k: int, trace: list[tuple[float, float, str, bool, str | None]] | None = None
+                    ) -> dict[str, Any]:
+    """`trace`, when given, gets one row per request: (scheduled s, done s, from the start
+    of the load; status code or error name; degraded; the answer's model_version)."""
     import httpx
 
     n = int(rate * duration)
@@ -331,14 +334,20 @@ async def open_loop(url: str, path: str, rate: float, duration: float, users: li
 
         async def one(scheduled: float, user: str) -> None:
             nonlocal errors, last_done, degraded
+            flagged, version = False, None
             try:
                 r = await client.post(path, json={"user_id": user, "k": k})
                 ok = r.status_code == 200
-                degraded += b'"degraded":true' in r.content
+                flagged = b'"degraded":true' in r.content
+                degraded += flagged
                 kind = str(r.status_code)
+                if trace is not None and ok:
+                    version = r.json().get("model_version")
             except httpx.HTTPError as exc:
                 ok, kind = False, type(exc).__name__
             done = clock()
+            if trace is not None:
+                trace.append((scheduled - t0, done - t0, kind, flagged, version))
             last_done = max(last_done, done)
             if ok:
                 latencies.append(done - scheduled)
@@ -369,7 +378,8 @@ async def open_loop(url: str, path: str, rate: float, duration: float, users: li
     return {"target_rps": rate, "achieved_rps": round(len(latencies) / (last_done - t0), 1),
             "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": errors,
             "degraded": round(degraded / max(1, n), 4), "degraded_count": degraded,
-            "error_kinds": error_kinds, "requests": n, "duration_s": duration}
+            "error_kinds": error_kinds, "requests": n, "duration_s": duration,
+            "t0_perf": t0}  # the trace's origin (time.perf_counter)
 
 
 async def events_load(url: str, duration: float, users: list[str], articles: list[str],

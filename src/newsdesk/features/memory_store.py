@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import os
 import sqlite3
 import threading
 from collections import deque
@@ -44,6 +45,9 @@ from newsdesk.features.online_store import (
 # Re-base the trending epoch before scaled scores (2**(elapsed half-lives)) get near overflow.
 _REBASE_HALF_LIVES = 512.0
 _MARKER = "marker:"  # meta-table prefix of the store's markers
+# meta row present while a process has the snapshot file open: found at load, the previous
+# owner died without close() (SIGKILL, power loss), so the snapshot misses what came after it
+_OPEN_BY = "open_by"
 
 
 class _ArticleTable:
@@ -175,8 +179,11 @@ class MemoryOnlineStore(OnlineStore):
         self._markers: dict[str, str] = {}
         self._closed = threading.Event()
         self._snapshotter: threading.Thread | None = None
+        self.unclean = False  # the snapshot was left by a process that did not close it
         if self.persist_path is not None and self.persist_path.exists():
             self._load(self.persist_path)
+        if self.persist_path is not None:
+            self._mark_open()
         if self.persist_path is not None and snapshot_interval_s:
             self._snapshotter = threading.Thread(
                 target=self._snapshot_loop, args=(snapshot_interval_s,),
@@ -437,6 +444,8 @@ class MemoryOnlineStore(OnlineStore):
             meta = [("half_life_hours", repr(self.half_life_hours)),
                     ("epoch", repr(self._epoch)),
                     *((_MARKER + k, v) for k, v in self._markers.items())]
+            if not self._closed.is_set():  # a periodic snapshot: still open
+                meta.append((_OPEN_BY, str(os.getpid())))
         try:
             self.persist_path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.persist_path, isolation_level=None)
@@ -487,9 +496,37 @@ class MemoryOnlineStore(OnlineStore):
             if len(recent) < self.max_user_clicks:
                 recent.append(Click(article_id, ts))
         self._markers = {k[len(_MARKER):]: v for k, v in meta.items() if k.startswith(_MARKER)}
+        self.unclean = _OPEN_BY in meta
         epoch = meta.get("epoch", "None")
         if epoch != "None":
             self._rebase(float(epoch))
+
+    def _mark_open(self) -> None:
+        """Record in the snapshot file that a process has it open (close() clears it)."""
+        assert self.persist_path is not None
+        try:
+            self.persist_path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.persist_path, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                _create_tables(conn)
+                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                             (_OPEN_BY, str(os.getpid())))
+            finally:
+                conn.close()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open online store snapshot {self.persist_path}: "
+                                   f"{exc}") from exc
+
+    def clear(self) -> None:
+        """Drop the whole state, markers included (a rebuild starts from here)."""
+        with self._lock:
+            self._art = _ArticleTable()
+            self._cand_cache = None
+            self._users = {}
+            self._epoch = None
+            self._top.clear()
+            self._markers = {}
 
     def _snapshot_loop(self, interval_s: float) -> None:
         while not self._closed.wait(interval_s):

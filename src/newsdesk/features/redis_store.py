@@ -313,6 +313,11 @@ class RedisOnlineStore(OnlineStore):
             self._queue_batch(pipe, shown, clicked)
             pipe.execute()
 
+    def bulk_pipeline(self) -> Any:
+        """A pipeline on the bulk client (long timeouts): for `queue_events` off the request
+        path, such as a replay of the event log into an emptied store."""
+        return self._bulk_client.pipeline(transaction=False)
+
     def queue_events(self, pipe: Any, events: Iterable[Impression | Interaction]) -> None:
         """Queue `record_events`'s commands on a caller's pipeline (of a client of the same
         server), so the caller can apply a batch inside its own MULTI/EXEC together with

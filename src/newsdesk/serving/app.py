@@ -44,6 +44,7 @@ from newsdesk.serving.recommend_pipeline import PipelineConfig, RecommendPipelin
 from newsdesk.serving.resilience import CircuitBreaker, GuardedOnlineStore
 from newsdesk.serving.schemas import ErrorBody
 from newsdesk.serving.settings import ServeSettings
+from newsdesk.serving.state_keeper import OnlineStateKeeper
 from newsdesk.serving.store_bootstrap import StoreBootstrapJob
 from newsdesk.serving.variants import ExperimentAssigner, VariantAssigner
 
@@ -76,6 +77,8 @@ class Services:
     bootstrap: StoreBootstrapJob = dataclasses.field(
         default_factory=lambda: StoreBootstrapJob(None, None))  # type: ignore[arg-type]
     cluster: Any = None  # ClusterSync when settings.workers > 1: publish runtime changes
+    live: Any = None  # LiveExperiments: interleaving / bandit slates (serving/live_experiments)
+    keeper: Any = None  # OnlineStateKeeper: rebuilds a lost online state (state_keeper.py)
 
 
 def services(request: Request) -> Services:
@@ -214,7 +217,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             metrics.set_model(version)
 
         registry = ModelRegistry(lambda version: make_model(version, store), lister,
-                                 on_swap=on_swap)
+                                 on_swap=on_swap, on_refused=lambda version, error:
+                                 metrics.model_swaps.labels("refused").inc())
         pipeline = RecommendPipeline(registry, store, cat, metrics, model_pool, PipelineConfig(
             budget_s=settings.budget_ms / 1000,
             personalised_timeout_s=settings.personalised_timeout_ms / 1000,
@@ -234,6 +238,15 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             await loop.run_in_executor(io_pool, registry.promote, settings.bundle_version)
         except Exception as exc:  # start anyway: /readyz says 503 until an admin loads one
             log.error("model_load_failed", error=f"{type(exc).__name__}: {exc}")
+            if settings.bundle_version is None and lister is not None:
+                # the newest bundle is corrupt: serve the newest one that loads
+                older = [str(b["version"]) for b in reversed(lister())]
+                try:
+                    swap = await loop.run_in_executor(
+                        io_pool, registry.promote_first_valid, older)
+                    log.warning("model_fallback_to_older_bundle", version=swap.active)
+                except Exception as exc2:
+                    log.error("model_load_failed", error=f"{type(exc2).__name__}: {exc2}")
         assigner = variant_assigner
         if assigner is None:  # experiments from the state dir (none: everyone in production)
             assigner = ExperimentAssigner.open(settings.resolved_state_dir, registry)
@@ -243,13 +256,24 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                 log.error("variant_bundle_load_failed", error=f"{type(exc).__name__}: {exc}")
         bootstrap = StoreBootstrapJob(raw_store, settings.dataset_dir, event_log=event_log,
                                       enabled=settings.bootstrap_store)
+        keeper = OnlineStateKeeper(raw_store, event_log, settings.dataset_dir
+                                   if settings.bootstrap_store else None,
+                                   registry=metrics.registry)
+        await loop.run_in_executor(io_pool, keeper.prepare)  # before the bootstrap and requests
+        ingestor.not_applied = keeper.defer
         svc = Services(settings, metrics, store, event_log, cat, registry, pipeline, ingestor,
-                       exposure, assigner, io_pool, breaker, clock, bootstrap)
+                       exposure, assigner, io_pool, breaker, clock, bootstrap, keeper=keeper)
         if settings.workers > 1:  # catch up with the other workers' changes before ready
             from newsdesk.serving.cluster import ClusterSync
 
             svc.cluster = await ClusterSync.start(svc)
         bootstrap.start()
+        keeper.start(bootstrap)
+        from newsdesk.serving.live_experiments import start_live_experiments
+        from newsdesk.serving.rollout_autopilot import start_autopilot
+
+        autopilot = start_autopilot(svc)  # None when off or with a custom assigner
+        svc.live = await loop.run_in_executor(io_pool, start_live_experiments, svc)
         app.state.services = svc
         metrics.catalog_size.set(len(cat))
         monitor.sources(now=clock, catalog=lambda: cat,
@@ -262,6 +286,10 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         finally:
             app.state.services = None
             monitor.stop()
+            if autopilot is not None:
+                autopilot.stop()
+            if svc.live is not None:
+                svc.live.bandits.stop()
             if svc.cluster is not None:
                 await svc.cluster.stop()
             await exposure.close()
@@ -269,6 +297,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                 assigner.close()
             model_pool.shutdown(wait=True, cancel_futures=True)
             bootstrap.join(timeout_s=60)  # a half-finished load must not race close()
+            keeper.stop()
             if consumer is not None:
                 consumer.stop()
             event_log.close()

@@ -33,6 +33,7 @@ from newsdesk.errors import StoreUnavailable
 from newsdesk.features.online_store import OnlineStore
 from newsdesk.monitoring.logging import get_logger
 from newsdesk.monitoring.metrics import ServingMetrics
+from newsdesk.serving.resilience import CircuitOpen
 
 if TYPE_CHECKING:
     from newsdesk.serving.event_consumer import StreamApplier
@@ -59,6 +60,9 @@ class EventIngestor:
         self.executor = executor
         self.applied = RecentKeys()
         self.served = RecentKeys(100_000)  # request_id -> (surface, variant) for CTR
+        # logged events the store refused without trying (circuit open): certainly not
+        # applied, so safe to apply later (the OnlineStateKeeper does, once the store is up)
+        self.not_applied: Callable[[list[Event]], None] | None = None
 
     async def ingest(self, events: Sequence[Any]) -> tuple[AppendResult, bool]:
         """Log a validated batch (API event models) durably, then apply it; (result, applied)."""
@@ -80,6 +84,7 @@ class EventIngestor:
         except StoreUnavailable as exc:
             log.warning("events_not_applied", error=str(exc), events=len(fresh))
             self.metrics.events.labels("batch", "not_applied").inc()
+            self.defer([c for _, c in fresh], exc)
             return result, False
         return result, True
 
@@ -101,6 +106,12 @@ class EventIngestor:
         if not applied:
             self.metrics.events.labels("batch", "not_applied").inc()
         return result, applied
+
+    def defer(self, events: list[Event], exc: Exception) -> None:
+        """Hand events the store did not apply to `not_applied` when that is certain (an
+        open circuit never called the store; a timeout may have applied them)."""
+        if self.not_applied is not None and isinstance(exc, CircuitOpen):
+            self.not_applied(events)
 
     def _count_served_clicks(self, events: Sequence[Any]) -> None:
         for event in events:
@@ -145,14 +156,15 @@ class ExposureLogger:
 
     def offer(self, request_id: str, user_id: str, surface: str, article_ids: list[str],
               variant: str | None, experiment: str | None, ts: float,
-              propensities: list[float] | None = None) -> None:
+              propensities: list[float] | None = None, **extra: Any) -> None:
         """Queue one served slate; positions are the order of `article_ids`, `propensities[i]`
-        the probability the serving policy put article i there (1.0: deterministic ranker)."""
+        the probability the serving policy put article i there (1.0: deterministic ranker).
+        `extra`: further impression fields (`teams`, `assignment_propensity`)."""
         self.ingestor.served.add(request_id, (surface, variant))
         record = {"kind": "impression", "request_id": request_id, "user_id": user_id,
                   "timestamp": datetime.fromtimestamp(ts, tz=UTC), "surface": surface,
                   "article_ids": article_ids, "propensities": propensities,
-                  "variant": variant, "experiment": experiment}
+                  "variant": variant, "experiment": experiment, **extra}
         try:
             self.queue.put_nowait(record)
         except asyncio.QueueFull:
@@ -183,7 +195,11 @@ class ExposureLogger:
         store = self.ingestor.store
         # with a shared stream log the consumer group applies the slates (applied once)
         if store is not None and result.accepted and self.ingestor.applier is None:
-            store.record_events(events)
+            try:
+                store.record_events(events)
+            except StoreUnavailable as exc:  # logged all the same: apply later if certain
+                self.ingestor.defer(events, exc)
+                raise
             for event in events:
                 self.ingestor.applied.add(event_key(event))
 

@@ -38,8 +38,11 @@ class ModelRegistry:
     """The loaded models and which one serves (see the module docstring)."""
 
     def __init__(self, loader: Loader, lister: Lister | None = None, *,
-                 on_swap: Callable[[str, str], None] | None = None) -> None:
-        self._loader = loader
+                 on_swap: Callable[[str, str], None] | None = None,
+                 on_refused: Callable[[str | None, str], None] | None = None) -> None:
+        self._loader = self._checked(loader)
+        self._on_refused = on_refused
+        self.last_refused: dict[str, Any] | None = None  # the last bundle that failed to load
         self._lister = lister
         self._on_swap = on_swap
         self._active: Recommender | None = None
@@ -50,6 +53,20 @@ class ModelRegistry:
         self._load_lock = threading.Lock()  # one load at a time (memory)
         self._upserts: dict[str, Article] = {}
         self._removed: set[str] = set()
+
+    def _checked(self, loader: Loader) -> Loader:
+        """The loader, remembering and reporting a bundle it refused (corrupt, missing):
+        nothing of it serves, the active model stays."""
+        def load(version: str | None) -> Recommender:
+            try:
+                return loader(version)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                self.last_refused = {"version": version, "error": error[:500]}
+                if self._on_refused is not None:
+                    self._on_refused(version, error)
+                raise
+        return load
 
     # -- reading -------------------------------------------------------------------------
     @property
@@ -153,6 +170,18 @@ class ModelRegistry:
             self._active = model  # the swap: one reference
         self._notify("promote", model.version)
         return SwapResult(None if old is None else old.version, model.version)
+
+    def promote_first_valid(self, versions: Sequence[str]) -> SwapResult:
+        """Promote the first of `versions` that loads (a corrupt or half-written bundle
+        raises in its loader and is skipped); raises the last error when none does. Used
+        at start: a corrupt newest bundle must not leave the service without a model."""
+        error: Exception = BundleError("no bundle versions to try")
+        for version in versions:
+            try:
+                return self.promote(version)
+            except Exception as exc:  # the loader's error names the bundle and the file
+                error = exc
+        raise error
 
     def rollback(self) -> SwapResult:
         """Swap back to the previous model (kept loaded since the last promote)."""

@@ -184,6 +184,9 @@ class Health(BaseModel):
     checks: dict[str, bool] = Field(default_factory=dict)
     pid: int | None = None  # the serving process that answered (several workers)
     bootstrap: dict[str, Any] | None = None  # /readyz: the online store's load from the dataset
+    online_state: dict[str, Any] | None = None  # /readyz: rebuilds from the log (state_keeper)
+    breaker: str | None = None  # /readyz: the online store's circuit when not closed
+    model_refused: dict[str, Any] | None = None  # /readyz: the last bundle that failed to load
 
 
 class ErrorBody(BaseModel):

@@ -90,6 +90,7 @@ class SQLiteEventLog(EventLog):
         self.max_group = max_group
         self.ack_timeout_s = ack_timeout_s
         self._closed = False
+        self._write_error: str | None = None  # the last write failed (disk full, I/O error)
         self._close_lock = threading.Lock()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         try:
@@ -150,10 +151,12 @@ class SQLiteEventLog(EventLog):
                 for pending in group:
                     self._commit([pending])
                 return
+            self._write_error = f"{type(exc).__name__}: {exc}"
             group[0].future.set_exception(
                 StoreUnavailable(f"event log {self.path}: write failed: {exc}")
             )
             return
+        self._write_error = None
         for pending, accepted in zip(group, counts, strict=True):
             pending.future.set_result(
                 AppendResult(accepted=accepted, duplicates=len(pending.rows) - accepted)
@@ -256,9 +259,26 @@ class SQLiteEventLog(EventLog):
             status["last_seq"] = self.last_seq()
             status["read_ms"] = round((time.perf_counter() - started) * 1000, 3)
             status["ok"] = not self._closed and self._writer.is_alive()
+            if self._write_error is not None and not self._probe_write():
+                status.update(ok=False, error=f"last write failed: {self._write_error}")
         except StoreUnavailable as exc:
             status.update(ok=False, error=str(exc))
         return status
+
+    def _probe_write(self) -> bool:
+        """After a failed write: can the log write again (disk freed)? One tiny transaction
+        on its own connection; success clears the error."""
+        try:
+            conn = _connect(self.path, timeout_s=1.0)
+            try:
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('write_probe', ?)",
+                             (str(time.time()),))
+            finally:
+                conn.close()
+        except (sqlite3.Error, OSError):
+            return False
+        self._write_error = None
+        return True
 
     def close(self) -> None:
         with self._close_lock:

@@ -35,11 +35,18 @@ async def readyz(request: Request) -> Response:
     ready = all(checks.values())
     # while the store loads from the dataset the service serves (readers not yet loaded are
     # answered cold): ready to take traffic, and says so
-    status = ("loading" if svc.bootstrap.loading else "ready") if ready else "not_ready"
-    return json_response({"status": status, "model_version": svc.registry.version,
-                          "checks": checks, "bootstrap": svc.bootstrap.status(),
-                          "pid": os.getpid()},
-                         200 if ready else 503)
+    keeper = svc.keeper  # the online state being rebuilt from the log: served, says so
+    loading = svc.bootstrap.loading or (keeper is not None and keeper.rebuilding)
+    status = ("loading" if loading else "ready") if ready else "not_ready"
+    body = {"status": status, "model_version": svc.registry.version, "checks": checks,
+            "bootstrap": svc.bootstrap.status(), "pid": os.getpid()}
+    if keeper is not None:
+        body["online_state"] = keeper.status()
+    if svc.registry.last_refused is not None:  # a bundle that failed to load (not serving)
+        body["model_refused"] = svc.registry.last_refused
+    if svc.breaker.state != "closed":  # the store's circuit: requests skip it meanwhile
+        body["breaker"] = svc.breaker.state
+    return json_response(body, 200 if ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
