@@ -365,7 +365,8 @@ def online_missing(rig: Rig, ledger: AckLedger, since_batch: int) -> dict[str, i
             for e in b.events:
                 want[e["user_id"]] = want.get(e["user_id"], 0) + 1
     missing = unreadable = 0
-    with httpx.Client(base_url=rig.server.url, timeout=10) as client:
+    with httpx.Client(base_url=rig.server.url, timeout=10,
+                      headers={"X-API-Key": ADMIN_KEY}) as client:  # /recent is admin-only
         for user, n in want.items():
             for _ in range(20):  # a 503 (the store's circuit open a moment): ask again
                 r = client.get(f"/v1/users/{user}/recent", params={"limit": 200})

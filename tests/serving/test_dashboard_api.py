@@ -75,9 +75,15 @@ async def test_recent_clicks_newest_first_with_catalog_fields(app: FastAPI) -> N
               for i, aid in enumerate(["a001", "a002", "a003"])]
     async with running(app) as client:
         assert (await client.post("/v1/events", json={"events": events})).status_code == 200
+        closed = await client.get("/v1/users/reader/recent")  # personal data: admin only
+        wrong = await client.get("/v1/users/reader/recent",
+                                 headers={"X-API-Key": "not-the-admin-key-000"})
+        client.headers["X-API-Key"] = ADMIN_KEY
         body = (await client.get("/v1/users/reader/recent", params={"limit": 2})).json()
         unknown = (await client.get("/v1/users/nobody/recent")).json()
         bad = await client.get("/v1/users/reader/recent", params={"limit": 0})
+    assert closed.status_code == 401 and "clicks" not in closed.json()
+    assert wrong.status_code == 403
     assert [c["article_id"] for c in body["clicks"]] == ["a003", "a002"]
     assert body["clicks"][0]["category"] == "tech" and body["clicks"][0]["live"] is True
     assert unknown["clicks"] == []

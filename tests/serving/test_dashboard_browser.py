@@ -226,6 +226,11 @@ def test_preview_shows_k_items_with_reasons_and_the_users_recent_clicks(
         page: Page, server: Server) -> None:
     user, k = server.users[0], 7
     p = page.open("/dashboard/preview")
+    # without the admin key the reader's clicks (personal data) are not shown
+    p.fill("#preview-user", user)
+    p.click("#preview-go")
+    p.wait_for_selector("#recent-clicks > li:has-text('enter the admin key')")
+    page.set_key()
     p.fill("#preview-user", user)
     p.fill("#preview-k", str(k))
     p.click("#preview-go")
@@ -234,8 +239,9 @@ def test_preview_shows_k_items_with_reasons_and_the_users_recent_clicks(
     assert items.count() == k
     reasons = p.locator("#preview-items .reason").all_inner_texts()
     assert len(reasons) == k and all(r.strip() for r in reasons)
+    assert httpx.get(f"{server.base}/v1/users/{user}/recent", timeout=10).status_code == 401
     recent = httpx.get(f"{server.base}/v1/users/{user}/recent", params={"limit": 10},
-                       timeout=10).json()["clicks"]
+                       headers={"X-API-Key": ADMIN_KEY}, timeout=10).json()["clicks"]
     assert recent, "the test user has logged clicks in the dataset"
     shown = p.locator("#recent-clicks > li strong").all_inner_texts()
     assert shown == [c["article_id"] for c in recent]

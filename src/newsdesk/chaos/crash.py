@@ -28,6 +28,7 @@ from typing import Any
 from newsdesk.chaos.ingest import AckLedger, send_batch
 from newsdesk.chaos.server import ServeProcess
 
+ADMIN_KEY = "crash-admin-key-0123456789"  # a reader's clicks need the admin key
 
 async def _ingest_then_kill(server: ServeProcess, ledger: AckLedger, senders: int,
                             kill_after_s: float | None) -> dict[str, Any]:
@@ -89,7 +90,8 @@ def _online_check(server: ServeProcess, ledger: AckLedger, sample: int,
             expected.setdefault(e["user_id"], set()).add((e["event_id"], e["article_id"]))
     users = sorted(u for u, n in per_user.items() if n <= cap)[:sample]
     missing = extra = 0
-    with httpx.Client(base_url=server.url, timeout=10.0) as client:
+    with httpx.Client(base_url=server.url, timeout=10.0,
+                      headers={"X-API-Key": ADMIN_KEY}) as client:
         for user in users:
             got = client.get(f"/v1/users/{user}/recent", params={"limit": 200}).json()["clicks"]
             want = per_user[user]
@@ -108,7 +110,8 @@ def run_crash_ingest(work: Path, *, kills: int = 20, senders: int = 4, batch_siz
     bundles.mkdir(exist_ok=True)
     state = work / "state"
     server = ServeProcess(["--workers", "1", "--bundles", str(bundles), "--state-dir",
-                           str(state), "--log-level", "warning"], log_path=work / "server.log")
+                           str(state), "--log-level", "warning"], log_path=work / "server.log",
+                          env={"NEWSDESK_ADMIN_API_KEY": ADMIN_KEY})  # /recent is admin-only
     rng = random.Random(seed)
     ledger = AckLedger(prefix=f"crash{seed}", batch_size=batch_size,
                        users=[f"reader-{i}" for i in range(users)],

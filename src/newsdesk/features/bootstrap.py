@@ -40,6 +40,7 @@ import numpy as np
 import polars as pl
 
 from newsdesk.data.dataset import Dataset
+from newsdesk.data.erasure import erased_users
 from newsdesk.errors import DatasetError
 from newsdesk.features.online_store import ArticleCounts, Click, OnlineStore
 from newsdesk.monitoring.logging import get_logger
@@ -186,6 +187,9 @@ def _load(store: OnlineStore, ds: Dataset, report: BootstrapReport,
 
     phase = time.perf_counter()
     users = _user_lists(history, clicks, store.max_user_clicks)
+    gone = erased_users(ds.root)  # erased readers (data/erasure.py) get no history back
+    if gone:
+        users = ((u, c) for u, c in users if u not in gone)
     n_users = 0
     for chunk in _chunks(users):
         n_users += store.merge_user_clicks(chunk)

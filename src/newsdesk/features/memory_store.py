@@ -168,6 +168,9 @@ class MemoryOnlineStore(OnlineStore):
         self.max_user_clicks = max_user_clicks
         self.persist_path = Path(persist_path) if persist_path is not None else None
         self._lock = threading.Lock()
+        # orders snapshots and erasures on disk: a snapshot copied before an erasure must not
+        # be written after it (the erased reader would come back at the next start)
+        self._persist_lock = threading.Lock()
         self._art = _ArticleTable()
         self._cand_cache: tuple[tuple[str, ...], np.ndarray, int] | None = None
         self._users: dict[str, deque[Click]] = {}
@@ -398,12 +401,37 @@ class MemoryOnlineStore(OnlineStore):
     def ping(self) -> bool:
         return not self._closed.is_set()
 
+    def forget_user(self, user_id: str) -> bool:
+        with self._persist_lock:
+            with self._lock:
+                known = self._users.pop(user_id, None) is not None
+            if self.persist_path is not None and self.persist_path.exists():
+                try:
+                    conn = sqlite3.connect(self.persist_path, isolation_level=None)
+                    try:
+                        conn.execute("PRAGMA secure_delete=ON")  # overwrite, not just unlink
+                        _create_tables(conn)
+                        cur = conn.execute("DELETE FROM user_clicks WHERE user_id = ?",
+                                           (user_id,))
+                        known = known or cur.rowcount > 0
+                    finally:
+                        conn.close()
+                except sqlite3.Error as exc:
+                    raise StoreUnavailable(f"cannot erase a user from {self.persist_path}: "
+                                           f"{exc}") from exc
+        return known
+
     # -- persistence -----------------------------------------------------------------------
 
     def snapshot(self) -> None:
         """Write the whole state to `persist_path` in one transaction (no-op without it)."""
         if self.persist_path is None:
             return
+        with self._persist_lock:
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        assert self.persist_path is not None
         with self._lock:  # copy under the lock, write outside it
             t, n = self._art, self._art.n
             articles = list(zip(t.ids, t.impressions[:n].tolist(), t.clicks[:n].tolist(),

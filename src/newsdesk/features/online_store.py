@@ -192,6 +192,12 @@ class OnlineStore(ABC):
     def delete_marker(self, name: str) -> None:
         """Unset a marker (no error when unset)."""
 
+    def forget_user(self, user_id: str) -> bool:
+        """Remove everything the store holds about one reader (their recent clicks, also in
+        any persisted copy) at once: the right to erasure. Article statistics are aggregates
+        and stay. True when there was something to remove."""
+        raise NotImplementedError(f"{type(self).__name__} cannot erase a user")
+
     @abstractmethod
     def ping(self) -> bool:
         """True when the backend answers; never raises."""
@@ -223,3 +229,6 @@ class DelegatedBulkLoads:
 
     def delete_marker(self, name: str) -> None:
         self.inner.delete_marker(name)
+
+    def forget_user(self, user_id: str) -> bool:
+        return self.inner.forget_user(user_id)

@@ -504,6 +504,10 @@ class RedisOnlineStore(OnlineStore):
             floor = min_decayed_clicks / decay_factor(now - float(epoch), self.half_life_hours)
             return int(self._client.zremrangebyscore(self._trending, "-inf", f"({floor!r}"))
 
+    def forget_user(self, user_id: str) -> bool:
+        with self._errors("forget_user"):
+            return bool(self._bulk_client.delete(self._ukey(user_id)))
+
     def ping(self) -> bool:
         try:
             return bool(self._client.ping())

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from newsdesk.data.dataset import Dataset
+from newsdesk.data.erasure import erased_users
 from newsdesk.data.schema import Article
 from newsdesk.features.online_store import OnlineStore
 from newsdesk.features.replay import EventArrays, QueryRows
@@ -66,22 +67,31 @@ def _label_hits(q: np.ndarray, akey: np.ndarray, hit_q: np.ndarray, hit_key: np.
     return out
 
 
-def load_log(dataset_dir: Path, attribution_window_s: float = 3600.0) -> LogArrays:
+def load_log(dataset_dir: Path, attribution_window_s: float = 3600.0,
+             erased: frozenset[str] = frozenset()) -> LogArrays:
     """Read a dataset directory into LogArrays (see the module docstring).
 
     Memory: ids are coded to integers before the slates are exploded (the exploded exposures
     are narrow numeric columns, ~29 bytes per shown item), and the impressions' article id
     lists are cast to integer codes while they are scanned, so the log's strings are never
-    held one row per shown item."""
+    held one row per shown item.
+
+    Readers in `erased` or in the dataset's erasure list (data/erasure.py) are left out of
+    impressions, clicks and histories: the right to erasure reaches every training set."""
     ds = Dataset(dataset_dir)
+    gone = sorted(erased | erased_users(dataset_dir))
+
+    def kept(lf: pl.LazyFrame) -> pl.LazyFrame:
+        return lf.filter(~pl.col("user_id").is_in(gone)) if gone else lf
+
     arts = ds.read("articles")
     articles = [Article.model_construct(**row) for row in arts.iter_rows(named=True)]
     n_arts = len(arts)
-    imp_lf = ds.scan("impressions")
-    clk = (ds.scan("interactions").filter(pl.col("type") == "click")
+    imp_lf = kept(ds.scan("impressions"))
+    clk = (kept(ds.scan("interactions")).filter(pl.col("type") == "click")
            .select("user_id", "article_id", _epoch("timestamp").alias("ts"), "request_id")
            .collect().sort("ts", maintain_order=True))
-    hist = ds.read("histories")
+    hist = kept(ds.scan("histories")).collect()
     imp_ids = (imp_lf.select(pl.col("article_ids").explode().drop_nulls().cast(pl.Utf8)
                              .unique()).collect(engine="streaming").to_series())
     seen = [clk["article_id"], hist["article_ids"].explode().drop_nulls(), imp_ids]

@@ -16,6 +16,18 @@ import orjson
 import structlog
 
 _configured = False
+_redactor: Any = None  # serving.privacy.Redactor once a server configured it
+
+
+def set_redactor(redactor: Any) -> None:
+    """Install the processor that pseudonymises identities and drops content in every log
+    line of the process (serving/privacy.py); None removes it."""
+    global _redactor
+    _redactor = redactor
+
+
+def _redact(logger: Any, method: str, event: Any) -> Any:
+    return event if _redactor is None else _redactor(logger, method, event)
 
 
 def _dumps(obj: Any, default: Any = None) -> str:
@@ -33,6 +45,7 @@ def configure_logging(level: str = "info", *, force: bool = False) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _redact,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

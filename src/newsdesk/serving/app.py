@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ from newsdesk.serving.middleware import ServingMiddleware, error_json
 from newsdesk.serving.model_registry import ModelRegistry
 from newsdesk.serving.recommend_pipeline import PipelineConfig, RecommendPipeline
 from newsdesk.serving.resilience import CircuitBreaker, GuardedOnlineStore
+from newsdesk.serving.schemas import ErrorBody
 from newsdesk.serving.settings import ServeSettings
 from newsdesk.serving.state_keeper import OnlineStateKeeper
 from newsdesk.serving.store_bootstrap import StoreBootstrapJob
@@ -304,6 +306,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             event_log.close()
             store.close()
             io_pool.shutdown(wait=True, cancel_futures=True)
+            if app.state.rate_limiter is not None:
+                await app.state.rate_limiter.aclose()
             log.info("serving_stopped")
 
     app = FastAPI(
@@ -327,10 +331,18 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
 
     for module in (recommendations, articles, events, health, admin, experiments, monitoring,
                    users):
-        app.include_router(module.router)
+        # /v1 answers these from serving/access_guard.py (API keys, rate limits)
+        app.include_router(module.router, responses=None if module is health else {
+            401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 429: {"model": ErrorBody}})
     from newsdesk.serving import dashboard
 
     app.include_router(dashboard.router)
+    from newsdesk.serving.access_guard import install_access_guard
+
+    install_access_guard(app, settings, metrics.registry)  # rate limits, API keys, audit
+    from newsdesk.data.erasure import ErasureList
+
+    app.state.erasures = ErasureList.in_dir(settings.resolved_state_dir)  # routes/users.py
     app.add_middleware(ServingMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes)
     if settings.tracing != "off":
@@ -385,10 +397,21 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         headers = dict(exc.headers or {})
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (not UTF-8, ...):
+            # the documented answer to a body that cannot be read is a 422 naming it
+            message = f"field 'body': cannot be parsed ({exc.detail})"
+            return _json(*error_json(422, "invalid_request", message, _rid(request),
+                                     [{"field": "body", "message": message}]))
+        # "field 'x': ..." messages (size limits, API keys) name the field in `fields` too
+        named = _FIELD_MESSAGE.match(str(exc.detail))
+        fields = [{"field": named.group(1), "message": str(exc.detail)}] if named else None
         status, body = error_json(exc.status_code, _http_error_name(exc.status_code),
-                                  str(exc.detail), _rid(request))
+                                  str(exc.detail), _rid(request), fields)
         return Response(body, status_code=status, media_type="application/json",
                         headers=headers)
+
+
+_FIELD_MESSAGE = re.compile(r"^field '([^']+)'")
 
 
 def _http_error_name(status: int) -> str:

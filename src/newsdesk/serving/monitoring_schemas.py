@@ -32,7 +32,10 @@ class QualityRow(BaseModel):
     ctr_at: dict[str, float | None] = Field(description="CTR@k for k in 1, 3, 5, 10")
     ctr_by_position: list[float | None] = Field(
         description="CTR of positions 1..10, then of 11 and beyond")
-    topic_diversity: float = Field(description="mean distinct topics / slate size")
+    # null while every response was an empty slate (e.g. filters that match nothing): found
+    # by benchmarks/fuzz_api.py, the answer said null where the schema promised a number
+    topic_diversity: float | None = Field(description="mean distinct topics / slate size; "
+                                                      "null before the first non-empty slate")
     coverage: float | None = Field(description="distinct live articles shown in the last "
                                                "hour / live articles")
 

@@ -118,6 +118,8 @@ class EventsAck(BaseModel):
     accepted: int = Field(description="new events, durable in the event log")
     duplicates: int = Field(description="events already logged (same event_id / request_id)")
     applied: bool = Field(description="online state updated (false: store down; events kept)")
+    erased: int = Field(default=0, description="events of erased readers (DELETE "
+                                               "/v1/users/{id}): discarded, not logged")
 
 
 # -- articles ----------------------------------------------------------------------------

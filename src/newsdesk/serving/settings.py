@@ -135,6 +135,20 @@ class ServeSettings(BaseSettings):
     # OpenTelemetry tracing of requests (extra [otel]): off | console | otlp.
     tracing: Literal["off", "console", "otlp"] = "off"
 
+    # Security and privacy (serving/rate_limit.py, serving/privacy.py; docs/security.md).
+    # Per-client token bucket over /v1 (client = API key, else address): rate_limit_per_s
+    # tokens a second, bursts of rate_limit_burst; 0 turns it off. Shared across workers and
+    # replicas through the online store's Redis when there is one.
+    rate_limit_per_s: float = Field(default=0.0, ge=0, le=1_000_000)
+    rate_limit_burst: int = Field(default=100, ge=1, le=10_000_000)
+    # API keys of the public /v1 routes (comma-separated, each >= 16 characters); unset: open.
+    api_keys: SecretStr | None = None
+    # Key of the keyed hash that pseudonymises user ids in logs and the audit trail; unset: a
+    # random key kept in the state dir (pseudonyms stable across restarts and workers).
+    pseudonym_key: SecretStr | None = None
+    # Retention of events (days) for `newsdesk retention apply`; unset: kept forever.
+    retention_days: float | None = Field(default=None, gt=0, le=36_500)
+
     @field_validator("admin_api_key")
     @classmethod
     def _strong_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -155,6 +169,16 @@ class ServeSettings(BaseSettings):
                 SurfaceExploration(**spec)
             except ValueError as exc:
                 raise ValueError(f"surface {name!r}: {exc}") from exc
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _strong_api_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        for i, key in enumerate(value.get_secret_value().split(",")):
+            if len(key.strip()) < MIN_ADMIN_KEY_CHARS:
+                raise ValueError(f"key {i} must have at least {MIN_ADMIN_KEY_CHARS} characters")
         return value
 
     @field_validator("log_level")
@@ -183,6 +207,13 @@ class ServeSettings(BaseSettings):
     @property
     def admin_enabled(self) -> bool:
         return self.admin_api_key is not None
+
+    @property
+    def api_key_list(self) -> list[str]:
+        """The public API keys (empty: the public routes are open)."""
+        if self.api_keys is None:
+            return []
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
 
 
 def load_settings(**values: object) -> ServeSettings:

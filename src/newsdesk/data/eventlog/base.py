@@ -129,15 +129,24 @@ class EventLog(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources; further appends raise StoreUnavailable."""
 
-    def export(self, dataset_dir: str | Path, *, source: str = "eventlog") -> ExportResult:
+    def purge(self, *, before: float | None = None,
+              users: frozenset[str] = frozenset()) -> int:
+        """Delete the events older than `before` (Unix s, event time) and every event of
+        `users` (retention and erasure, data/retention.py); returns how many were deleted.
+        Their keys are forgotten too, so a purged event sent again is accepted again."""
+        raise NotImplementedError(f"{type(self).__name__} cannot purge events")
+
+    def export(self, dataset_dir: str | Path, *, source: str = "eventlog",
+               erased: frozenset[str] = frozenset()) -> ExportResult:
         """Merge every logged event into the dataset directory (created if missing).
 
         Keeps the other tables (articles, histories) and the existing rows as they are; logged
         events whose key is already in the table are skipped, so re-exporting is a no-op.
+        Readers in `erased` or in the dataset's erasure list are left out (data/erasure.py).
         """
         from newsdesk.data.eventlog.export import export_events
 
-        return export_events(self.read(), dataset_dir, source=source)
+        return export_events(self.read(), dataset_dir, source=source, erased=erased)
 
     def __enter__(self) -> EventLog:
         return self

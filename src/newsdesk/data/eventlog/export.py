@@ -12,9 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from newsdesk.data.dataset import MANIFEST, Dataset, DatasetWriter
+from newsdesk.data.erasure import ErasureList, erased_users
 from newsdesk.data.eventlog.base import KIND_OF, TABLE_OF, Event, ExportResult, event_key
 from newsdesk.data.schema import KEYS, TABLES
 
@@ -30,10 +33,16 @@ def event_row(event: Event) -> dict[str, Any]:
 
 
 def export_events(
-    events: Iterable[tuple[int, Event]], dataset_dir: str | Path, *, source: str = "eventlog"
+    events: Iterable[tuple[int, Event]], dataset_dir: str | Path, *, source: str = "eventlog",
+    erased: frozenset[str] = frozenset(),
 ) -> ExportResult:
-    """Write existing tables plus the logged events not already present; returns the counts."""
+    """Write existing tables plus the logged events not already present; returns the counts.
+
+    Readers in `erased` (plus those already in the dataset's erasure list) are dropped: none
+    of their logged events is written and the existing tables are rewritten without their
+    rows (data/erasure.py); the dataset keeps the merged list."""
     root = Path(dataset_dir)
+    erased = erased | erased_users(root)
     existing = Dataset(root) if (root / MANIFEST).is_file() else None
     report: dict[str, Any] = dict(existing.manifest.get("report", {})) if existing else {}
     seen: dict[str, set[str]] = {name: set() for name in _EVENT_TABLES}
@@ -46,10 +55,16 @@ def export_events(
                 table_writer = writer.table(name, dedupe=False)
                 for path in existing.files(name):
                     table = pq.read_table(path, schema=TABLES[name])
+                    if erased and "user_id" in table.column_names:
+                        keep = pc.invert(pc.is_in(table.column("user_id"),
+                                                  value_set=pa.array(sorted(erased))))
+                        table = table.filter(keep)
                     if name in seen:
                         seen[name].update(table.column(KEYS[name]).to_pylist())
                     table_writer.write_table(table)
         for _seq, event in events:
+            if event.user_id in erased:
+                continue
             name = TABLE_OF[KIND_OF[type(event)]]
             key = event_key(event)
             if key in seen[name]:
@@ -63,5 +78,7 @@ def export_events(
             "added": dict(added),
         }
         writer.report.update(report)
+    if erased:  # the dataset carries the list of readers it must not contain
+        ErasureList.in_dir(root).add(sorted(erased))
     total = {name: len(seen[name]) for name in _EVENT_TABLES}
     return ExportResult(added=added, total=total)

@@ -212,6 +212,35 @@ class RedisStreamEventLog(EventLog):
         with self._errors("last_seq"):
             return int(self.client.get(self.seq_key) or 0)
 
+    def purge(self, *, before: float | None = None,
+              users: frozenset[str] = frozenset()) -> int:
+        """See EventLog.purge: one pass over the stream (XRANGE pages), XDEL of the matching
+        entries and HDEL of their keys. Entries are in append order, not event time, so the
+        whole stream is read."""
+        deleted = 0
+        start = "-"
+        while True:
+            with self._errors("purge"):
+                entries = self.client.xrange(self.stream_key, min=start, max="+",
+                                             count=self.page_size)
+            if not entries:
+                return deleted
+            doomed, keys = [], []
+            for entry_id, fields in entries:
+                event = decode_entry(fields)
+                if (event.user_id in users
+                        or (before is not None and event.timestamp.timestamp() < before)):
+                    doomed.append(entry_id)
+                    keys.append(f"{fields['k']}:{fields['key']}")
+            if doomed:
+                with self._errors("purge"):
+                    pipe = self.client.pipeline(transaction=True)
+                    pipe.xdel(self.stream_key, *doomed)
+                    pipe.hdel(self.keys_key, *keys)
+                    pipe.execute()
+                deleted += len(doomed)
+            start = f"({entries[-1][0]}"
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:

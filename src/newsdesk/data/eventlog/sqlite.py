@@ -223,6 +223,33 @@ class SQLiteEventLog(EventLog):
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"event log {self.path}: {exc}") from exc
 
+    def purge(self, *, before: float | None = None,
+              users: frozenset[str] = frozenset()) -> int:
+        """See EventLog.purge; one transaction beside the writer thread (WAL: appends wait
+        for it at most the busy timeout), with secure_delete so the rows are overwritten."""
+        try:
+            conn = _connect(self.path, timeout_s=30.0)
+            try:
+                conn.execute("PRAGMA secure_delete=ON")
+                conn.execute("BEGIN IMMEDIATE")
+                deleted = 0
+                if before is not None:
+                    deleted += conn.execute("DELETE FROM events WHERE ts_us < ?",
+                                            (int(before * 1_000_000),)).rowcount
+                ids = sorted(users)
+                for lo in range(0, len(ids), 500):
+                    chunk = ids[lo:lo + 500]
+                    marks = ",".join("?" * len(chunk))
+                    deleted += conn.execute(
+                        f"DELETE FROM events WHERE json_extract(payload, '$.user_id') IN "
+                        f"({marks})", chunk).rowcount
+                conn.execute("COMMIT")
+                return deleted
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"event log {self.path}: purge failed: {exc}") from exc
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:

@@ -224,37 +224,49 @@ def _jsonl(path: Path, sink: ImportSink) -> Iterator[tuple[int, dict[str, Any]]]
 
 
 def _csv(path: Path, sink: ImportSink) -> Iterator[tuple[int, dict[str, Any]]]:
-    """CSV records with a header; quoted cells may span lines (numbered by their first line)."""
+    """CSV records with a header; quoted cells may span lines (numbered by their first line).
+
+    Bytes that are not UTF-8 are kept as surrogates while parsing (the csv module cannot
+    resume inside a decode error), and the record holding them is rejected with the field
+    "(encoding)", so --skip-invalid skips it like any other bad row."""
     def text_lines() -> Iterator[str]:
         with path.open("rb") as fh:
             for raw in fh:
                 sink.progress.advance(len(raw))
-                yield raw.decode("utf-8", errors="strict")
+                yield raw.decode("utf-8", errors="surrogateescape")
 
     reader = csv.reader(text_lines())
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         return
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{path.name}:1: not valid UTF-8 ({exc.reason})", field="file") from exc
+    except csv.Error as exc:
+        raise InvalidInput(f"{path.name}:1: field '(header)': {exc}", field="(header)") from exc
+    if any(_undecodable(h) for h in header):
+        raise InvalidInput(f"{path.name}:1: field '(header)': not valid UTF-8",
+                           field="(header)")
     last = reader.line_num
     while True:
         try:
             cells = next(reader)
         except StopIteration:
             return
-        except UnicodeDecodeError as exc:
-            # the csv module cannot resume inside a broken file: stop with the line
-            raise InvalidInput(f"{path.name}:{reader.line_num + 1}: not valid UTF-8 "
-                               f"({exc.reason})", field="file") from exc
-        except csv.Error as exc:
-            raise InvalidInput(f"{path.name}:{reader.line_num}: {exc}", field="file") from exc
+        except csv.Error as exc:  # the reader cannot go on after this: stop with the line
+            raise InvalidInput(f"{path.name}:{reader.line_num}: field '(csv)': {exc}",
+                               field="(csv)") from exc
         number, last = last + 1, reader.line_num
         if not cells or all(not c.strip() for c in cells):
+            continue
+        if any(_undecodable(c) for c in cells):
+            sink.reject(path.name, number, "(encoding)", "not valid UTF-8")
             continue
         if len(cells) != len(header):
             sink.reject(path.name, number, "(columns)",
                         f"expected {len(header)} columns as in the header, found {len(cells)}")
             continue
         yield number, dict(zip(header, cells, strict=True))
+
+
+def _undecodable(text: str) -> bool:
+    """True when surrogateescape decoding kept bytes that are not UTF-8 in `text`."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from newsdesk.data.dataset import DatasetWriter
@@ -155,22 +156,57 @@ def iter_lines(path: Path, sink: ImportSink, *, encoding: str = "utf-8",
 
 
 def iter_parquet(path: Path, sink: ImportSink, required: list[str],
-              optional: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield `(row_number, row_dict)` from a Parquet file in batches (bounded memory)."""
-    pf = pq.ParquetFile(path)
-    names = set(pf.schema_arrow.names)
+                 optional: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield `(row_number, row_dict)` from a Parquet file in batches (bounded memory).
+
+    A file that is not readable Parquet (truncated, garbage) is an InvalidInput naming it; a
+    row whose values cannot become Python values (a time outside datetime's range) is
+    rejected with its number and column, and the others go on."""
+    try:
+        pf = pq.ParquetFile(path)
+        names = set(pf.schema_arrow.names)
+    except (pa.ArrowException, OSError) as exc:
+        raise InvalidInput(f"{path.name}: field '(file)': not a readable Parquet file ({exc})",
+                           field="(file)") from exc
     missing = [c for c in required if c not in names]
     if missing:
-        raise InvalidInput(f"{path.name} lacks column(s) {', '.join(missing)}", field=missing[0])
+        raise InvalidInput(f"{path.name}: field '{missing[0]}': missing column (the file lacks "
+                           f"{', '.join(missing)})", field=missing[0])
     columns = required + [c for c in optional if c in names]
     total_rows = max(pf.metadata.num_rows, 1)
     size = path.stat().st_size
     number = 0
-    for batch in pf.iter_batches(batch_size=8192, columns=columns):
+    batches = pf.iter_batches(batch_size=8192, columns=columns)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:  # a damaged row group: cannot go on
+            raise InvalidInput(f"{path.name}:{number + 1}: field '(file)': unreadable Parquet "
+                               f"data ({exc})", field="(file)") from exc
         sink.progress.advance(size * batch.num_rows // total_rows)
-        for row in batch.to_pylist():
+        try:
+            rows: list[Any] = batch.to_pylist()
+        except (pa.ArrowException, ValueError, OverflowError):
+            rows = [_row_or_error(batch, i) for i in range(batch.num_rows)]
+        for row in rows:
             number += 1
+            if isinstance(row, tuple):
+                sink.reject(path.name, number, row[0], row[1])
+                continue
             yield number, row
+
+
+def _row_or_error(batch: pa.RecordBatch, i: int) -> dict[str, Any] | tuple[str, str]:
+    """Row i as a dict, or (column, message) for the first value Python cannot hold."""
+    row = {}
+    for name in batch.schema.names:
+        try:
+            row[name] = batch.column(name)[i].as_py()
+        except (pa.ArrowException, ValueError, OverflowError) as exc:
+            return name, f"value cannot be read ({type(exc).__name__}: {exc})"
+    return row
 
 
 def total_size(paths: Sequence[Path]) -> int:

@@ -28,13 +28,14 @@ async def require_admin(
 ) -> None:
     key = services(request).settings.admin_api_key
     if key is None:
-        raise HTTPException(403, "the admin API is disabled (no NEWSDESK_ADMIN_API_KEY set)")
+        raise HTTPException(403, "field 'X-API-Key': the admin API is disabled (no "
+                                 "NEWSDESK_ADMIN_API_KEY set)")
     if x_api_key is None:
-        raise HTTPException(401, "missing X-API-Key header",
+        raise HTTPException(401, "field 'X-API-Key': missing header",
                             headers={"WWW-Authenticate": "ApiKey"})
     if not hmac.compare_digest(x_api_key.encode(), key.get_secret_value().encode()):
         log.warning("admin_key_rejected")
-        raise HTTPException(403, "invalid X-API-Key")
+        raise HTTPException(403, "field 'X-API-Key': invalid admin key")
 
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)],

@@ -29,7 +29,15 @@ async def post_events(body: EventBatch, request: Request) -> Response:
         request.app.state.monitor.data.record_rejected("batch_too_large", len(body.events))
         raise HTTPException(413, f"field 'events': at most {limit} events per batch, "
                                  f"got {len(body.events)}")
-    result, applied = await svc.ingestor.ingest(body.events)
-    request.app.state.monitor.on_events(body.events, svc.catalog, svc.clock())
-    return json_response({"request_id": request_id(request), "accepted": result.accepted,
-                          "duplicates": result.duplicates, "applied": applied})
+    erasures = request.app.state.erasures.users()  # erased readers' events are discarded
+    events = [e for e in body.events if e.user_id not in erasures] if erasures else body.events
+    if not events:
+        return json_response({"request_id": request_id(request), "accepted": 0,
+                              "duplicates": 0, "applied": True, "erased": len(body.events)})
+    result, applied = await svc.ingestor.ingest(events)
+    request.app.state.monitor.on_events(events, svc.catalog, svc.clock())
+    ack = {"request_id": request_id(request), "accepted": result.accepted,
+           "duplicates": result.duplicates, "applied": applied}
+    if len(events) < len(body.events):  # the field is there only when it is not 0
+        ack["erased"] = len(body.events) - len(events)
+    return json_response(ack)

@@ -165,11 +165,12 @@ def allocation(config: ExperimentConfig, state: RolloutState | None
 
 
 def _analyze(event_log: EventLog, experiment_id: str, config: ExperimentConfig,
-             state: RolloutState | None) -> dict[str, Any]:
+             state: RolloutState | None, erased: frozenset[str] = frozenset()
+             ) -> dict[str, Any]:
     weights, note = allocation(config, state)
     with tempfile.TemporaryDirectory(prefix="newsdesk-report-") as tmp:
         dataset = FsPath(tmp) / "dataset"
-        event_log.export(dataset)
+        event_log.export(dataset, erased=erased)  # erased readers are left out (security.md)
         if config.type != "ab":  # interleaving / bandit: their own estimators
             from newsdesk.experiments.live_analysis import live_report
 
@@ -210,7 +211,7 @@ async def experiment_report(experiment_id: ExperimentId, request: Request) -> Re
     loop = asyncio.get_running_loop()
     try:
         result = await loop.run_in_executor(svc.io_pool, _analyze, svc.event_log, experiment_id,
-                                            config, state)
+                                            config, state, request.app.state.erasures.users())
     except DatasetError as exc:
         raise HTTPException(409, f"not enough data to analyse '{experiment_id}': {exc}") from exc
     return json_response({"request_id": request_id(request), "computed": "on demand",

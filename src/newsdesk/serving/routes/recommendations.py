@@ -30,6 +30,10 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
     svc = services(request)
     rid = request_id(request)
     unit = body.user_id if body.user_id is not None else f"session:{body.session_id}"
+    if body.user_id is not None and body.user_id in request.app.state.erasures:
+        # an erased reader is served like a stranger: no state, no trained factors, and the
+        # exposure log holds a pseudonym, not the id (data/erasure.py)
+        unit = "erased:" + request.app.state.pseudonymise(body.user_id)
     assignment = svc.assigner.assign(unit, body.surface)
     model = resolve_model(assignment, svc.registry)  # None: the active model
     # one value travels as a plain string (the model contract's {"category": "sports"}),

@@ -1,9 +1,18 @@
-"""GET /v1/users/{user_id}/recent: a reader's recent clicks from the online store (read-only).
+"""A reader's data: their recent clicks (admin), and the right to erasure (admin).
 
-The same state the ranker reads for personalisation, newest first, with each article's
-category and language when the article is still in the serving catalog (None when it expired
-or was deleted). Used by the dashboard's recommendation preview to show why a slate looks the
-way it does.
+    GET    /v1/users/{user_id}/recent   the same state the ranker reads for personalisation,
+                                        newest first, with each article's category and language
+                                        when the article is still in the serving catalog (None
+                                        when it expired or was deleted). The dashboard's
+                                        recommendation preview shows it, with the admin key:
+                                        a reader's history is personal data.
+    DELETE /v1/users/{user_id}          erasure: the reader goes on the durable erasure list
+                                        first (data/erasure.py: exports, training sets and the
+                                        store's start-up load drop them; their later events are
+                                        discarded), then their online state is removed, so the
+                                        very next recommendation uses no personal history.
+
+Both need the admin `X-API-Key` and are audited (serving/access_guard.py).
 """
 
 from __future__ import annotations
@@ -11,15 +20,18 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from newsdesk.data.erasure import ErasureList
 from newsdesk.serving.app import services
 from newsdesk.serving.routes._common import json_response, request_id
+from newsdesk.serving.routes.admin import require_admin
 from newsdesk.serving.schemas import ErrorBody
 
-router = APIRouter(prefix="/v1/users", tags=["users"])
+router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[Depends(require_admin)],
+                   responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
 UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
 
 
@@ -35,6 +47,13 @@ class RecentClicks(BaseModel):
     request_id: str
     user_id: str
     clicks: list[RecentClick]
+
+
+class ErasureAck(BaseModel):
+    request_id: str
+    user_id: str
+    erased: bool  # always true: the reader is on the erasure list
+    had_online_state: bool  # the online store held something about them
 
 
 @router.get("/{user_id}/recent", response_model=RecentClicks,
@@ -54,3 +73,21 @@ async def recent_clicks(user_id: UserId, request: Request,
                      "live": entry is not None})
     return json_response({"request_id": request_id(request), "user_id": user_id,
                           "clicks": rows})
+
+
+@router.delete("/{user_id}", response_model=ErasureAck,
+               responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+               summary="Erase a reader: online state now, exports and training sets after")
+async def erase_user(user_id: UserId, request: Request) -> Response:
+    svc = services(request)
+    loop = asyncio.get_running_loop()
+    # the tombstone first: if the store fails below, a retry finds the reader listed and the
+    # exports and training sets already drop them
+    lists = [request.app.state.erasures]
+    if svc.settings.dataset_dir is not None:  # the served dataset says it too (training)
+        lists.append(ErasureList.in_dir(svc.settings.dataset_dir))
+    for erasures in lists:
+        await loop.run_in_executor(svc.io_pool, erasures.add, [user_id])
+    had = await loop.run_in_executor(svc.io_pool, svc.store.forget_user, user_id)
+    return json_response({"request_id": request_id(request), "user_id": user_id,
+                          "erased": True, "had_online_state": bool(had)})

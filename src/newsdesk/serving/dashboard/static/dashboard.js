@@ -572,9 +572,10 @@ async function runPreview(ev) {
   if (!user) return;
   history.replaceState(null, "", `?user=${encodeURIComponent(user)}&k=${encodeURIComponent(k)}`);
   const u = encodeURIComponent(user);
+  // a reader's clicks are personal data: the API gives them to the admin key only
   const [rec, recent] = await Promise.all([
     api(`/dashboard/api/preview/${u}?k=${encodeURIComponent(k)}`),
-    api(`/v1/users/${u}/recent?limit=10`)]);
+    adminKey() ? api(`/v1/users/${u}/recent?limit=10`, { admin: true }) : null]);
   const b = rec.body;
   $("#preview-meta").textContent = `model ${b.model_version || "none"}` +
     (b.experiment ? `, experiment ${b.experiment} / ${b.variant}` : "") +
@@ -582,6 +583,11 @@ async function runPreview(ev) {
   $("#preview-items").replaceChildren(...b.items.map((it) => el("li", { "data-article": it.article_id },
     el("strong", { text: it.article_id }), ` ${it.category || ""} · score ${fmt(it.score)} · ${it.source}`,
     el("span", { class: "reason", text: it.reason }))));
+  if (!recent) {
+    $("#recent-clicks").replaceChildren(el("li", { class: "muted",
+      text: "enter the admin key to see this reader's recent clicks" }));
+    return;
+  }
   const clicks = recent.body.clicks;
   $("#recent-clicks").replaceChildren(...(clicks.length ? clicks.map((c) => el("li", {},
     el("strong", { text: c.article_id }), ` ${c.category || "(expired)"} · `,
