@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from newsdesk.llm.explanations import resolve_lang
 from newsdesk.models.base import RequestContext
 from newsdesk.serving.app import services
+from newsdesk.serving.explain import add_explanations
 from newsdesk.serving.routes._common import json_response, render_items, request_id
 from newsdesk.serving.schemas import ErrorBody, RecommendationRequest, RecommendationResponse
 from newsdesk.serving.variants import resolve_model
@@ -51,8 +53,14 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
         svc.metrics.record_slate(body.surface, assignment.variant, len(ids))
     request.app.state.monitor.on_slate(rid, body.surface, assignment.variant,
                                        result.model_version, ids, result.degraded, svc.catalog)
+    items = render_items(result.items)
+    if body.explain:
+        served_by = model or (svc.registry.get(result.model_version)
+                              if result.model_version else None)
+        add_explanations(items, svc, ctx, result.items, served_by,
+                         resolve_lang(body.lang, body.context.locale))
     return json_response({
         "request_id": rid, "model_version": result.model_version,
         "experiment": assignment.experiment, "variant": assignment.variant,
-        "degraded": result.degraded, "items": render_items(result.items),
+        "degraded": result.degraded, "items": items,
     })

@@ -1,0 +1,1 @@
+"""LLM features: providers, prompts, enrichment, explanations, headline tests, re-ranking."""
