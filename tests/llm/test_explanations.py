@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from newsdesk.features.interest_seeds import read_seed, write_seed
 from newsdesk.features.training_log import LogArrays
 from newsdesk.llm.explanations import (
     FRESH_MAX_HOURS,
@@ -23,6 +24,7 @@ from newsdesk.llm.explanations import (
     resolve_lang,
 )
 from newsdesk.models.base import RequestContext
+from newsdesk.models.cold_start import seed_profile
 from newsdesk.models.pipeline import NewsRecommender
 from newsdesk.serving.app import create_app
 from tests.serving.conftest import make_settings, running
@@ -51,7 +53,11 @@ def test_explanations_name_only_present_signals(warmed: NewsRecommender, llm_log
     explainer = Explainer(store)
     seen_codes: set[str] = set()
     n_items = 0
-    for user in _users(llm_log, serve_time, 30):
+    seeded = {"seeded-sports": "football striker, goalkeeper, penalty, Bundesliga",
+              "seeded-politics": "election, parliament vote, coalition, Regierung"}
+    for user, text in seeded.items():
+        write_seed(store, user, seed_profile(warmed.ws, warmed.embedder, serve_time, text=text))
+    for user in [*_users(llm_log, serve_time, 30), *seeded]:
         ctx = RequestContext(user_id=user, now=serve_time, k=10)
         items = warmed.recommend(ctx)
         clicks = [c.article_id for c in store.user_clicks(user)]
@@ -73,15 +79,16 @@ def test_explanations_name_only_present_signals(warmed: NewsRecommender, llm_log
             i = int(cat.lookup([item.article_id])[0])
             for s in sigs:
                 seen_codes.add(s.code)
-                _check_evidence(s, item.source, item.article_id, i, warmed, recent,
+                _check_evidence(s, user, item.source, item.article_id, i, warmed, recent,
                                 click_idx, published, trending, serve_time)
     assert n_items >= 250
     # the property covered several kinds of evidence, not just the trivial ones
-    assert {"topic", "trending", "fresh"} <= seen_codes
+    assert {"topic", "trending", "fresh", "interest"} <= seen_codes
     assert seen_codes & {"read_similar", "coclick"}
 
 
-def _check_evidence(s: Signal, source: str, aid: str, i: int, model: NewsRecommender,
+def _check_evidence(s: Signal, user: str, source: str, aid: str, i: int,
+                    model: NewsRecommender,
                     recent: np.ndarray, click_idx: np.ndarray, published: dict,
                     trending: set[str], now: float) -> None:
     cat = model.ws.catalog
@@ -100,6 +107,12 @@ def _check_evidence(s: Signal, source: str, aid: str, i: int, model: NewsRecomme
         assert same >= TOPIC_MIN_CLICKS and s.args["category"] == cat.category_name(i)
     elif s.code == "trending":
         assert aid in trending or source == "trending"
+    elif s.code == "interest":
+        seed = read_seed(model.ws.store, user)
+        assert seed is not None and not model.ws.store.user_clicks(user)
+        anchors = cat.lookup(list(seed.anchors))
+        assert float((cat.embeddings[anchors] @ cat.embeddings[i]).max()) >= \
+            SIMILAR_MIN_COSINE - 1e-6
     elif s.code == "collaborative":
         assert source == "collaborative"
     elif s.code in ("fresh", "latest"):

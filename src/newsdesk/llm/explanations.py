@@ -38,20 +38,22 @@ TRENDING_TOP = 50  # "trending now": among the store's top-N by decayed clicks
 # which signal speaks first for an item proposed by a generator (source -> preferred codes)
 _PRIMARY: dict[str, tuple[str, ...]] = {
     "coclick": ("coclick", "read_similar"),
-    "content": ("read_similar", "topic"),
-    "category": ("topic",),
+    "content": ("read_similar", "interest", "topic"),
+    "category": ("topic", "interest"),
     "collaborative": ("collaborative",),
     "trending": ("trending",),
     "recency": ("latest", "fresh"),
     "editorial": ("latest", "fresh"),
 }
-_ORDER = ("coclick", "read_similar", "topic", "collaborative", "trending", "fresh", "latest")
+_ORDER = ("coclick", "read_similar", "interest", "topic", "collaborative", "trending", "fresh",
+          "latest")
 
 TEMPLATES: dict[Lang, dict[str, str]] = {
     "en": {
         "read_similar": "Because you read “{title}”",
         "coclick": "Readers of “{title}” also read this",
         "topic": "You often read {category}",
+        "interest": "Matches the interests you told us",
         "collaborative": "Popular with readers who share your interests",
         "trending": "Trending now",
         "fresh": "New: published {age}",
@@ -65,6 +67,7 @@ TEMPLATES: dict[Lang, dict[str, str]] = {
         "read_similar": "Weil Sie „{title}“ gelesen haben",
         "coclick": "Leser von „{title}“ lasen auch diesen Artikel",
         "topic": "Sie lesen oft {category}",
+        "interest": "Passt zu den Interessen, die Sie angegeben haben",
         "collaborative": "Beliebt bei Lesern mit ähnlichen Interessen",
         "trending": "Gerade viel gelesen",
         "fresh": "Neu: erschienen {age}",
@@ -194,8 +197,9 @@ class Explainer:
         ws = model.ws
         cat = ws.catalog
         view = ws.view(ctx.user_id, ctx.now)
+        anchor_emb = cat.embeddings[view.known_clicks] if view.seeded else None
         idx = cat.lookup(list(ids))
-        clicks = view.known_clicks
+        clicks = view.read_clicks  # a seeded reader's anchors were never read: no claims
         recent = clicks[: ws.builder.sim_clicks]
         click_emb = cat.embeddings[recent] if len(recent) else None
         click_cats = np.bincount(cat.category[clicks], minlength=len(cat.categories)) \
@@ -209,6 +213,11 @@ class Explainer:
                 out.append(found)
                 continue
             category = cat.category_name(i)
+            if anchor_emb is not None:  # a cold reader's stated interests: the item is
+                # an anchor (nearest to an interest) or as close to one as "because you read"
+                sim = float((anchor_emb @ cat.embeddings[i]).max())
+                if sim >= SIMILAR_MIN_COSINE:
+                    found.append(Signal("interest", sim))
             if click_emb is not None:
                 sims = click_emb @ cat.embeddings[i]
                 best = int(np.argmax(sims))

@@ -288,13 +288,14 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         events,
         experiments,
         health,
+        interests,
         monitoring,
         recommendations,
         users,
     )
 
     for module in (recommendations, articles, events, health, admin, experiments, monitoring,
-                   users):
+                   users, interests):
         app.include_router(module.router)
     from newsdesk.serving import dashboard
 
