@@ -39,8 +39,10 @@ class LLMSettings(BaseSettings):
     api_key: SecretStr | None = None
     allow_insecure_key: bool = False  # send the key over plain HTTP to a non-loopback host
 
-    # Local runtime: CPU threads and context length (tokens).
-    local_threads: int = Field(default=2, ge=1, le=256)
+    # Local runtime: CPU threads and context length (tokens). One thread by default: llama.cpp's
+    # threads spin-wait for each other, and on a busy 2-core machine 2 threads made the same
+    # call 3-5x slower than 1 (docs/llm.md).
+    local_threads: int = Field(default=1, ge=1, le=256)
     local_context: int = Field(default=2048, ge=256, le=131_072)
 
     # Per call: the timeout (s), and retries with exponential backoff and full jitter:
