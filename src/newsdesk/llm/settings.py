@@ -67,6 +67,12 @@ class LLMSettings(BaseSettings):
     # Response cache (SQLite) keyed by (content hash, prompt version, model); None: no cache.
     cache_path: Path | None = None
 
+    # Enrichment of articles upserted through the API, by a background worker (llm/enrich_queue.py):
+    # off by default (it loads the model and spends a core); the queue is bounded and drops,
+    # with a metric, what does not fit.
+    enrich_on_upsert: bool = False
+    enrich_queue_size: int = Field(default=1000, ge=1, le=1_000_000)
+
     # Prices for the cost estimate, in currency units per million tokens (0: free/local).
     price_prompt_per_mtok: float = Field(default=0.0, ge=0)
     price_completion_per_mtok: float = Field(default=0.0, ge=0)
