@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 llm_app = typer.Typer(help="LLM providers: serve the local model over the OpenAI protocol.",
@@ -40,5 +42,56 @@ def serve(
                 log_level=log_level, access_log=False)
 
 
+
+
+def enrich(
+    dataset: Path = typer.Argument(..., help="Dataset directory (its articles table)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Enrich at most this many "
+                                     "articles not enriched yet (a re-run continues)."),
+    provider: str | None = typer.Option(None, "--provider", help="local | openai (default: "
+                                        "NEWSDESK_LLM_PROVIDER or local)."),
+    model: str | None = typer.Option(None, "--model", help="Model name or .gguf path."),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server "
+                                        "(with --provider openai)."),
+    out: Path | None = typer.Option(None, "--out", help="Where the enrichment table goes "
+                                    "(default: the dataset directory)."),
+    prompt_version: int | None = typer.Option(None, "--prompt-version", min=1,
+                                              help="enrich.vN (default: the newest)."),
+) -> None:
+    """Enrich articles with the LLM (topics, keywords, entities, summary, labels) in batch."""
+    import json
+    import sys
+
+    from newsdesk.errors import DatasetError
+    from newsdesk.llm.batch import enrich_dataset
+    from newsdesk.llm.enrichment import Enricher
+    from newsdesk.llm.factory import make_provider
+    from newsdesk.llm.prompts import load_prompt
+    from newsdesk.llm.settings import load_llm_settings
+
+    if not (dataset / "articles").is_dir():
+        raise DatasetError(f"{dataset}: no articles table (is it a dataset directory?)")
+    settings = load_llm_settings(provider=provider, model=model, base_url=base_url)
+    guarded = make_provider(settings)
+    enricher = Enricher(guarded, load_prompt("enrich", prompt_version),
+                        metrics=getattr(guarded, "metrics", None),
+                        max_tokens=settings.max_tokens_for("enrich"),
+                        timeout_s=settings.timeout_s)
+
+    def progress(report):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+        done = report.enriched + sum(report.dropped.values())
+        if done and done % 10 == 0:
+            print(f"enriched {report.enriched}, dropped {sum(report.dropped.values())}, "
+                  f"{report.articles_per_s:.3f} articles/s", file=sys.stderr, flush=True)
+
+    try:
+        report = enrich_dataset(dataset, enricher, limit=limit, out_dir=out, progress=progress)
+    finally:
+        guarded.close()
+    typer.echo(json.dumps({"model": guarded.model, "prompt": enricher.prompt.id,
+                           **report.as_dict()}))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(llm_app, name="llm")
+    app.command("enrich")(enrich)
