@@ -159,6 +159,16 @@ def _bundle_path(settings: ServeSettings, version: str) -> Any:
     return resolve_bundle(settings.bundles_dir, version)
 
 
+def start_llm_service(settings: ServeSettings, registry: Any) -> Any:
+    """The LLM layer from NEWSDESK_LLM_* (a bad value stops the start with a ConfigError)."""
+    from newsdesk.llm.enrich_queue import EnrichQueue
+    from newsdesk.llm.service import LLMService
+
+    service = LLMService(state_dir=settings.resolved_state_dir, registry=registry)
+    EnrichQueue.attach(service, settings.resolved_state_dir)
+    return service
+
+
 def make_clock(settings: ServeSettings) -> Callable[[], float]:
     """Wall time, or a clock that starts at `settings.clock_start` and runs in real time."""
     if settings.clock_start is None:
@@ -173,7 +183,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                event_log_factory: EventLogFactory | None = None,
                bundle_lister: BundleLister | None = None,
                variant_assigner: VariantAssigner | None = None,
-               catalog: LiveCatalog | None = None) -> FastAPI:
+               catalog: LiveCatalog | None = None,
+               llm_factory: Callable[[ServeSettings, Any], Any] | None = None) -> FastAPI:
     """Build the API; resources open in the lifespan (see the module docstring)."""
     configure_logging(settings.log_level)
     metrics = ServingMetrics()
@@ -249,6 +260,9 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             svc.cluster = await ClusterSync.start(svc)
         bootstrap.start()
         app.state.services = svc
+        # the LLM layer (newsdesk.llm): switch, metrics, lazily loaded provider, enrichment
+        # worker; never on the request path (llm/service.py)
+        app.state.llm = (llm_factory or start_llm_service)(settings, metrics.registry)
         metrics.catalog_size.set(len(cat))
         monitor.sources(now=clock, catalog=lambda: cat,
                         active=lambda: registry.active if registry.ready else None,
@@ -260,6 +274,9 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         finally:
             app.state.services = None
             monitor.stop()
+            if app.state.llm is not None:
+                await loop.run_in_executor(io_pool, app.state.llm.close)
+                app.state.llm = None
             if svc.cluster is not None:
                 await svc.cluster.stop()
             await exposure.close()
@@ -281,6 +298,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
     app.state.metrics = metrics
     app.state.monitor = monitor
     app.state.services = None
+    app.state.llm = None
     _install_error_handlers(app)
     from newsdesk.serving.routes import (
         admin,
@@ -293,9 +311,10 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         recommendations,
         users,
     )
+    from newsdesk.serving.routes import llm as llm_routes
 
     for module in (recommendations, articles, events, health, admin, experiments, monitoring,
-                   users, interests):
+                   users, interests, llm_routes):
         app.include_router(module.router)
     from newsdesk.serving import dashboard
 
