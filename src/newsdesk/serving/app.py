@@ -305,6 +305,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         articles,
         events,
         experiments,
+        headlines,
         health,
         interests,
         monitoring,
@@ -314,7 +315,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
     from newsdesk.serving.routes import llm as llm_routes
 
     for module in (recommendations, articles, events, health, admin, experiments, monitoring,
-                   users, interests, llm_routes):
+                   users, interests, headlines, llm_routes):
         app.include_router(module.router)
     from newsdesk.serving import dashboard
 

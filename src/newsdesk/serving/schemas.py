@@ -66,6 +66,11 @@ class RecommendedItem(BaseModel):
                                     "the reader's language, from the item's ranking signals")
     signals: list[str] | None = Field(default=None, description="with explain=true: the "
                                       "signals the explanation names")
+    headline: str | None = Field(default=None, description="the headline variant to show "
+                                 "(a headline test runs for this article)")
+    headline_variant: str | None = None
+    headline_propensity: float | None = Field(default=None, description="probability the "
+                                              "bandit chose this variant (log it)")
 
 
 class RecommendationResponse(BaseModel):

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from newsdesk.serving.app import services
 from newsdesk.serving.routes._common import json_response, request_id
+from newsdesk.serving.routes.headlines import on_clicks as headline_clicks
 from newsdesk.serving.schemas import ErrorBody, EventBatch, EventsAck
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -30,6 +31,7 @@ async def post_events(body: EventBatch, request: Request) -> Response:
         raise HTTPException(413, f"field 'events': at most {limit} events per batch, "
                                  f"got {len(body.events)}")
     result, applied = await svc.ingestor.ingest(body.events)
+    headline_clicks(body.events, request.app)  # credit the headline variant that was shown
     request.app.state.monitor.on_events(body.events, svc.catalog, svc.clock())
     return json_response({"request_id": request_id(request), "accepted": result.accepted,
                           "duplicates": result.duplicates, "applied": applied})

@@ -10,6 +10,7 @@ from newsdesk.models.base import RequestContext
 from newsdesk.serving.app import services
 from newsdesk.serving.explain import add_explanations
 from newsdesk.serving.routes._common import json_response, render_items, request_id
+from newsdesk.serving.routes.headlines import decorate as decorate_headlines
 from newsdesk.serving.schemas import ErrorBody, RecommendationRequest, RecommendationResponse
 from newsdesk.serving.variants import resolve_model
 
@@ -54,6 +55,7 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
     request.app.state.monitor.on_slate(rid, body.surface, assignment.variant,
                                        result.model_version, ids, result.degraded, svc.catalog)
     items = render_items(result.items)
+    decorate_headlines(items, request.app, rid)  # running headline tests (a bandit per item)
     if body.explain:
         served_by = model or (svc.registry.get(result.model_version)
                               if result.model_version else None)
