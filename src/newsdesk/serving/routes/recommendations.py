@@ -9,6 +9,7 @@ from newsdesk.llm.explanations import resolve_lang
 from newsdesk.models.base import RequestContext
 from newsdesk.serving.app import services
 from newsdesk.serving.explain import add_explanations
+from newsdesk.serving.llm_rerank import maybe_rerank
 from newsdesk.serving.routes._common import json_response, render_items, request_id
 from newsdesk.serving.routes.headlines import decorate as decorate_headlines
 from newsdesk.serving.schemas import ErrorBody, RecommendationRequest, RecommendationResponse
@@ -44,6 +45,10 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
         device=body.context.device, exclude=frozenset(body.filters.exclude), filters=filters,
     )
     result = await svc.pipeline.recommend(ctx, model)
+    served_model = model or (svc.registry.get(result.model_version)
+                             if result.model_version else None)
+    result.items, rerank_info = await maybe_rerank(request.app, svc, ctx, result.items,
+                                                   served_model, result.degraded)
     if result.degraded:
         svc.metrics.degraded.labels("recommendations").inc()
     ids = [it.article_id for it in result.items]
@@ -57,12 +62,13 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
     items = render_items(result.items)
     decorate_headlines(items, request.app, rid)  # running headline tests (a bandit per item)
     if body.explain:
-        served_by = model or (svc.registry.get(result.model_version)
-                              if result.model_version else None)
-        add_explanations(items, svc, ctx, result.items, served_by,
+        add_explanations(items, svc, ctx, result.items, served_model,
                          resolve_lang(body.lang, body.context.locale))
-    return json_response({
+    body_out = {
         "request_id": rid, "model_version": result.model_version,
         "experiment": assignment.experiment, "variant": assignment.variant,
         "degraded": result.degraded, "items": items,
-    })
+    }
+    if rerank_info is not None:
+        body_out["llm_rerank"] = rerank_info
+    return json_response(body_out)
