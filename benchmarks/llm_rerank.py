@@ -47,7 +47,10 @@ def _latency(res: list[Any]) -> dict[str, Any]:
     reasons: dict[str, int] = {}
     for r in res:
         reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    # an applied answer that is the given order changes nothing: count it apart
+    identity = sum(r.applied and r.order == sorted(r.order) for r in res)
     return {"calls": len(res), "applied": float(np.mean([r.applied for r in res])),
+            "applied_but_unchanged": identity,
             "reasons": reasons, "latency_p50_s": float(np.percentile(lat, 50)),
             "latency_p95_s": float(np.percentile(lat, 95))}
 
