@@ -149,6 +149,8 @@ def mind_part(reranker: Any, data: Path, n_imp: int, top_n: int, seed: int) -> d
     log = load_log(work / "dataset")
     warm_store(store, log, until=test_start)
     cat = model.ws.catalog
+    # the last day's articles are new to the bundle: upserted (embedded) as serving would
+    model.upsert_articles([a for a in log.articles if a.article_id not in cat.index])
     imps = (ds.scan("impressions").filter(pl.col("timestamp").dt.epoch("us") >= int(
         test_start * 1e6)).collect())
     clicks = ds.read("interactions").filter(pl.col("type") == "click")
@@ -203,6 +205,7 @@ def main() -> None:
     ap.add_argument("--sim-workdir", type=Path, default=None)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--parts", default="sim,mind", help="comma-separated: sim, mind")
     args = ap.parse_args()
     from newsdesk.llm.local import LocalProvider
     from newsdesk.llm.rerank import LLMReranker
@@ -215,8 +218,11 @@ def main() -> None:
                               "model": provider.model, "top_n": args.top_n,
                               "budget_s": args.budget, "note": "shared 2-core machine"}
     began = time.perf_counter()
+    parts = set(args.parts.split(","))
     sim_dir = args.sim_workdir
-    if sim_dir is None:
+    if "sim" not in parts:
+        result["simulator"] = {"skipped": "--parts", "systems": {}}
+    elif sim_dir is None:
         sim_dir = Path(tempfile.mkdtemp(prefix="nd-llm-rerank-sim-"))
         from newsdesk.pipelines.train import TrainConfig, train
         from newsdesk.simulation import SimulationConfig, simulate_to_dataset
@@ -225,9 +231,12 @@ def main() -> None:
                                              articles_per_day=150, impressions_per_day=30_000,
                                              backlog_days=1.0, slate_size=10), sim_dir / "sim")
         train(sim_dir / "sim", sim_dir / "bundles", TrainConfig.from_dict({"embedder": "minilm"}))
-    result["simulator"] = simulator_part(reranker, sim_dir, n_req, args.top_n, args.seed)
-    print("simulator", json.dumps(result["simulator"]["systems"], indent=1), flush=True)
-    if (args.data / "behaviors.tsv").is_file():
+    if "sim" in parts:
+        result["simulator"] = simulator_part(reranker, sim_dir, n_req, args.top_n, args.seed)
+        print("simulator", json.dumps(result["simulator"]["systems"], indent=1), flush=True)
+    if "mind" not in parts:
+        result["mind"] = {"skipped": "--parts"}
+    elif (args.data / "behaviors.tsv").is_file():
         result["mind"] = mind_part(reranker, args.data.resolve(), n_imp, args.top_n, args.seed)
         print("mind", json.dumps(result["mind"].get("systems", result["mind"]), indent=1))
     else:
