@@ -16,9 +16,12 @@ abstract; macro-F1 is over the categories present in the test articles.
     llm_few_shot         the same with the 4 train articles nearest by embedding (MiniLM
                          cosine), with their labels, in the prompt (retrieval time included)
 
-The first model of --models names the llm_* systems; the others are reported as
-`llm_zero_shot@MODEL` / `llm_few_shot@MODEL`. `--enrich N` also runs the full enrichment schema
-(llm/enrichment.py) over N test articles and reports the valid share and articles/s.
+The two LLM systems run article by article in turn (so they share the prompt-prefix reuse
+and any --max-seconds cut leaves them at the same n; the baselines are then also scored on
+that subset, key `on_llm_subset`). The first model of --models names the llm_* systems; the
+others are reported as `llm_zero_shot@MODEL` / `llm_few_shot@MODEL`. `--enrich N` also runs
+the full enrichment schema (llm/enrichment.py) over N test articles and reports the valid
+share and articles/s.
 The LLM runs on one thread (the default; see docs/llm.md). Run the whole script under
 `nice -n 10` on a shared machine: figures are then noisy; compare systems within one run.
 """
@@ -101,27 +104,35 @@ def classify_prompt(row: dict[str, str], categories: list[str],
 
 
 def run_llm(provider: Any, test: list[dict[str, str]], categories: list[str],
-            neighbours: list[list[dict[str, str]]] | None, retrieval_s: float) -> tuple[
-                list[str], float, dict[str, Any]]:
+            neighbours: list[list[dict[str, str]]], deadline: float) -> dict[str, Any]:
+    """Zero- and few-shot on each article in turn (same n for both whenever it stops); stops
+    at `deadline` (time.perf_counter) and returns predictions, seconds and counts per system."""
     schema = {"type": "string", "enum": categories}
-    predicted, invalid, tokens = [], 0, 0
+    out = {name: {"predicted": [], "seconds": 0.0, "invalid": 0, "prompt_tokens": 0}
+           for name in ("llm_zero_shot", "llm_few_shot")}
     start = time.perf_counter()
     for i, row in enumerate(test):
-        messages = classify_prompt(row, categories, neighbours[i] if neighbours else [])
-        completion = provider.complete(messages, max_tokens=12, temperature=0.0,
-                                       timeout_s=120, json_schema=schema, task="classify")
-        tokens += completion.prompt_tokens
-        try:
-            label = json.loads(completion.text)
-        except ValueError:
-            label, invalid = "<invalid>", invalid + 1
-        predicted.append(label)
-        if (i + 1) % 25 == 0:
-            print(f"  {i + 1}/{len(test)} ({(i + 1) / (time.perf_counter() - start):.2f}/s)",
-                  file=sys.stderr, flush=True)
-    seconds = time.perf_counter() - start + retrieval_s
-    return predicted, seconds, {"invalid": invalid,
-                                "mean_prompt_tokens": round(tokens / max(1, len(test)), 1)}
+        if time.perf_counter() > deadline:
+            print(f"  time budget reached after {i} articles", file=sys.stderr, flush=True)
+            break
+        for name, shots in (("llm_zero_shot", []), ("llm_few_shot", neighbours[i])):
+            t0 = time.perf_counter()
+            completion = provider.complete(classify_prompt(row, categories, shots),
+                                           max_tokens=12, temperature=0.0, timeout_s=300,
+                                           json_schema=schema, task="classify")
+            result = out[name]
+            result["seconds"] += time.perf_counter() - t0
+            result["prompt_tokens"] += completion.prompt_tokens
+            try:
+                label = json.loads(completion.text)
+            except ValueError:
+                label = "<invalid>"
+                result["invalid"] += 1
+            result["predicted"].append(label)
+        if (i + 1) % 10 == 0:
+            print(f"  {i + 1}/{len(test)} ({(i + 1) / (time.perf_counter() - start):.3f} "
+                  "articles/s for both)", file=sys.stderr, flush=True)
+    return out
 
 
 def run_enrich(provider: Any, test: list[dict[str, str]]) -> dict[str, Any]:
@@ -157,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--enrich", type=int, default=0, help="also enrich N test articles")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--embed-cache", type=Path, default=None,
+                        help="cache MiniLM vectors here (a re-run skips embedding; fit_s and "
+                             "the centroid's articles/s then measure the cache)")
+    parser.add_argument("--max-seconds", type=float, default=float("inf"),
+                        help="stop the LLM systems after this long (both at the same n; the "
+                             "baselines are also scored on that subset)")
     args = parser.parse_args(argv)
     if not args.data.is_file():
         print(f"no MIND news.tsv at {args.data} (use --data)", file=sys.stderr)
@@ -180,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from newsdesk.content import make_embedder
 
-    embedder = make_embedder("minilm")
+    embedder = make_embedder("minilm", cache_dir=args.embed_cache)
     fit_start = time.perf_counter()
     train_vectors = np.asarray(embedder.embed([text_of(r) for r in train]), dtype=np.float32)
     train_vectors /= np.linalg.norm(train_vectors, axis=1, keepdims=True) + 1e-12
@@ -191,9 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     test_vectors = np.asarray(embedder.embed([text_of(r) for r in test]), dtype=np.float32)
     test_vectors /= np.linalg.norm(test_vectors, axis=1, keepdims=True) + 1e-12
-    predicted = [categories[i] for i in np.argmax(test_vectors @ centroids.T, axis=1)]
+    centroid_predicted = [categories[i] for i in np.argmax(test_vectors @ centroids.T, axis=1)]
     embed_s = time.perf_counter() - start
-    systems["embedding_centroid"] = system_result(truth, predicted, embed_s,
+    systems["embedding_centroid"] = system_result(truth, centroid_predicted, embed_s,
                                                   fit_s=round(fit_s, 2))
 
     # few-shot retrieval: the K most similar train articles (cosine of the same vectors);
@@ -207,20 +224,32 @@ def main(argv: list[str] | None = None) -> int:
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     enrichment: dict[str, Any] = {}
+    deadline = time.perf_counter() + args.max_seconds
+    evaluated = len(test)
     for n, model in enumerate(models):
         suffix = "" if n == 0 else f"@{model}"
         provider = LocalProvider(model)
-        for name, shots in (("llm_zero_shot", None), ("llm_few_shot", neighbours)):
-            print(f"{name}{suffix} ...", file=sys.stderr, flush=True)
-            predicted, seconds, extra = run_llm(provider, test, categories, shots,
-                                                retrieval_s if shots else 0.0)
-            systems[name + suffix] = system_result(truth, predicted, seconds, model=model,
-                                                   **extra)
-            print(f"  {name}{suffix}: {systems[name + suffix]}", file=sys.stderr, flush=True)
+        print(f"llm{suffix} ...", file=sys.stderr, flush=True)
+        runs = run_llm(provider, test, categories, neighbours, deadline)
+        for name, run in runs.items():
+            k = len(run["predicted"])
+            evaluated = min(evaluated, k)
+            if k == 0:
+                continue
+            # few-shot pays for its retrieval: embedding + search, per article
+            seconds = run["seconds"] + (retrieval_s * k / len(test) if "few" in name else 0.0)
+            systems[name + suffix] = system_result(
+                truth[:k], run["predicted"], seconds, model=model, invalid=run["invalid"],
+                mean_prompt_tokens=round(run["prompt_tokens"] / k, 1))
         if args.enrich:
             print(f"enrich{suffix} ...", file=sys.stderr, flush=True)
             enrichment[model] = run_enrich(provider, test[:args.enrich])
         provider.close()
+    if evaluated < len(test):  # the baselines again on exactly the articles the LLM saw
+        systems["majority"]["on_llm_subset"] = system_result(
+            truth[:evaluated], [majority] * evaluated, 0.0)
+        systems["embedding_centroid"]["on_llm_subset"] = system_result(
+            truth[:evaluated], centroid_predicted[:evaluated], 0.0)
 
     for name, result in systems.items():
         print(f"{name:32s} accuracy {result['accuracy']:.3f}  macro-F1 {result['macro_f1']:.3f}"
