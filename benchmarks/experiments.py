@@ -15,6 +15,10 @@ Sections (each prints its figures; all go to the JSON):
                coverage of the true (exact on-policy) CTR by the 95 % CIs
   rollout      staged rollouts of broken variants (+5 percentage points errors; -30 % CTR) and
                a healthy one, through RolloutController
+  live         through a running `newsdesk serve` with simulated readers (benchmarks/
+               live_ladder.py): live.interleaving {sign_agrees, traffic_ratio_vs_ab},
+               live.rollout {broken_rolled_back, max_treatment_fraction}, live.bandit
+               {best_arm_share_last_quarter}; --no-live skips it (it trains two bundles once)
 
 The A/A, power and SRM sections use a numpy population with heterogeneous CTRs
 (Beta(2, 40) per user, lognormal activity, users arriving over 7 days); interleaving and OPE use
@@ -441,6 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer replications (< 3 minutes)")
     ap.add_argument("--json", type=Path, help="write every figure to this JSON file")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-live", action="store_true",
+                    help="skip the live section (a running server, simulated readers)")
+    ap.add_argument("--live-work", type=Path, default=None,
+                    help="work dir of the live section (world, bundles; reused when present)")
     args = ap.parse_args(argv)
     q = args.quick
     plan = {
@@ -469,6 +477,19 @@ def main(argv: list[str] | None = None) -> int:
         {"noise_sigma": n, **lv} for n, lv in zip((0.3, 0.5, 1.0), levels, strict=True)]}
     res["ope"] = bench_ope(plan["ope_runs"], plan["ope_requests"], args.seed + 4)
     res["rollout"] = bench_rollout(plan["rollout_reps"], args.seed + 5)
+    if not args.no_live:
+        from live_ladder import bench_live  # benchmarks/ is on sys.path when run as a script
+
+        live = bench_live(q, 7, args.live_work)  # seed 7: the live_lift world
+        res.setdefault("live", {}).update({
+            "interleaving": {k: live["interleaving"][k]
+                             for k in ("sign_agrees", "traffic_ratio_vs_ab")},
+            "rollout": {k: live["rollout"][k]
+                        for k in ("broken_rolled_back", "max_treatment_fraction")},
+            "bandit": {"best_arm_share_last_quarter":
+                       live["bandit"]["best_arm_share_last_quarter"]},
+        })
+        res.setdefault("live_detail", {}).update(live)
     res["seconds"] = time.perf_counter() - t0
     checks = {
         "aa_fpr_in_[0.035,0.065]": 0.035 <= res["aa"]["fpr_fixed"]["ctr"] <= 0.065,
@@ -481,6 +502,13 @@ def main(argv: list[str] | None = None) -> int:
             s["rolled_back"] == 1.0 and s["max_fraction_reached"] < 0.05
             for k, s in res["rollout"]["scenarios"].items() if k != "healthy"),
     }
+    if "rollout" in res.get("live", {}):
+        checks["live_interleaving_sign_agrees_and_>=5x"] = bool(
+            res["live"]["interleaving"]["sign_agrees"]
+            and res["live"]["interleaving"]["traffic_ratio_vs_ab"] >= 5)
+        checks["live_rollout_broken_rolled_back_below_5pct"] = bool(
+            res["live"]["rollout"]["broken_rolled_back"]
+            and res["live"]["rollout"]["max_treatment_fraction"] < 0.05)
     res["checks"] = checks
     print(f"checks: {checks}")
     print(f"total {res['seconds']:.1f} s")

@@ -68,4 +68,22 @@ def test_cli_refuses_a_directory_without_articles(tmp_path):
 
     with pytest.raises(DatasetError, match="no articles table"):
         enrich(tmp_path, limit=None, provider=None, model=None, base_url=None, out=None,
-               prompt_version=None)
+               prompt_version=None, timeout_s=300)
+
+
+def test_batch_stops_and_keeps_its_work_when_the_provider_goes_down(dataset):
+    from newsdesk.errors import LLMCircuitOpen, LLMUnavailable
+
+    calls = {"n": 0}
+
+    def flaky(messages):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise LLMUnavailable("connection refused")
+        return answer(messages)
+
+    provider = make_provider(load_llm_settings(max_retries=0, breaker_failure_threshold=2),
+                             backend=FakeProvider(flaky))
+    with pytest.raises(LLMCircuitOpen):
+        enrich_dataset(dataset, Enricher(provider))
+    assert EnrichmentStore(dataset).read()["article_id"].to_list() == ["a0"]

@@ -39,3 +39,21 @@ def test_timeout_stops_generation(local_provider):
 def test_unknown_model_name_is_refused():
     with pytest.raises(ConfigError, match="llm.model"):
         resolve_model_path("no-such-model")
+
+
+def test_shared_prompt_prefix_is_reused_with_identical_answers(local_provider):
+    from newsdesk.llm import system
+
+    head = system("You are a newsroom assistant. " * 8)
+    questions = [user("Name a German city."), user("Name a French city.")]
+    before = local_provider.reused_tokens
+    warm = [local_provider.complete([head, q], max_tokens=5).text for q in questions]
+    assert local_provider.reused_tokens - before >= 40  # the system prompt was not re-read
+    local_provider._cached = []  # a cold context must give the same greedy answers
+    local_provider._ctx.kv_cache_clear()
+    cold = []
+    for q in questions:
+        local_provider._cached = []
+        local_provider._ctx.kv_cache_clear()
+        cold.append(local_provider.complete([head, q], max_tokens=5).text)
+    assert warm == cold

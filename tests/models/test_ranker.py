@@ -86,3 +86,25 @@ def test_select_invariants(n: int, k: int, cap: int | None, lam: float | None,
     assert not (n > 1 and 0 in out and 1 in out)
     if lam is None and cap is None and n:  # pure relevance: the top item comes first
         assert out[0] == int(np.argmax(scores))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_greedy_head_walk_equals_the_full_walk(seed: int) -> None:
+    """The capped re-ranking walks each category's head first; whether or not it falls back,
+    the positions chosen equal the plain walk over the whole ranked list."""
+    from newsdesk.models.rerank import RerankConfig, _walk, select
+
+    rng = np.random.default_rng(seed)
+    n, dim = int(rng.integers(5, 300)), 8
+    emb = rng.normal(size=(n, dim)).astype(np.float32)
+    if seed % 2:  # near-duplicates: copies of a few rows with a little noise
+        src = rng.integers(0, n, n // 3)
+        emb[rng.integers(0, n, n // 3)] = emb[src] + 0.01 * rng.normal(size=(len(src), dim))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    cats = rng.integers(0, int(rng.integers(1, 12)), n)
+    scores = rng.normal(size=n)
+    rules = RerankConfig(category_cap=int(rng.integers(1, 5)), near_duplicate_threshold=0.95)
+    k = int(rng.integers(1, 40))
+    order = np.argsort(-scores, kind="stable")
+    want, _ = _walk(rules, order, cats, emb, k)
+    np.testing.assert_array_equal(select(rules, scores, cats, emb, k), want)

@@ -241,3 +241,49 @@ def test_catalog_embeddings_are_a_private_map_of_the_bundle(bundle_dir: Path,
     assert not isinstance(cat.embeddings.base, np.memmap)  # moved into private memory
     assert cat.embeddings[1].any() and cat.embeddings[n].any()
     load_recommender(bundle_dir, store, embedder=embedder, ranker="lightgbm")  # verifies
+
+
+def test_projected_content_search_keeps_exact_scores_and_recall(rec: NewsRecommender,
+                                                                 log: LogArrays,
+                                                                 at_time: float) -> None:
+    """Above `projected_min_live` the content search pre-selects in a PCA projection; the
+    scores it returns are still the exact inner products, and it finds (nearly) the exact
+    top n. Forced on here (the fixture's live set is below the threshold)."""
+    from newsdesk.models.candidates import ContentGenerator
+
+    exact = rec.content
+    assert exact is not None
+    dim = rec.ws.catalog.embeddings.shape[1]
+    projected = ContentGenerator(rec.ws, projected_min_live=0, dims=dim // 4, rescore_factor=4)
+    recalls = []
+    for user in _users(rec, log, at_time):
+        view = rec.ws.view(user, at_time)
+        want_idx, _ = exact.exact_propose(view, 20)
+        got_idx, got_scores = projected.propose(view, 20)
+        if len(want_idx) == 0:
+            assert len(got_idx) == 0
+            continue
+        emb = rec.ws.catalog.embeddings[got_idx]
+        np.testing.assert_allclose(got_scores, emb @ view.profile, rtol=1e-6, atol=1e-7)
+        assert np.all(np.diff(got_scores) <= 0)  # best first
+        recalls.append(len(np.intersect1d(got_idx, want_idx)) / len(want_idx))
+    assert recalls and float(np.mean(recalls)) >= 0.9
+
+
+def test_trending_is_shared_for_a_second_then_follows_the_store(rec: NewsRecommender,
+                                                               at_time: float) -> None:
+    from newsdesk.models.candidates import TrendingGenerator
+
+    trending = TrendingGenerator(rec.ws, cache_s=1.0)
+    view = rec.ws.view("never-seen", at_time)
+    first = trending.propose(view, 10)
+    assert trending.propose(rec.ws.view("someone-else", at_time + 0.5), 10) is first
+    # a burst of clicks on the least trending live article: visible after the window
+    live_ids = [rec.ws.catalog.ids[i] for i in view.live.tolist()]
+    target = next(a for a in reversed(live_ids)
+                  if rec.ws.catalog.index[a] not in set(first[0].tolist()))
+    for u in range(200):
+        rec.ws.store.record_impressions([target], at_time + 0.6)
+        rec.ws.store.record_clicks(f"burst-{u}", [target], at_time + 0.6)
+    later = trending.propose(rec.ws.view("never-seen", at_time + 1.5), 10)
+    assert rec.ws.catalog.index[target] in later[0].tolist()

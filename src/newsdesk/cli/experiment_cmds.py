@@ -106,6 +106,15 @@ def report(
         except ConfigError:
             exp_config = None
         reg.close()
+    if exp_config is not None and exp_config.type != "ab":  # interleaving / bandit
+        from newsdesk.experiments.live_analysis import live_report
+
+        live = json_safe({"experiment": experiment_id, **live_report(dataset, exp_config)})
+        if json_out is not None:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(live, indent=2))
+        print(json.dumps(live, indent=2))
+        return
     result = analyze_dataset(dataset, experiment_id, exp_config)
     paths = write_report(result, out or dataset / "reports" / experiment_id)
     if json_out is not None:

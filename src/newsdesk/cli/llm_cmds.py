@@ -57,6 +57,8 @@ def enrich(
                                     "(default: the dataset directory)."),
     prompt_version: int | None = typer.Option(None, "--prompt-version", min=1,
                                               help="enrich.vN (default: the newest)."),
+    timeout_s: float = typer.Option(300.0, "--timeout", min=1, help="Per-article limit (s): "
+                                    "a small local model needs tens of seconds per article."),
 ) -> None:
     """Enrich articles with the LLM (topics, keywords, entities, summary, labels) in batch."""
     import json
@@ -71,7 +73,8 @@ def enrich(
 
     if not (dataset / "articles").is_dir():
         raise DatasetError(f"{dataset}: no articles table (is it a dataset directory?)")
-    settings = load_llm_settings(provider=provider, model=model, base_url=base_url)
+    settings = load_llm_settings(provider=provider, model=model, base_url=base_url,
+                                 timeout_s=timeout_s)
     guarded = make_provider(settings)
     enricher = Enricher(guarded, load_prompt("enrich", prompt_version),
                         metrics=getattr(guarded, "metrics", None),

@@ -91,6 +91,12 @@ class Impression(_Record):
     propensities: list[float] | None = None
     experiment: str | None = None
     variant: str | None = None
+    # Interleaving: per position, the team (0 = the experiment's first variant, 1 = its second)
+    # whose ranking contributed the article. None outside an interleaving experiment.
+    teams: list[int] | None = None
+    # Bandit allocation: the probability the serving policy had of choosing this slate's
+    # variant (None: a fixed split, the variant's configured weight applies).
+    assignment_propensity: float | None = None
 
     _utc_ts = field_validator("timestamp")(lambda v: _utc(v))
 
@@ -101,6 +107,14 @@ class Impression(_Record):
                 raise ValueError("propensities must have one value per article_ids entry")
             if any(not (0.0 < p <= 1.0) for p in self.propensities):
                 raise ValueError("propensities must lie in (0, 1]")
+        if self.teams is not None:
+            if len(self.teams) != len(self.article_ids):
+                raise ValueError("teams must have one value per article_ids entry")
+            if any(t not in (0, 1) for t in self.teams):
+                raise ValueError("teams must be 0 or 1")
+        if self.assignment_propensity is not None and not (
+                0.0 < self.assignment_propensity <= 1.0):
+            raise ValueError("assignment_propensity must lie in (0, 1]")
         return self
 
 
@@ -161,6 +175,9 @@ IMPRESSIONS = pa.schema(
         pa.field("propensities", pa.list_(pa.float64())),
         pa.field("experiment", pa.string()),
         pa.field("variant", pa.string()),
+        # added later: older datasets lack them (read as null; see Impression)
+        pa.field("teams", pa.list_(pa.int8())),
+        pa.field("assignment_propensity", pa.float64()),
     ]
 )
 

@@ -25,7 +25,7 @@ import hashlib
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -100,6 +100,10 @@ class ExperimentConfig(_Model):
     variants: list[Variant] = Field(min_length=2)
     primary_metric: str = "ctr"
     rollout: RolloutPlan | None = None
+    # ab: a sticky split by weight; interleaving: every request gets a team-draft interleaving
+    # of the first two variants' rankings; bandit: each request's variant is drawn by Thompson
+    # sampling over the variants' click rates (newsdesk.serving.live_experiments)
+    type: Literal["ab", "interleaving", "bandit"] = "ab"
 
     @field_validator("variants")
     @classmethod
@@ -116,6 +120,12 @@ class ExperimentConfig(_Model):
             raise ValueError(
                 f"traffic_start + traffic must be <= 1 (got {self.traffic_start} + {self.traffic})"
             )
+        if self.type != "ab" and self.rollout is not None:
+            raise ValueError(f"type '{self.type}' cannot have a staged rollout (rollout is for "
+                             "type 'ab')")
+        if self.type == "interleaving" and len(self.variants) != 2:
+            raise ValueError(f"type 'interleaving' needs exactly two variants, got "
+                             f"{len(self.variants)}")
         if self.rollout is not None:
             names = {v.name for v in self.variants}
             for role in ("treatment", "control"):

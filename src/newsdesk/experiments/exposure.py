@@ -6,6 +6,8 @@ encoded as aligned ``;``-separated lists (``"ranker-v2;layout-3"`` / ``"treatmen
 and `variant_of(experiment, variant, experiment_id)` decodes one experiment's variant. Positions
 are the list order of `article_ids` (0-based); `propensities[i]` is the probability that the
 serving policy put that article at position i (1.0 for a deterministic ranker).
+Live experiments add `teams` (interleaving: which of the two rankers contributed each position)
+and `assignment_propensity` (bandit: the probability of the variant that served the slate).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class Exposure:
     assignments: Sequence[Assignment]
     propensities: Sequence[float] | None = None
     timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+    teams: Sequence[int] | None = None  # interleaving: team of each position (0 / 1)
+    assignment_propensity: float | None = None  # bandit: P(this variant) when it was drawn
 
     def __post_init__(self) -> None:
         if self.propensities is not None and len(self.propensities) != len(self.article_ids):
@@ -56,7 +60,9 @@ class Exposure:
             request_id=self.request_id, user_id=self.unit_id, timestamp=self.timestamp,
             surface=self.surface, article_ids=list(self.article_ids),
             propensities=None if self.propensities is None else list(self.propensities),
-            experiment=exp, variant=var)
+            experiment=exp, variant=var,
+            teams=None if self.teams is None else list(self.teams),
+            assignment_propensity=self.assignment_propensity)
         return record.model_dump()
 
 

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -179,8 +180,15 @@ def check_guardrails(
                    + m * m * cc * (1 - cc) / max(control.impressions, 1))
     se = max(se, 1e-12)
     gap = ct - m * cc
+    # the breach test uses the treatment variance AT the boundary (ct = m * cc), not the
+    # observed one: with a few treatment impressions and no clicks yet the observed variance
+    # is 0, and the plug-in test would "prove" a breach from control data alone
+    p0 = min(max(m * cc, 1e-12), 1.0)
+    se0 = math.sqrt(p0 * (1 - p0) / max(treatment.impressions, 1)
+                    + m * m * cc * (1 - cc) / max(control.impressions, 1))
     out.append(GuardrailResult(
-        "ctr", holds=bool(gap - z_hold * se > 0), breached=bool(gap + z_breach * se < 0),
+        "ctr", holds=bool(gap - z_hold * se > 0),
+        breached=bool(treatment.impressions > 0 and gap + z_breach * max(se0, 1e-12) < 0),
         detail=f"control {cc:.4f}, treatment {ct:.4f}, margin {g.ctr_margin:.0%}"))
     return out
 
@@ -199,6 +207,8 @@ class RolloutController:
         self.refresh_interval_s = refresh_interval_s
         self._states = store.load()
         self._checked = time.monotonic()
+        # changes come from the event loop (admin API) and the autopilot thread
+        self._lock = threading.RLock()
 
     def _refresh(self) -> None:
         if self.refresh_interval_s > 0.0:
@@ -207,13 +217,25 @@ class RolloutController:
                 return
             self._checked = now
         if self.store.changed():
-            self._states = self.store.load()
+            with self._lock:
+                self._states = self.store.load()
 
     def _commit(self, state: RolloutState, event: str, actor: str, **detail: Any) -> None:
-        state.history.append({"at": _now(), "event": event, "actor": actor,
-                              "stage": state.stage, "fraction": state.fraction, **detail})
-        self._states[state.experiment_id] = state
-        self.store.save(self._states)
+        with self._lock:
+            state.history.append({"at": _now(), "event": event, "actor": actor,
+                                  "stage": state.stage, "fraction": state.fraction, **detail})
+            self._states[state.experiment_id] = state
+            self.store.save(self._states)
+
+    def states(self) -> dict[str, RolloutState]:
+        """Every rollout's state (re-read if another process changed the store)."""
+        self._refresh()
+        return dict(self._states)
+
+    def note(self, experiment_id: str, event: str, actor: str, **detail: Any) -> None:
+        """Append a non-transition entry (e.g. a hold and its reason) to the audit history."""
+        with self._lock:
+            self._commit(self.state(experiment_id), event, actor, **detail)
 
     def state(self, experiment_id: str) -> RolloutState:
         self._refresh()
@@ -246,14 +268,20 @@ class RolloutController:
 
     def kill(self, experiment_id: str, actor: str, reason: str = "") -> RolloutState:
         """Kill switch: treatment fraction 0 from the next request on."""
-        state = self.state(experiment_id)
-        state.status = RolloutStatus.KILLED
-        self._commit(state, "kill", actor, reason=reason)
-        return state
+        with self._lock:
+            state = self.state(experiment_id)
+            state.status = RolloutStatus.KILLED
+            self._commit(state, "kill", actor, reason=reason)
+            return state
 
     def evaluate(self, experiment_id: str, control: ArmStats, treatment: ArmStats,
                  actor: str = "guardrails") -> str:
         """Decide and apply: returns 'advance', 'complete', 'rollback', 'hold' or the status."""
+        with self._lock:
+            return self._evaluate(experiment_id, control, treatment, actor)
+
+    def _evaluate(self, experiment_id: str, control: ArmStats, treatment: ArmStats,
+                  actor: str) -> str:
         state = self.state(experiment_id)
         if state.status is not RolloutStatus.RUNNING:
             return state.status.value

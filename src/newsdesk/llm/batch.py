@@ -15,7 +15,7 @@ from pathlib import Path
 
 from newsdesk.data.dataset import Dataset
 from newsdesk.data.schema import Article
-from newsdesk.errors import LLMDisabled, LLMError, LLMInvalidOutput
+from newsdesk.errors import LLMCircuitOpen, LLMDisabled, LLMError, LLMInvalidOutput
 from newsdesk.llm.enrichment import Enricher, EnrichmentRecord
 from newsdesk.llm.enrichment_store import EnrichmentStore
 
@@ -63,8 +63,11 @@ def enrich_dataset(dataset_dir: Path, enricher: Enricher, *, limit: int | None =
         try:
             pending.append(enricher.enrich(article))
             report.enriched += 1
-        except LLMDisabled:
-            raise  # the switch is off: stop, do not count every article as dropped
+        except (LLMDisabled, LLMCircuitOpen):
+            # switched off, or the provider is down (the breaker opened): stop rather than
+            # count every remaining article as dropped; what is done is kept, a re-run resumes
+            store.write(pending)
+            raise
         except LLMInvalidOutput:
             report.dropped["invalid_output"] = report.dropped.get("invalid_output", 0) + 1
         except LLMError as exc:

@@ -101,12 +101,37 @@ def _greedy(rules: RerankConfig, order: np.ndarray, categories: np.ndarray,
             embeddings: np.ndarray, k: int) -> np.ndarray:
     """`select` without MMR: walk the ranked list once, skipping items over their category's
     cap or too similar to one already chosen. Similarities are computed only against the (at
-    most k) chosen items, not as one (n, dim) product per pick."""
+    most k) chosen items, not as one (n, dim) product per pick.
+
+    With a cap, the walk first takes only each category's `cap` best items (the head): an item
+    below its category's head can be chosen only after an item of the head was skipped as a
+    near-duplicate, so when the head walk skipped none, the full walk would have chosen
+    exactly the same (it would only have skipped the rest for their cap). Otherwise it walks
+    the whole list."""
+    cap = rules.category_cap
+    if cap is not None and len(order) > cap:
+        ordered_cats = categories[order]
+        by_cat = np.argsort(ordered_cats, kind="stable")
+        sorted_cats = ordered_cats[by_cat]
+        starts = np.flatnonzero(np.r_[True, sorted_cats[1:] != sorted_cats[:-1]])
+        sizes = np.diff(np.r_[starts, len(sorted_cats)])
+        rank = np.empty(len(order), dtype=np.int64)  # rank of each item within its category
+        rank[by_cat] = np.arange(len(order)) - np.repeat(starts, sizes)
+        chosen, skipped = _walk(rules, order[rank < cap], categories, embeddings, k)
+        if not skipped:
+            return chosen
+    return _walk(rules, order, categories, embeddings, k)[0]
+
+
+def _walk(rules: RerankConfig, order: np.ndarray, categories: np.ndarray,
+          embeddings: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
+    """The greedy walk over `order`: (chosen positions, whether a near-duplicate was skipped)."""
     cap, threshold = rules.category_cap, rules.near_duplicate_threshold
     chosen: list[int] = []
     per_cat: dict[int, int] = {}
     picked = np.empty((k, embeddings.shape[1]), dtype=embeddings.dtype)
     cats = categories.tolist()
+    skipped = False
     for pick in order.tolist():
         if len(chosen) >= k:
             break
@@ -115,8 +140,9 @@ def _greedy(rules: RerankConfig, order: np.ndarray, categories: np.ndarray,
             continue
         if threshold is not None and chosen and \
                 float((picked[: len(chosen)] @ embeddings[pick]).max()) >= threshold:
+            skipped = True
             continue
         picked[len(chosen)] = embeddings[pick]
         chosen.append(pick)
         per_cat[c] = per_cat.get(c, 0) + 1
-    return np.asarray(chosen, dtype=np.int64)
+    return np.asarray(chosen, dtype=np.int64), skipped

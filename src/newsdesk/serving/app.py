@@ -74,6 +74,7 @@ class Services:
     bootstrap: StoreBootstrapJob = dataclasses.field(
         default_factory=lambda: StoreBootstrapJob(None, None))  # type: ignore[arg-type]
     cluster: Any = None  # ClusterSync when settings.workers > 1: publish runtime changes
+    live: Any = None  # LiveExperiments: interleaving / bandit slates (serving/live_experiments)
 
 
 def services(request: Request) -> Services:
@@ -259,6 +260,11 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
 
             svc.cluster = await ClusterSync.start(svc)
         bootstrap.start()
+        from newsdesk.serving.live_experiments import start_live_experiments
+        from newsdesk.serving.rollout_autopilot import start_autopilot
+
+        autopilot = start_autopilot(svc)  # None when off or with a custom assigner
+        svc.live = await loop.run_in_executor(io_pool, start_live_experiments, svc)
         app.state.services = svc
         # the LLM layer (newsdesk.llm): switch, metrics, lazily loaded provider, enrichment
         # worker; never on the request path (llm/service.py)
@@ -277,6 +283,10 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             if app.state.llm is not None:
                 await loop.run_in_executor(io_pool, app.state.llm.close)
                 app.state.llm = None
+            if autopilot is not None:
+                autopilot.stop()
+            if svc.live is not None:
+                svc.live.bandits.stop()
             if svc.cluster is not None:
                 await svc.cluster.stop()
             await exposure.close()

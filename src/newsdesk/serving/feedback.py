@@ -145,14 +145,15 @@ class ExposureLogger:
 
     def offer(self, request_id: str, user_id: str, surface: str, article_ids: list[str],
               variant: str | None, experiment: str | None, ts: float,
-              propensities: list[float] | None = None) -> None:
+              propensities: list[float] | None = None, **extra: Any) -> None:
         """Queue one served slate; positions are the order of `article_ids`, `propensities[i]`
-        the probability the serving policy put article i there (1.0: deterministic ranker)."""
+        the probability the serving policy put article i there (1.0: deterministic ranker).
+        `extra`: further impression fields (`teams`, `assignment_propensity`)."""
         self.ingestor.served.add(request_id, (surface, variant))
         record = {"kind": "impression", "request_id": request_id, "user_id": user_id,
                   "timestamp": datetime.fromtimestamp(ts, tz=UTC), "surface": surface,
                   "article_ids": article_ids, "propensities": propensities,
-                  "variant": variant, "experiment": experiment}
+                  "variant": variant, "experiment": experiment, **extra}
         try:
             self.queue.put_nowait(record)
         except asyncio.QueueFull:

@@ -111,6 +111,16 @@ class ServeSettings(BaseSettings):
     ranker: Literal["auto", "compiled", "lightgbm"] = "auto"
     compiled_ranker_cache_dir: Path | None = None
 
+    # The in-service rollout controller (serving/rollout_autopilot.py): the leader evaluates
+    # every staged rollout this often (s; 0 = off). The leader holds a lease of this ttl (s) in
+    # lease_url (default: the online store's Redis when it is one, else in-process).
+    autopilot_interval_s: float = Field(default=5.0, ge=0, le=3600)
+    leader_lease_ttl_s: float = Field(default=10.0, ge=0.5, le=3600)
+    lease_url: str | None = None
+    # Bandit experiments: how often each process re-reads the event log to update the
+    # Thompson-sampling allocation (s).
+    bandit_update_s: float = Field(default=1.0, ge=0.05, le=3600)
+
     # OpenTelemetry tracing of requests (extra [otel]): off | console | otlp.
     tracing: Literal["off", "console", "otlp"] = "off"
 

@@ -165,6 +165,9 @@ class ExperimentAssigner:
         self._bundles = {v.bundle for e in suite.experiments if e.status is Status.RUNNING
                          for v in e.variants if v.bundle}
         self._assigner = Assigner.from_config(suite, rollouts=self.rollouts)
+        # read by serving/live_experiments.py (interleaving / bandit types), rebuilt together
+        self.configs = {e.id: e for e in suite.experiments if e.status is Status.RUNNING}
+        self.generation = getattr(self, "generation", -1) + 1
 
     # -- the hot path ----------------------------------------------------------------------
     def assign(self, unit_id: str, surface: str) -> Assignment:

@@ -44,6 +44,8 @@ def impressions_batch(log: WindowLog, user_ids: pa.Array, article_ids: pa.Array)
         "propensities": _lists(pa.array(log.propensities.ravel()), n, width),
         "experiment": pa.nulls(n, pa.string()),
         "variant": pa.nulls(n, pa.string()),
+        "teams": pa.nulls(n, pa.list_(pa.int8())),
+        "assignment_propensity": pa.nulls(n, pa.float64()),
     }, schema=IMPRESSIONS)
 
 

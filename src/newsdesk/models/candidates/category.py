@@ -33,12 +33,13 @@ class CategoryGenerator(IndexedGenerator):
             aff = view.affinity
             favourites = np.argsort(-aff)[: self.top_categories]
             favourites = favourites[aff[favourites] > 0]
-            # only the favourite categories' live articles, in live order (the same array
-            # `live[np.isin(category[live], favourites)]` gives, without a pass over all)
-            groups = self._by_category(live)
-            parts = [groups[c] for c in favourites.tolist() if c in groups]
-            pos = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
-            mine = live[pos]
+            # within one category the score is affinity x freshness, and freshness falls with
+            # age alone, so each category's n best are its n newest: a per-live-set order
+            # (newest first, then index) gives them without scoring the whole category; 2n
+            # leave room for float ties of exp2, then the same top_n as over every article
+            newest = self._newest_by_category(live)
+            parts = [newest[c][: 2 * n] for c in favourites.tolist() if c in newest]
+            mine = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
             fresh = np.exp2(-(view.now - cat.published[mine]) / 3600.0 / self.freshness_hours)
             s = aff[np.minimum(cat.category[mine], len(aff) - 1)] * fresh
             return top_n(mine, s, n)
@@ -47,15 +48,17 @@ class CategoryGenerator(IndexedGenerator):
         rng = np.random.default_rng(zlib.crc32(key))
         return top_n(live, fresh * rng.random(len(live)), n)
 
-    def _by_category(self, live: np.ndarray) -> dict[int, np.ndarray]:
-        """Positions in `live` of each category's articles (ascending), once per live set."""
+    def _newest_by_category(self, live: np.ndarray) -> dict[int, np.ndarray]:
+        """Each category's live catalog indices, newest first (then by index), once per live
+        set."""
         def build(ix: np.ndarray) -> dict[int, np.ndarray]:
-            codes = self.ws.catalog.category[ix]
-            order = np.argsort(codes, kind="stable")
+            cat = self.ws.catalog
+            codes = cat.category[ix]
+            order = np.lexsort((ix, -cat.published[ix], codes))
             cuts = np.flatnonzero(np.diff(codes[order])) + 1
-            return {int(codes[g[0]]): g for g in np.split(order, cuts) if len(g)}
+            return {int(codes[g[0]]): ix[g] for g in np.split(order, cuts) if len(g)}
 
-        return self.ws.derived(live, "by_category", build)
+        return self.ws.derived(live, "newest_by_category", build)
 
     def reason(self, view: UserView, i: int) -> str:
         name = self.ws.catalog.category_name(i)

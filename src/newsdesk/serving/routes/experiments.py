@@ -170,6 +170,11 @@ def _analyze(event_log: EventLog, experiment_id: str, config: ExperimentConfig,
     with tempfile.TemporaryDirectory(prefix="newsdesk-report-") as tmp:
         dataset = FsPath(tmp) / "dataset"
         event_log.export(dataset)
+        if config.type != "ab":  # interleaving / bandit: their own estimators
+            from newsdesk.experiments.live_analysis import live_report
+
+            return json_safe({"experiment": experiment_id, **live_report(dataset, config),
+                              "dataset": "event log (exported on demand)"})
         # a daily look with a zero variance gives 0/0 inside the mSPRT (reported as NaN ->
         # null); not worth a warning per report
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -9,6 +9,7 @@ from newsdesk.llm.explanations import resolve_lang
 from newsdesk.models.base import RequestContext
 from newsdesk.serving.app import services
 from newsdesk.serving.explain import add_explanations
+from newsdesk.serving.live_experiments import serve_slate
 from newsdesk.serving.llm_rerank import maybe_rerank
 from newsdesk.serving.routes._common import json_response, render_items, request_id
 from newsdesk.serving.routes.headlines import decorate as decorate_headlines
@@ -44,18 +45,21 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
         current_article_id=body.context.current_article_id, locale=body.context.locale,
         device=body.context.device, exclude=frozenset(body.filters.exclude), filters=filters,
     )
-    result = await svc.pipeline.recommend(ctx, model)
+    # interleaving / bandit experiments decide the slate or the variant per request
+    result, assignment, extra = await serve_slate(svc, ctx, assignment, rid, model)
     served_model = model or (svc.registry.get(result.model_version)
                              if result.model_version else None)
-    result.items, rerank_info = await maybe_rerank(request.app, svc, ctx, result.items,
-                                                   served_model, result.degraded)
+    rerank_info = None
+    if not extra:  # a live experiment's slate (interleaving, bandit) is never re-ordered
+        result.items, rerank_info = await maybe_rerank(request.app, svc, ctx, result.items,
+                                                       served_model, result.degraded)
     if result.degraded:
         svc.metrics.degraded.labels("recommendations").inc()
     ids = [it.article_id for it in result.items]
     if ids:
         # the ranker is deterministic given the assignment: every position has propensity 1
         svc.exposure.offer(rid, unit, body.surface, ids, assignment.variant,
-                           assignment.experiment, now, [1.0] * len(ids))
+                           assignment.experiment, now, [1.0] * len(ids), **extra)
         svc.metrics.record_slate(body.surface, assignment.variant, len(ids))
     request.app.state.monitor.on_slate(rid, body.surface, assignment.variant,
                                        result.model_version, ids, result.degraded, svc.catalog)

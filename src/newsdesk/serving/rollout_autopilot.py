@@ -1,0 +1,197 @@
+"""The rollout controller running inside the service: one leader evaluates every staged rollout.
+
+    every worker / replica                        the leader only (LeaseKeeper.is_leader)
+    ─────────────────────                         ───────────────────────────────────────
+    LeaseKeeper (acquire / renew the lease)  ──>  every interval_s:
+                                                    read new events from the event log
+                                                    (ExposureTally: slates, shown, clicks per arm)
+                                                    for each running staged rollout:
+                                                      check_guardrails(control, treatment)
+                                                      -> advance | hold | rollback | complete
+                                                    audit (rollout history) + metric
+
+Why a lease: with `--workers N` or several replicas every process runs this module, but two
+controllers deciding on the same rollout would double-advance it or fight over the state file.
+The lease (Redis when the processes share one, else local) elects one; if it dies, another takes
+over within the lease ttl. A new leader starts its evidence window at the log's end (it does not
+know where the previous leader's window began), so a takeover delays a decision but never bases
+one on mixed stages. The window also restarts whenever the rollout's stage changes (whoever
+changed it: this leader, or an admin's manual advance in another process).
+
+Evidence: slates served per arm and their clicks, from the exposure log, i.e. the CTR guardrail.
+The error-rate and p99 guardrails are not in the event log; they are given as zero errors and
+0 ms (always holding) — a process-local latency histogram per variant would not be comparable
+across workers. Decisions: transitions are written by `RolloutController` into the rollout's
+history (its audit log) with actor ``autopilot@<owner>``; a hold is written there once per
+change of its reason (not every tick); every decision increments
+``newsdesk_rollout_decisions_total{experiment, decision}``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter, Gauge
+
+from newsdesk.coordination import LeaseKeeper, open_lease
+from newsdesk.errors import ConfigError, StoreUnavailable
+from newsdesk.experiments.live_tally import ArmCounts, ExposureTally
+from newsdesk.experiments.rollout import (
+    ArmStats,
+    RolloutController,
+    RolloutStatus,
+    check_guardrails,
+)
+from newsdesk.monitoring.logging import get_logger
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from newsdesk.data.eventlog import EventLog
+    from newsdesk.serving.app import Services
+
+log = get_logger("newsdesk.serving.rollout_autopilot")
+LEASE_NAME = "rollout-autopilot"
+
+
+def _stats(c: ArmCounts | None) -> ArmStats:
+    c = c or ArmCounts()
+    return ArmStats(requests=c.requests, errors=0, p99_latency_ms=0.0,
+                    impressions=c.impressions, clicks=c.clicks)
+
+
+class RolloutAutopilot:
+    """Evaluates every running staged rollout on a schedule while leader (module docstring)."""
+
+    def __init__(self, rollouts: RolloutController, event_log: EventLog, keeper: LeaseKeeper,
+                 registry: CollectorRegistry | None = None, *, interval_s: float = 5.0,
+                 max_events_per_step: int = 200_000) -> None:
+        if not (0.05 <= interval_s <= 3600):
+            raise ConfigError(f"field 'autopilot_interval_s': must be in [0.05, 3600] s, "
+                              f"got {interval_s}")
+        self.rollouts = rollouts
+        self.event_log = event_log
+        self.keeper = keeper
+        self.interval_s = interval_s
+        self.max_events_per_step = max_events_per_step
+        self.actor = f"autopilot@{keeper.lease.owner}"
+        self.tally: ExposureTally | None = None  # None: not leading (window not started)
+        self._epochs: dict[str, tuple[int, int]] = {}  # experiment -> (stage, starts) counted
+        self._last_hold: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.decisions = Counter(
+            "newsdesk_rollout_decisions_total",
+            "Decisions of the in-service rollout controller (advance, hold, rollback, "
+            "complete) by experiment.", ["experiment", "decision"], registry=registry)
+        self.fraction = Gauge("newsdesk_rollout_fraction",
+                              "Live treatment fraction of each staged rollout.", ["experiment"],
+                              registry=registry)
+        self.leader = Gauge("newsdesk_rollout_leader",
+                            "1 while this process is the rollout controller's leader.",
+                            registry=registry)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> RolloutAutopilot:
+        self.keeper.start()
+        self._thread = threading.Thread(target=self._run, name="rollout-autopilot", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.interval_s + 5)
+        self.keeper.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.step()
+            except StoreUnavailable as exc:
+                log.warning("autopilot_unavailable", error=str(exc))
+            except Exception as exc:  # keep running: a bad rollout must not stop the others
+                log.error("autopilot_error", error=f"{type(exc).__name__}: {exc}")
+
+    # -- one tick ---------------------------------------------------------------------------
+    def step(self) -> dict[str, str]:
+        """Read new events and decide every running rollout; {experiment: decision}."""
+        leading = self.keeper.is_leader()
+        self.leader.set(1.0 if leading else 0.0)
+        if not leading:
+            self.tally = None  # a later term starts a fresh window
+            return {}
+        states = {k: s for k, s in self._states().items() if s.status is RolloutStatus.RUNNING}
+        if self.tally is None:
+            self.tally = ExposureTally(states)
+            self.tally.seq = self._log_end()
+            self._epochs.clear()
+        self.tally.watch = set(states)
+        for exp_id, state in states.items():
+            epoch = (state.stage, sum(1 for h in state.history if h["event"] == "start"))
+            if self._epochs.get(exp_id) != epoch:  # a new stage: a new evidence window
+                self._epochs[exp_id] = epoch
+                self.tally.reset(exp_id)
+                self._last_hold.pop(exp_id, None)
+        self.tally.consume(self.event_log.read(self.tally.seq, self.max_events_per_step))
+        out = {}
+        for exp_id, state in states.items():
+            if not self.keeper.is_leader():  # lost mid-step: decide nothing more
+                break
+            arms = self.tally.counts.get(exp_id, {})
+            control = _stats(arms.get(state.plan.control))
+            treatment = _stats(arms.get(state.plan.treatment))
+            decision = self.rollouts.evaluate(exp_id, control, treatment, actor=self.actor)
+            out[exp_id] = decision
+            self.decisions.labels(exp_id, decision).inc()
+            self.fraction.labels(exp_id).set(self.rollouts.fraction(exp_id) or 0.0)
+            if decision == "hold":
+                self._note_hold(exp_id, state.plan.guardrails, control, treatment)
+            else:
+                log.warning("rollout_decision", experiment=exp_id, decision=decision,
+                            control=control.__dict__, treatment=treatment.__dict__)
+        return out
+
+    def _states(self) -> dict[str, Any]:
+        return self.rollouts.states()
+
+    def _log_end(self) -> int:
+        last = getattr(self.event_log, "last_seq", None)
+        if last is not None:
+            return int(last())
+        end = 0
+        for end, _ in self.event_log.read(0):  # noqa: B007 - we want the last one
+            pass
+        return end
+
+    def _note_hold(self, exp_id: str, guardrails: Any, control: ArmStats, treatment: ArmStats
+                   ) -> None:
+        pending = [r.name for r in check_guardrails(guardrails, control, treatment)
+                   if not r.holds]
+        if treatment.requests < self.rollouts.state(exp_id).plan.min_requests_per_stage:
+            pending.append("min_requests_per_stage")
+        reason = ",".join(pending) or "none"
+        if self._last_hold.get(exp_id) != reason:
+            self._last_hold[exp_id] = reason
+            self.rollouts.note(exp_id, "hold", self.actor, waiting_for=pending,
+                               treatment_requests=treatment.requests,
+                               control_requests=control.requests)
+
+
+def start_autopilot(svc: Services) -> RolloutAutopilot | None:
+    """The autopilot of an app whose assigner is the experiments package's (else None)."""
+    from newsdesk.serving.variants import ExperimentAssigner
+
+    settings = svc.settings
+    if settings.autopilot_interval_s <= 0 or not isinstance(svc.assigner, ExperimentAssigner):
+        return None
+    url = settings.lease_url
+    if url is None and settings.online_store_url and settings.online_store_url.startswith(
+            ("redis://", "rediss://", "unix://")):
+        url = settings.online_store_url  # the workers' / replicas' shared Redis
+    lease = open_lease(url, LEASE_NAME, settings.leader_lease_ttl_s)
+    keeper = LeaseKeeper(lease)
+    return RolloutAutopilot(svc.assigner.rollouts, svc.event_log, keeper,
+                            svc.metrics.registry,
+                            interval_s=settings.autopilot_interval_s).start()

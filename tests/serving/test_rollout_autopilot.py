@@ -1,0 +1,160 @@
+"""The rollout controller inside the service: a broken variant served through the real API is
+rolled back by the service itself (no admin call), before 5% of traffic went to it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from newsdesk.coordination import LeaseKeeper, LocalLease
+from newsdesk.data.eventlog import open_event_log
+from newsdesk.data.schema import Article
+from newsdesk.experiments.config import RolloutPlan
+from newsdesk.experiments.rollout import InMemoryRolloutStore, RolloutController
+from newsdesk.serving.app import create_app
+from newsdesk.serving.rollout_autopilot import RolloutAutopilot
+from tests.serving.conftest import ADMIN_KEY, make_settings, running
+from tests.serving.ladder_world import article_categories, category_factory, click_events, show
+
+pytestmark = pytest.mark.anyio
+AUTH = {"X-API-Key": ADMIN_KEY, "X-Actor": "tester"}
+STAGED = """
+id: broken-rollout
+layer: ranking
+surfaces: [front_page]
+variants:
+  - {name: control, bundle: good}
+  - {name: treatment, bundle: broken}
+rollout:
+  stages: [0.02, 0.05, 0.25, 1.0]
+  min_requests_per_stage: 100000
+"""
+
+
+async def test_broken_variant_is_rolled_back_by_the_service_itself(
+        tmp_path: Path, dataset_dir: Path, articles: list[Article]) -> None:
+    app = create_app(make_settings(tmp_path, dataset_dir, bundle_version="good",
+                                   autopilot_interval_s=0.1, leader_lease_ttl_s=5.0),
+                     recommender_factory=category_factory(articles))
+    cats = article_categories(articles)
+    rng = np.random.default_rng(3)
+    served = {"control": 0, "treatment": 0}
+    async with running(app) as client:
+        r = await client.post("/v1/admin/experiments", content=STAGED,
+                              headers={**AUTH, "content-type": "application/yaml"})
+        assert r.status_code == 201, r.text
+        status = "running"
+        for i in range(5_000):
+            user = f"u{i}"
+            body = (await client.post("/v1/recommendations", json={
+                "user_id": user, "k": 5, "surface": "front_page"})).json()
+            served[body["variant"]] += 1
+            clicks = show(client, body, user, rng, cats)
+            if clicks:
+                ev = await client.post("/v1/events",
+                                       json={"events": click_events(body, user, clicks)})
+                assert ev.status_code in (200, 202), ev.text
+            if i % 50 == 0:
+                await asyncio.sleep(0.01)  # let the exposure logger run
+                listing = (await client.get("/v1/admin/experiments", headers=AUTH)).json()
+                status = listing["experiments"][0]["rollout"]["status"]
+                if status != "running":
+                    break
+        assert status == "rolled_back"
+        treatment_share = served["treatment"] / sum(served.values())
+        assert served["treatment"] > 0 and treatment_share < 0.05, served
+        # from now on everyone in the experiment gets control
+        for i in range(50):
+            body = (await client.post("/v1/recommendations", json={
+                "user_id": f"u{i}", "k": 5, "surface": "front_page"})).json()
+            assert body["variant"] == "control" and body["model_version"] == "good"
+        metrics = (await client.get("/metrics")).text
+        assert ('newsdesk_rollout_decisions_total{decision="rollback",'
+                'experiment="broken-rollout"} 1.0') in metrics
+        assert "newsdesk_rollout_leader 1.0" in metrics
+    history = __import__("json").loads((tmp_path / "state" / "rollouts.json").read_text())[
+        "broken-rollout"]["history"]
+    rollback = [h for h in history if h["event"] == "rollback"]
+    assert len(rollback) == 1 and rollback[0]["actor"].startswith("autopilot@")
+    assert [g["name"] for g in rollback[0]["guardrails"]] == ["ctr"]
+    assert all(h["actor"] == "tester" for h in history if h["event"] == "start")
+
+
+def test_only_the_leader_decides_and_a_new_stage_starts_a_new_window(tmp_path: Path) -> None:
+    """Two autopilots on one log and one rollout state: the follower never decides; after an
+    advance the window restarts (old slates are not counted)."""
+    log = open_event_log(f"sqlite:///{tmp_path}/events.db")
+    rollouts = RolloutController(InMemoryRolloutStore())
+    rollouts.start("exp", RolloutPlan(stages=[0.1, 0.5, 1.0], min_requests_per_stage=200))
+    lead = RolloutAutopilot(rollouts, log, LeaseKeeper(LocalLease("ap-test", 5.0, "a")))
+    follow = RolloutAutopilot(rollouts, log, LeaseKeeper(LocalLease("ap-test", 5.0, "b")))
+    assert lead.keeper.tick() and not follow.keeper.tick()
+    assert lead.step() == {"exp": "hold"} and follow.step() == {}
+
+    def serve(n: int, start: int) -> None:
+        rows = []
+        for i in range(start, start + n):
+            variant = "treatment" if i % 2 else "control"
+            rows.append({"kind": "impression", "request_id": f"r{i}", "user_id": f"u{i}",
+                         "timestamp": "2026-01-01T00:00:00Z", "article_ids": ["a", "b"],
+                         "experiment": "exp", "variant": variant})
+            rows.append({"kind": "interaction", "event_id": f"c{i}", "type": "click",
+                         "user_id": f"u{i}", "article_id": "a", "request_id": f"r{i}",
+                         "timestamp": "2026-01-01T00:00:01Z"})
+        log.append(rows)
+
+    serve(3000, 0)  # equal CTR (0.5) in both arms, 1500 slates each: shown to hold
+    assert lead.step() == {"exp": "advance"} and rollouts.fraction("exp") == 0.5
+    assert lead.tally is not None and lead.step() == {"exp": "hold"}
+    assert lead.tally.counts.get("exp", {}) == {}  # the stage-1 slates are not stage 2's
+    serve(100, 3000)
+    lead.step()
+    assert lead.tally.counts["exp"]["treatment"].requests == 50
+    assert lead.tally.counts["exp"]["treatment"].clicks == 50
+    assert follow.step() == {}
+    log.close()
+
+
+@pytest.mark.redis
+def test_replicas_sharing_redis_elect_one_autopilot(tmp_path: Path, redis_server: str) -> None:
+    """start_autopilot leases in the online store's Redis: of two services, one leads; when
+    it stops, the other takes over."""
+    import time
+    from types import SimpleNamespace
+
+    from newsdesk.coordination import RedisLease
+    from newsdesk.experiments.registry import InMemoryExperimentRegistry
+    from newsdesk.monitoring.metrics import ServingMetrics
+    from newsdesk.serving.rollout_autopilot import start_autopilot
+    from newsdesk.serving.variants import ExperimentAssigner
+
+    log = open_event_log(f"sqlite:///{tmp_path}/events.db")
+    pilots = []
+    for i in range(2):
+        settings = make_settings(tmp_path / f"r{i}", None, online_store_url=redis_server,
+                                 autopilot_interval_s=0.05, leader_lease_ttl_s=0.6)
+        assigner = ExperimentAssigner(InMemoryExperimentRegistry(),
+                                      RolloutController(InMemoryRolloutStore()))
+        svc = SimpleNamespace(settings=settings, assigner=assigner, event_log=log,
+                              metrics=ServingMetrics())
+        pilots.append(start_autopilot(svc))  # type: ignore[arg-type]
+    try:
+        assert all(isinstance(p.keeper.lease, RedisLease) for p in pilots)
+        deadline = time.monotonic() + 5
+        while not any(p.keeper.is_leader() for p in pilots) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        leaders = [p for p in pilots if p.keeper.is_leader()]
+        assert len(leaders) == 1
+        other = next(p for p in pilots if p is not leaders[0])
+        leaders[0].stop()  # releases the lease
+        deadline = time.monotonic() + 3
+        while not other.keeper.is_leader() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert other.keeper.is_leader()
+    finally:
+        for p in pilots:
+            p.stop()
+        log.close()
