@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "newsdesk.cli.model_cmds",
     "newsdesk.cli.store_cmds",
     "newsdesk.cli.retention_cmds",
+    "newsdesk.cli.llm_cmds",
 ]
 
 app = typer.Typer(

@@ -151,7 +151,7 @@ class NewsRecommender(Recommender):
         cats = ([cat.categories[c] for c in cat.category[idx].tolist()]
                 if rules.blocked_categories or wanted is not None else [])
         ok = rerank.allowed(rules, idx=idx, ids=all_ids, published=cat.published[idx],
-                            category_names=cats, read=view.known_clicks, now=ctx.now,
+                            category_names=cats, read=view.read_clicks, now=ctx.now,
                             exclude=ctx.exclude)
         if wanted is not None:
             ok &= np.array([n == wanted for n in cats], dtype=bool)

@@ -166,6 +166,16 @@ def _bundle_path(settings: ServeSettings, version: str) -> Any:
     return resolve_bundle(settings.bundles_dir, version)
 
 
+def start_llm_service(settings: ServeSettings, registry: Any) -> Any:
+    """The LLM layer from NEWSDESK_LLM_* (a bad value stops the start with a ConfigError)."""
+    from newsdesk.llm.enrich_queue import EnrichQueue
+    from newsdesk.llm.service import LLMService
+
+    service = LLMService(state_dir=settings.resolved_state_dir, registry=registry)
+    EnrichQueue.attach(service, settings.resolved_state_dir)
+    return service
+
+
 def make_clock(settings: ServeSettings) -> Callable[[], float]:
     """Wall time, or a clock that starts at `settings.clock_start` and runs in real time."""
     if settings.clock_start is None:
@@ -180,7 +190,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                event_log_factory: EventLogFactory | None = None,
                bundle_lister: BundleLister | None = None,
                variant_assigner: VariantAssigner | None = None,
-               catalog: LiveCatalog | None = None) -> FastAPI:
+               catalog: LiveCatalog | None = None,
+               llm_factory: Callable[[ServeSettings, Any], Any] | None = None) -> FastAPI:
     """Build the API; resources open in the lifespan (see the module docstring)."""
     configure_logging(settings.log_level)
     metrics = ServingMetrics()
@@ -278,6 +289,9 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         autopilot = start_autopilot(svc)  # None when off or with a custom assigner
         svc.live = await loop.run_in_executor(io_pool, start_live_experiments, svc)
         app.state.services = svc
+        # the LLM layer (newsdesk.llm): switch, metrics, lazily loaded provider, enrichment
+        # worker; never on the request path (llm/service.py)
+        app.state.llm = (llm_factory or start_llm_service)(settings, metrics.registry)
         metrics.catalog_size.set(len(cat))
         monitor.sources(now=clock, catalog=lambda: cat,
                         active=lambda: registry.active if registry.ready else None,
@@ -289,6 +303,9 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         finally:
             app.state.services = None
             monitor.stop()
+            if app.state.llm is not None:
+                await loop.run_in_executor(io_pool, app.state.llm.close)
+                app.state.llm = None
             if autopilot is not None:
                 autopilot.stop()
             if svc.live is not None:
@@ -317,20 +334,24 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
     app.state.metrics = metrics
     app.state.monitor = monitor
     app.state.services = None
+    app.state.llm = None
     _install_error_handlers(app)
     from newsdesk.serving.routes import (
         admin,
         articles,
         events,
         experiments,
+        headlines,
         health,
+        interests,
         monitoring,
         recommendations,
         users,
     )
+    from newsdesk.serving.routes import llm as llm_routes
 
     for module in (recommendations, articles, events, health, admin, experiments, monitoring,
-                   users):
+                   users, interests, headlines, llm_routes):
         # /v1 answers these from serving/access_guard.py (API keys, rate limits)
         app.include_router(module.router, responses=None if module is health else {
             401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 429: {"model": ErrorBody}})

@@ -44,6 +44,10 @@ class RecommendationRequest(_In):
     k: int = Field(default=10, ge=1, le=100)
     context: RequestContextIn = Field(default_factory=RequestContextIn)
     filters: FiltersIn = Field(default_factory=FiltersIn)
+    explain: bool = Field(default=False, description="add an `explanation` to each item")
+    lang: Literal["en", "de"] | None = Field(
+        default=None, description="language of the explanations (default: context.locale, "
+                                  "else en)")
 
     @model_validator(mode="after")
     def _who(self) -> RecommendationRequest:
@@ -58,6 +62,15 @@ class RecommendedItem(BaseModel):
     rank: int
     reason: str
     source: str
+    explanation: str | None = Field(default=None, description="with explain=true: why, in "
+                                    "the reader's language, from the item's ranking signals")
+    signals: list[str] | None = Field(default=None, description="with explain=true: the "
+                                      "signals the explanation names")
+    headline: str | None = Field(default=None, description="the headline variant to show "
+                                 "(a headline test runs for this article)")
+    headline_variant: str | None = None
+    headline_propensity: float | None = Field(default=None, description="probability the "
+                                              "bandit chose this variant (log it)")
 
 
 class RecommendationResponse(BaseModel):

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from newsdesk.features.interest_seeds import read_seed
 from newsdesk.features.online_store import OnlineStore
 from newsdesk.features.ranking_features import FeatureBuilder
 from newsdesk.models.base import CandidateGenerator, RequestContext, ScoredArticle
@@ -41,10 +42,18 @@ class UserView:
     live: np.ndarray
     live_set: LiveSet | None = None  # the cached set `live` comes from (None: computed ad hoc)
     memo: dict[str, Any] = field(default_factory=dict)  # per-request values (see because_...)
+    # a cold reader whose stated interests stand in for clicks (features.interest_seeds):
+    # click_idx holds the seed's anchor articles, which count as history but not as read
+    seeded: bool = False
 
     @property
     def has_history(self) -> bool:
         return bool((self.click_idx >= 0).any())
+
+    @property
+    def read_clicks(self) -> np.ndarray:
+        """Articles the reader actually read (the seed's anchors are not)."""
+        return self.click_idx[:0] if self.seeded else self.known_clicks
 
     @property
     def known_clicks(self) -> np.ndarray:
@@ -131,7 +140,21 @@ class Workspace:
         idx, ts = self.user_clicks(user_id)
         profile, affinity = self.builder.user_profiles(self.catalog, idx[None, :])
         live = self.live_set(now)
-        return UserView(user_id, now, idx, ts, profile[0], affinity[0], live.indices, live)
+        seeded = False
+        if not (idx >= 0).any():  # a cold reader: stated interests seed the history
+            seed = read_seed(self.store, user_id)
+            if seed is not None and seed.anchors:
+                anchors = self.catalog.lookup(seed.anchors[: len(idx)])
+                if (anchors >= 0).any():
+                    idx = np.full(len(idx), -1, dtype=np.int64)
+                    ts = np.full(len(idx), np.nan)
+                    idx[: len(anchors)] = anchors
+                    ts[: len(anchors)] = seed.created_ts
+                    profile, affinity = self.builder.user_profiles(self.catalog, idx[None, :])
+                    seeded = True
+        live = self.live_set(now)
+        return UserView(user_id, now, idx, ts, profile[0], affinity[0], live.indices, live,
+                        seeded=seeded)
 
 
 def top_n(indices: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +194,8 @@ class IndexedGenerator(CandidateGenerator):
 
 def because_you_read(ws: Workspace, view: UserView, i: int) -> str:
     """'because you read <title>' naming the recent click most similar to article i."""
+    if view.seeded:
+        return "matches your stated interests"
     clicks = view.known_clicks[: ws.builder.sim_clicks]
     if len(clicks) == 0:
         return ""

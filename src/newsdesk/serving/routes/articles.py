@@ -40,6 +40,9 @@ async def upsert_articles(body: ArticleBatch, request: Request) -> Response:
     svc.metrics.catalog_size.set(len(svc.catalog))
     if svc.cluster is not None:  # the other worker processes apply it within ~1 s
         await svc.cluster.published_upsert(body.articles)
+    llm = getattr(request.app.state, "llm", None)
+    if llm is not None and llm.enrich_queue is not None:  # LLM enrichment in the background:
+        llm.enrich_queue.submit(body.articles)  # never blocks (bounded queue, drops counted)
     ids = [a.article_id for a in body.articles]
     return json_response({"request_id": request_id(request), "upserted": len(ids),
                           "article_ids": ids})

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from newsdesk.serving.app import services
 from newsdesk.serving.routes._common import json_response, request_id
+from newsdesk.serving.routes.headlines import on_clicks as headline_clicks
 from newsdesk.serving.schemas import ErrorBody, EventBatch, EventsAck
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -35,6 +36,7 @@ async def post_events(body: EventBatch, request: Request) -> Response:
         return json_response({"request_id": request_id(request), "accepted": 0,
                               "duplicates": 0, "applied": True, "erased": len(body.events)})
     result, applied = await svc.ingestor.ingest(events)
+    headline_clicks(events, request.app)  # credit the headline variant that was shown
     request.app.state.monitor.on_events(events, svc.catalog, svc.clock())
     ack = {"request_id": request_id(request), "accepted": result.accepted,
            "duplicates": result.duplicates, "applied": applied}

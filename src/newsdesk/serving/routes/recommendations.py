@@ -7,10 +7,14 @@ import dataclasses
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from newsdesk.llm.explanations import resolve_lang
 from newsdesk.models.base import RequestContext
 from newsdesk.serving.app import services
+from newsdesk.serving.explain import add_explanations
 from newsdesk.serving.live_experiments import serve_slate
+from newsdesk.serving.llm_rerank import maybe_rerank
 from newsdesk.serving.routes._common import json_response, render_items, request_id
+from newsdesk.serving.routes.headlines import decorate as decorate_headlines
 from newsdesk.serving.schemas import ErrorBody, RecommendationRequest, RecommendationResponse
 from newsdesk.serving.variants import resolve_model
 
@@ -54,6 +58,12 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
         ctx = dataclasses.replace(ctx, k=plan.pool_size(body.k))
     # interleaving / bandit experiments decide the slate or the variant per request
     result, assignment, extra = await serve_slate(svc, ctx, assignment, rid, model)
+    served_model = model or (svc.registry.get(result.model_version)
+                             if result.model_version else None)
+    rerank_info = None
+    if not extra:  # a live experiment's slate (interleaving, bandit) is never re-ordered
+        result.items, rerank_info = await maybe_rerank(request.app, svc, ctx, result.items,
+                                                       served_model, result.degraded)
     if result.degraded:
         svc.metrics.degraded.labels("recommendations").inc()
     served = svc.explorer.serve(result.items, body.k, plan,
@@ -68,8 +78,16 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
         svc.metrics.record_slate(body.surface, assignment.variant, len(ids))
     request.app.state.monitor.on_slate(rid, body.surface, assignment.variant,
                                        result.model_version, ids, result.degraded, svc.catalog)
-    return json_response({
+    items = render_items(result.items)
+    decorate_headlines(items, request.app, rid)  # running headline tests (a bandit per item)
+    if body.explain:
+        add_explanations(items, svc, ctx, result.items, served_model,
+                         resolve_lang(body.lang, body.context.locale))
+    body_out = {
         "request_id": rid, "model_version": result.model_version,
         "experiment": assignment.experiment, "variant": assignment.variant,
-        "degraded": result.degraded, "items": render_items(result.items),
-    })
+        "degraded": result.degraded, "items": items,
+    }
+    if rerank_info is not None:
+        body_out["llm_rerank"] = rerank_info
+    return json_response(body_out)

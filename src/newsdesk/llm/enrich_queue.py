@@ -1,0 +1,164 @@
+"""Enrichment of articles upserted through the API: a bounded queue and one background thread.
+
+    PUT /v1/articles ──submit() (never blocks)──> queue (bounded; full: dropped + counted)
+                                                    │ worker thread (nice +10: yields the CPU
+                                                    ▼ to the request path)
+                     switch off: dropped + counted; same (content, prompt, model) as stored:
+                     skipped; else Enricher -> EnrichmentStore (state dir, Parquet)
+
+The upsert returns before any model work starts; the model loads on the first article, in
+this thread. Only the worker that received the upsert enqueues it, so several serving
+processes do not enrich the same article twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from newsdesk.data.schema import Article
+from newsdesk.errors import LLMDisabled, LLMError, LLMInvalidOutput
+from newsdesk.llm.enrichment import Enricher
+from newsdesk.llm.enrichment_store import EnrichmentStore
+from newsdesk.monitoring.logging import get_logger
+
+log = get_logger("newsdesk.llm.enrich_queue")
+_STOP = object()
+
+
+class EnrichQueue:
+    """The background enrichment worker of one process (see the module docstring)."""
+
+    def __init__(self, service: Any, store: EnrichmentStore, *, maxsize: int = 1000,
+                 nice: int = 10) -> None:
+        self.service = service
+        self.store = store
+        self.nice = nice
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._busy = threading.Event()
+        self._known: dict[str, tuple[str, str, str]] | None = None
+        self._enricher: Enricher | None = None
+        self.enriched = 0
+        self.dropped: dict[str, int] = {}
+
+    @classmethod
+    def attach(cls, service: Any, root: Path) -> EnrichQueue | None:
+        """Give `service` an enrichment queue storing under `root`, if the setting asks."""
+        if not service.settings.enrich_on_upsert:
+            return None
+        q = cls(service, EnrichmentStore(root), maxsize=service.settings.enrich_queue_size)
+        service.enrich_queue = q
+        return q
+
+    # -- producer side (the request path) ------------------------------------------------------
+    def submit(self, articles: Iterable[Article]) -> int:
+        """Queue articles for enrichment without blocking; returns how many were queued."""
+        queued = 0
+        if not self.service.enabled:
+            for _ in articles:
+                self._drop("disabled")
+            return 0
+        self._ensure_started()
+        for article in articles:
+            try:
+                self._queue.put_nowait(article)
+                queued += 1
+            except queue.Full:
+                self._drop("queue_full")
+        self.service.metrics.queue_depth.set(self._queue.qsize())
+        return queued
+
+    def _drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        self.service.metrics.queue_dropped.labels(reason).inc()
+
+    def _ensure_started(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="llm-enrich",
+                                                daemon=True)
+                self._thread.start()
+
+    # -- the worker thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):  # Linux: threads have a nice value
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            self._busy.set()
+            try:
+                self._handle(item)
+            except Exception as exc:  # one bad article must not stop the worker
+                self._drop("error")
+                log.error("llm_enrich_failed", error=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._busy.clear()
+                self.service.metrics.queue_depth.set(self._queue.qsize())
+
+    def _handle(self, article: Article) -> None:
+        if not self.service.enabled:
+            self._drop("disabled")
+            return
+        if self._enricher is None:
+            self._enricher = Enricher(self.service.provider(), metrics=self.service.metrics,
+                                      max_tokens=self.service.settings.max_tokens_for("enrich"))
+            self._known = self.store.keys()
+        assert self._known is not None
+        key = self._enricher.key(article)
+        if self._known.get(article.article_id) == key:
+            return  # already enriched from the same text, prompt and model
+        try:
+            record = self._enricher.enrich(article)
+        except LLMInvalidOutput:
+            self._drop("invalid_output")
+            return
+        except LLMDisabled:
+            self._drop("disabled")
+            return
+        except LLMError as exc:
+            self._drop("error")
+            log.warning("llm_enrich_error", article_id=article.article_id, error=str(exc))
+            return
+        self.store.write([record])
+        self._known[article.article_id] = key
+        self.enriched += 1
+        self.service.metrics.enriched.inc()
+
+    # -- control ---------------------------------------------------------------------------
+    def wait_idle(self, timeout_s: float) -> bool:
+        """True once the queue is empty and no article is in work (tests, shutdown)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._queue.empty() and not self._busy.is_set():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def status(self) -> dict[str, Any]:
+        return {"depth": self._queue.qsize(), "maxsize": self._queue.maxsize,
+                "enriched": self.enriched, "dropped": dict(self.dropped),
+                "running": self._thread is not None and self._thread.is_alive()}
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop after the article in work (queued ones are dropped: the upsert path re-queues
+        nothing, so a restart enriches them on their next upsert or by `newsdesk enrich`)."""
+        if self._thread is None:
+            return
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        with contextlib.suppress(queue.Full):  # just drained: there is room
+            self._queue.put(_STOP, timeout=timeout_s)
+        self._thread.join(timeout=timeout_s)

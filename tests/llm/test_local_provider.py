@@ -1,0 +1,59 @@
+"""The local provider in-process with the real SmolLM2 model: the contract of LLMProvider."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from newsdesk.errors import ConfigError, LLMTimeout
+from newsdesk.llm import user
+from newsdesk.llm.local import resolve_model_path
+
+
+def test_greedy_decoding_is_deterministic(local_provider):
+    messages = [user("Name one German city.")]
+    first = local_provider.complete(messages, max_tokens=6)
+    second = local_provider.complete(messages, max_tokens=6)
+    assert first.text == second.text and first.text.strip()
+    assert first.prompt_tokens == second.prompt_tokens > 0
+
+
+def test_schema_grammar_yields_parseable_json_with_umlauts(local_provider):
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}},
+              "required": ["city"], "additionalProperties": False}
+    completion = local_provider.complete(
+        [user("Which city is the article about? 'Der Stadtrat von München beschließt...' "
+              "Answer as JSON.")], max_tokens=24, json_schema=schema)
+    assert list(json.loads(completion.text)) == ["city"]
+
+
+def test_timeout_stops_generation(local_provider):
+    with pytest.raises(LLMTimeout, match="within"):
+        local_provider.complete([user("Write a long essay about journalism.")], max_tokens=400,
+                                timeout_s=0.2)
+    # the context is usable again right after an interrupted call
+    assert local_provider.complete([user("Say hi.")], max_tokens=3).completion_tokens > 0
+
+
+def test_unknown_model_name_is_refused():
+    with pytest.raises(ConfigError, match="llm.model"):
+        resolve_model_path("no-such-model")
+
+
+def test_shared_prompt_prefix_is_reused_with_identical_answers(local_provider):
+    from newsdesk.llm import system
+
+    head = system("You are a newsroom assistant. " * 8)
+    questions = [user("Name a German city."), user("Name a French city.")]
+    before = local_provider.reused_tokens
+    warm = [local_provider.complete([head, q], max_tokens=5).text for q in questions]
+    assert local_provider.reused_tokens - before >= 40  # the system prompt was not re-read
+    local_provider._cached = []  # a cold context must give the same greedy answers
+    local_provider._ctx.kv_cache_clear()
+    cold = []
+    for q in questions:
+        local_provider._cached = []
+        local_provider._ctx.kv_cache_clear()
+        cold.append(local_provider.complete([head, q], max_tokens=5).text)
+    assert warm == cold
