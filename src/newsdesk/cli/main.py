@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "newsdesk.cli.serve_cmds",
     "newsdesk.cli.model_cmds",
     "newsdesk.cli.store_cmds",
+    "newsdesk.cli.pipeline_cmds",
 ]
 
 app = typer.Typer(
