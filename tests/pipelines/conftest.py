@@ -43,6 +43,11 @@ class World:
         return f"sqlite:///{self.events_db.resolve()}"
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     root = tmp_path_factory.mktemp("pipeline-world")

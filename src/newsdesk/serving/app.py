@@ -248,6 +248,11 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
 
             svc.cluster = await ClusterSync.start(svc)
         bootstrap.start()
+        watcher = None
+        if settings.watch_active_s > 0:  # follow the pipeline's ACTIVE pointer
+            from newsdesk.serving.bundle_watcher import ActiveWatcher
+
+            watcher = ActiveWatcher(svc, interval_s=settings.watch_active_s).start()
         app.state.services = svc
         metrics.catalog_size.set(len(cat))
         monitor.sources(now=clock, catalog=lambda: cat,
@@ -259,6 +264,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             yield
         finally:
             app.state.services = None
+            if watcher is not None:
+                watcher.stop()
             monitor.stop()
             if svc.cluster is not None:
                 await svc.cluster.stop()

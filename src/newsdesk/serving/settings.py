@@ -111,6 +111,10 @@ class ServeSettings(BaseSettings):
     ranker: Literal["auto", "compiled", "lightgbm"] = "auto"
     compiled_ranker_cache_dir: Path | None = None
 
+    # Poll period (s) of the bundles directory's ACTIVE pointer, which `newsdesk pipeline run`
+    # rewrites on promotion; a change hot-swaps the model (serving/bundle_watcher.py). 0: off.
+    watch_active_s: float = Field(default=2.0, ge=0, le=3600)
+
     # OpenTelemetry tracing of requests (extra [otel]): off | console | otlp.
     tracing: Literal["off", "console", "otlp"] = "off"
 
