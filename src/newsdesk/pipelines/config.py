@@ -16,7 +16,7 @@ Example with the defaults::
     evaluation:
       window_hours: 24           # the latest window of impressions, scored by replay
       warmup_hours: 72           # events before the window replayed into the store (null: all)
-      max_scored_impressions: 20000   # uniform seeded sample of the window (bounds the time)
+      max_scored_impressions: 5000    # uniform seeded sample of the window (bounds the time)
       holdout: true              # the candidate trains on events before the window only
       seed: 0
     export: {chunk_events: 50000}
@@ -71,7 +71,7 @@ class EvaluationConfig(BaseModel):
     model_config = _Strict
     window_hours: float = Field(24.0, gt=0, le=24 * 90)
     warmup_hours: float | None = Field(72.0, gt=0)
-    max_scored_impressions: int = Field(20_000, ge=100, le=10_000_000)
+    max_scored_impressions: int = Field(5_000, ge=100, le=10_000_000)
     holdout: bool = True
     seed: int = 0
 
