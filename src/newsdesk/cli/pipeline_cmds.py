@@ -40,8 +40,9 @@ def describe(rec: dict[str, Any]) -> str:
 @pipeline_app.command("run")
 def run(
     dataset: Path = typer.Option(..., "--dataset", help="Dataset directory to grow and train on."),
-    bundles: Path = typer.Option(..., "--bundles", help="Bundles directory (the one `newsdesk "
-                                 "serve --bundles` serves: it watches its ACTIVE pointer)."),
+    bundles: str = typer.Option(..., "--bundles", help="Bundles directory (the one `newsdesk "
+                                "serve --bundles` serves: it watches its ACTIVE pointer), or "
+                                "an s3:// URL (then --state-dir is required)."),
     event_log: str | None = typer.Option(None, "--event-log", help="Event log URL to export "
                                          "new events from (sqlite:///..., redis://...)."),
     config: Path | None = typer.Option(None, "--config", help="pipeline.yaml (gate, window, "
@@ -67,14 +68,12 @@ def run(
     period = parse_every(every) if every is not None else None
     check_engine(engine)
     cfg = PipelineConfig.from_yaml(config) if config is not None else PipelineConfig()
-    tracker = None
+    runner = PipelineRunner(dataset, bundles, config=cfg, event_log=event_log,
+                            state_dir=state_dir, engine=engine)
     if mlflow is not None:
         from newsdesk.pipelines.tracking import MlflowTracker
 
-        tracker = MlflowTracker.for_uri(mlflow, state_dir or bundles.resolve().parent /
-                                        "pipeline-state")
-    runner = PipelineRunner(dataset, bundles, config=cfg, event_log=event_log,
-                            state_dir=state_dir, engine=engine, tracker=tracker)
+        runner.tracker = MlflowTracker.for_uri(mlflow, runner.state_dir)
     if metrics_port is not None:
         runner.metrics.serve(metrics_port)
     typer.echo(f"pipeline state: {runner.state_dir} (audit.jsonl, pipeline.prom)")

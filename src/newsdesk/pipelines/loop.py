@@ -37,9 +37,16 @@ from pathlib import Path
 from typing import Any
 
 from newsdesk.data.eventlog import EventLog, open_event_log
-from newsdesk.errors import NewsdeskError
+from newsdesk.errors import BundleError, ConfigError, NewsdeskError
 from newsdesk.models.active_bundle import active_version, write_active
 from newsdesk.models.bundle import list_bundles, resolve_bundle
+from newsdesk.models.bundle_remote import (
+    fetch_bundle,
+    is_remote,
+    publish_bundle,
+    resolve_remote,
+    write_remote_active,
+)
 from newsdesk.monitoring.logging import get_logger
 from newsdesk.pipelines.audit import AUDIT_FILE, METRICS_FILE, AuditLog, PipelineMetrics
 from newsdesk.pipelines.config import PipelineConfig
@@ -70,16 +77,22 @@ class PipelineRunner:
     called with each training run's record. `sleep` is injectable so tests need not wait.
     """
 
-    def __init__(self, dataset_dir: str | Path, bundles_dir: str | Path, *,
+    def __init__(self, dataset_dir: str | Path, bundles_dir: str | Path, *,  # or s3://...
                  config: PipelineConfig | None = None, event_log: str | EventLog | None = None,
                  state_dir: str | Path | None = None, trainer: Trainer | None = None,
                  engine: str = "local", tracker: Any = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.dataset_dir = Path(dataset_dir)
-        self.bundles_dir = Path(bundles_dir)
+        # bundles in object storage: trained and evaluated in a local copy under the state
+        # dir; promotion publishes the candidate and rewrites the remote ACTIVE pointer
+        self.bundles_url = str(bundles_dir) if is_remote(bundles_dir) else None
+        if self.bundles_url is not None and state_dir is None:
+            raise ConfigError("--state-dir is required when --bundles is an object-storage URL")
+        self.state_dir = Path(state_dir) if state_dir else default_state_dir(bundles_dir)
+        self.bundles_dir = (self.state_dir / "bundles" if self.bundles_url is not None
+                            else Path(bundles_dir))
         self.config = config or PipelineConfig()
         self.event_log = event_log
-        self.state_dir = Path(state_dir) if state_dir else default_state_dir(bundles_dir)
         self.trainer = trainer or EngineTrainer(self.config.train, engine=engine)
         self.tracker = tracker
         self.sleep = sleep
@@ -128,14 +141,14 @@ class PipelineRunner:
             rec["reasons"] = decision.reasons
             rec["train_window_end"] = window
             if decision.promote:
-                self._step(rec, "promote", lambda: write_active(
-                    self.bundles_dir, candidate, by="pipeline",
-                    reason=f"cycle {rec['cycle']}: " + "; ".join(decision.reasons)))
+                self._step(rec, "promote", lambda: self._promote(
+                    candidate, f"cycle {rec['cycle']}: " + "; ".join(decision.reasons)))
             rec["active_after"] = candidate if decision.promote else active
         except Exception as exc:
             self._finish(rec, "failed", error=f"{type(exc).__name__}: {exc}")
             raise
         rec.pop("step", None)
+        rec["decision"] = decision.label  # the tracked run carries it too
         self._track(rec)
         return self._finish(rec, decision.label)
 
@@ -150,9 +163,25 @@ class PipelineRunner:
             if owned:
                 opened.close()  # type: ignore[union-attr]
 
+    def _promote(self, candidate: str, reason: str) -> None:
+        if self.bundles_url is not None:
+            publish_bundle(self.bundles_dir / candidate, self.bundles_url)
+            write_remote_active(self.bundles_url, candidate, by="pipeline", reason=reason)
+        write_active(self.bundles_dir, candidate, by="pipeline", reason=reason)
+
     def _active(self) -> str | None:
         """The serving version; adopts the newest bundle as ACTIVE when there is no pointer,
         so the candidate about to be written cannot become 'the newest' a restart serves."""
+        if self.bundles_url is not None:
+            try:
+                remote = resolve_remote(self.bundles_url)
+            except BundleError as exc:
+                if "no model bundles" not in str(exc):
+                    raise
+                return None
+            fetch_bundle(self.bundles_url, remote, self.bundles_dir)  # verified local copy
+            write_active(self.bundles_dir, remote, by="pipeline", reason="remote ACTIVE")
+            return remote
         version = active_version(self.bundles_dir)
         if version is not None:
             return version

@@ -121,7 +121,12 @@ def default_recommender_factory(settings: ServeSettings) -> RecommenderFactory:
         from newsdesk.content import make_embedder
         from newsdesk.models.bundle import load_recommender, read_manifest, resolve_bundle
 
-        path = resolve_bundle(settings.bundles_dir, version)
+        if settings.bundles_url is not None:  # object storage: a verified local copy
+            from newsdesk.models.bundle_remote import fetch_bundle
+
+            path = fetch_bundle(settings.bundles_url, version, settings.bundles_dir)
+        else:
+            path = resolve_bundle(settings.bundles_dir, version)
         short = str(read_manifest(path).get("embedder", {}).get("short_name", "minilm"))
         if short not in embedders:
             embedder = make_embedder(short)
