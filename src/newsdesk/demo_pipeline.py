@@ -14,14 +14,26 @@ from pathlib import Path
 
 from rich.console import Console
 
+from newsdesk.pipelines.config import PipelineConfig
+
 console = Console()
+
+
+def demo_config(embedding_cache: Path) -> PipelineConfig:
+    """The demo's pipeline config: short training, a 6-hour window."""
+    return PipelineConfig.from_dict({
+        # the demo keeps training short: fewer ranker impressions, a smaller drift reference
+        "train": {"embedding_cache_dir": str(embedding_cache),
+                  "reference_requests": 100, "ranker": {"max_train_impressions": 30_000}},
+        "evaluation": {"window_hours": 6, "max_scored_impressions": 2000},
+        "gate": {"margin": 0.005, "n_resamples": 1000},
+    })
 
 
 def run_pipeline_demo(sim_dir: Path, out: Path, *, embedding_cache: Path | None = None) -> dict:
     """Split the world, bootstrap an active bundle, run the demo cycle; its audit record."""
     from newsdesk.cli.pipeline_cmds import describe
     from newsdesk.data.eventlog import open_event_log
-    from newsdesk.pipelines.config import PipelineConfig
     from newsdesk.pipelines.loop import PipelineRunner
     from newsdesk.pipelines.window import dataset_before, latest_window, log_events_since
 
@@ -31,13 +43,7 @@ def run_pipeline_demo(sim_dir: Path, out: Path, *, embedding_cache: Path | None 
     with open_event_log(log_url) as log:
         n = log_events_since(sim_dir, cut, log)
     console.print(f"dataset as of 12 h before the end: {dataset}; {n} later events in {log_url}")
-    cfg = PipelineConfig.from_dict({
-        # the demo keeps training short: fewer ranker impressions, a smaller drift reference
-        "train": {"embedding_cache_dir": str(embedding_cache or out / "embedding-cache"),
-                  "reference_requests": 100, "ranker": {"max_train_impressions": 30_000}},
-        "evaluation": {"window_hours": 6, "max_scored_impressions": 2000},
-        "gate": {"margin": 0.005, "n_resamples": 1000},
-    })
+    cfg = demo_config(embedding_cache or out / "embedding-cache")
     bundles = out / "bundles"
     first = PipelineRunner(dataset, bundles, config=cfg).run_once()
     console.print(f"bootstrap cycle (no active bundle yet): {first['decision']} "
