@@ -9,7 +9,7 @@ Parquet parts, one *chunk* (a contiguous seq range of the log) at a time::
     DATASET/_eventlog/000000001000-000000001999.json       the chunk's commit marker
 
 Why it is crash-safe (a SIGKILL anywhere, then a re-run, gives the same rows, none lost or
-doubled; `tests/pipelines/test_export_crash.py` kills a real process mid-export):
+doubled; `tests/pipeline_loop/test_export_crash.py` kills a real process mid-export):
 
 * every file is written to a `.tmp` name, fsynced and renamed, so a file is whole or absent;
 * a chunk counts only once its marker exists, and the marker is written after both parts;
