@@ -2,7 +2,8 @@
 
 Steps: simulate a small world -> stats -> import the real MIND sample when ../shared/data is
 present -> train a bundle -> evaluate it -> serve it and make real requests -> run a short A/B
-test through the real service with clicks drawn from the simulator's known click model.
+test through the real service with clicks drawn from the simulator's known click model -> one
+cycle of the continuous training loop (export, train, replay gate, promote or reject).
 Every step uses the public library entry points and the real server, so the demo doubles as a
 smoke test of the whole product.
 """
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from newsdesk.demo_experiment import run_experiment_demo
     from newsdesk.demo_serving import run_serving_demo
     from newsdesk.evaluation.harness import run_evaluation
-    from newsdesk.pipelines.train import train
+    from newsdesk.pipelines.train import TrainConfig, train
     from newsdesk.simulation import SimulationConfig, simulate_to_dataset
 
     _step("1. simulate a news world with a known click model")
@@ -64,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         _step("2. (skipped) ../shared/data/mind-sample is not present")
 
     _step("3. train a model bundle on the simulated world")
-    version = train(sim_dir, out / "bundles")
+    # the embedding cache is shared with step 7's trainings (the same articles: embedded once)
+    version = train(sim_dir, out / "bundles",
+                    TrainConfig(embedding_cache_dir=str(out / "embedding-cache")))
     console.print(f"bundle version: [bold]{version}[/bold] in {out / 'bundles'}")
 
     _step("4. evaluate it by streaming replay of the last day, against baselines")
@@ -79,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
 
     _step("6. a short A/B test through the real service, clicks from the simulator")
     run_experiment_demo(sim_dir, out / "bundles", out / "experiment", duration_s=args.ab_seconds)
+
+    _step("7. one cycle of the continuous training loop: export, train, gate, promote")
+    from newsdesk.demo_pipeline import run_pipeline_demo
+
+    run_pipeline_demo(sim_dir, out / "pipeline", embedding_cache=out / "embedding-cache")
 
     _step("done")
     console.print(f"outputs are in [bold]{out}[/bold]; see README.md for what to try next")

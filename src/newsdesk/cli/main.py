@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "newsdesk.cli.store_cmds",
     "newsdesk.cli.retention_cmds",
     "newsdesk.cli.llm_cmds",
+    "newsdesk.cli.pipeline_cmds",
 ]
 
 app = typer.Typer(

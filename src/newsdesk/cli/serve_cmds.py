@@ -12,6 +12,9 @@ def serve(
     dataset: Path | None = typer.Option(None, "--dataset", help="Dataset directory whose "
                                         "articles table seeds the serving catalog."),
     bundles: Path = typer.Option(..., "--bundles", help="Directory of model bundles."),
+    bundles_url: str | None = typer.Option(None, "--bundles-url", help="Bundles in object "
+                                           "storage (s3://bucket/prefix); a verified local "
+                                           "copy is kept in --bundles."),
     version: str | None = typer.Option(None, "--version", help="Bundle version to serve "
                                        "(default: the newest)."),
     host: str = typer.Option("127.0.0.1", "--host"),
@@ -40,7 +43,8 @@ def serve(
     n = workers if workers is not None else default_workers()
     settings = load_settings(
         workers=n,
-        dataset_dir=dataset, bundles_dir=bundles, bundle_version=version, host=host, port=port,
+        dataset_dir=dataset, bundles_dir=bundles, bundles_url=bundles_url,
+        bundle_version=version, host=host, port=port,
         online_store_url=redis_url, state_dir=state_dir, event_log_url=event_log,
         log_level=log_level, clock_start=clock_start,
     )

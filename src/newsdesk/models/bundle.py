@@ -119,12 +119,16 @@ def list_bundles(bundles_dir: Path) -> list[BundleInfo]:
 
 
 def resolve_bundle(bundles_dir: Path, version: str | None = None) -> Path:
-    """Path of bundle `version`, or of the latest one when version is None."""
+    """Path of bundle `version`; when None, the one the ACTIVE pointer names, else the newest."""
     bundles = list_bundles(bundles_dir)
     if not bundles:
         raise BundleError(f"{bundles_dir}: no model bundles (train one with 'newsdesk train')")
-    if version is None:
-        return bundles[-1].path
+    if version is None:  # the registry's pointer (models/active_bundle.py), else the newest
+        from newsdesk.models.active_bundle import active_version
+
+        version = active_version(bundles_dir)
+        if version is None:
+            return bundles[-1].path
     for b in bundles:
         if b.version == version:
             return b.path

@@ -128,7 +128,12 @@ def default_recommender_factory(settings: ServeSettings) -> RecommenderFactory:
         from newsdesk.content import make_embedder
         from newsdesk.models.bundle import load_recommender, read_manifest, resolve_bundle
 
-        path = resolve_bundle(settings.bundles_dir, version)
+        if settings.bundles_url is not None:  # object storage: a verified local copy
+            from newsdesk.models.bundle_remote import fetch_bundle
+
+            path = fetch_bundle(settings.bundles_url, version, settings.bundles_dir)
+        else:
+            path = resolve_bundle(settings.bundles_dir, version)
         short = str(read_manifest(path).get("embedder", {}).get("short_name", "minilm"))
         if short not in embedders:
             embedder = make_embedder(short)
@@ -288,6 +293,11 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
 
         autopilot = start_autopilot(svc)  # None when off or with a custom assigner
         svc.live = await loop.run_in_executor(io_pool, start_live_experiments, svc)
+        watcher = None
+        if settings.watch_active_s > 0:  # follow the pipeline's ACTIVE pointer
+            from newsdesk.serving.bundle_watcher import ActiveWatcher
+
+            watcher = ActiveWatcher(svc, interval_s=settings.watch_active_s).start()
         app.state.services = svc
         # the LLM layer (newsdesk.llm): switch, metrics, lazily loaded provider, enrichment
         # worker; never on the request path (llm/service.py)
@@ -302,6 +312,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             yield
         finally:
             app.state.services = None
+            if watcher is not None:
+                watcher.stop()
             monitor.stop()
             if app.state.llm is not None:
                 await loop.run_in_executor(io_pool, app.state.llm.close)

@@ -30,6 +30,9 @@ class ServeSettings(BaseSettings):
     dataset_dir: Path | None = None  # initial article catalog (articles table)
     bundles_dir: Path
     bundle_version: str | None = None  # None: the newest bundle
+    # bundles in object storage (s3://bucket/prefix?endpoint_override=...): each one served is
+    # first copied into bundles_dir and verified file by file (models/bundle_remote.py)
+    bundles_url: str | None = None
     state_dir: Path | None = None  # online store + event log files; default bundles_dir/../state
     online_store_url: str | None = None  # redis://... or a memory/sqlite url; default in state_dir
     event_log_url: str | None = None  # default: sqlite file in state_dir
@@ -131,6 +134,9 @@ class ServeSettings(BaseSettings):
     exploration_pool: int = Field(default=10, ge=1, le=500)
     exploration_seed: int = Field(default=0, ge=0)
     exploration_surfaces: dict[str, dict[str, float]] | None = None
+    # Poll period (s) of the bundles directory's ACTIVE pointer, which `newsdesk pipeline run`
+    # rewrites on promotion; a change hot-swaps the model (serving/bundle_watcher.py). 0: off.
+    watch_active_s: float = Field(default=2.0, ge=0, le=3600)
 
     # OpenTelemetry tracing of requests (extra [otel]): off | console | otlp.
     tracing: Literal["off", "console", "otlp"] = "off"

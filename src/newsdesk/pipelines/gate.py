@@ -1,0 +1,145 @@
+"""The evaluation gate: replay the latest window through the active and the candidate bundle,
+compare them with a paired bootstrap, and decide whether the candidate may serve.
+
+    evaluate_pair(dataset, active, candidate, evaluation_cfg, gate_cfg) -> Evaluation
+    decide(evaluation, gate_cfg) -> Decision
+
+Evaluation is the streaming replay of `evaluation/replay.py`: events in time order, each
+scored impression ranked by both bundles before it is counted, clicks applied at their own
+time, each bundle reading a store with its own trained half-life. Events from `warmup_hours`
+before the window feed the stores (older ones are skipped to bound the time); at most
+`max_scored_impressions` impressions of the window are scored (a seeded uniform sample; the
+rest still feed the stores). Both bundles are scored on exactly the same impressions, which is
+what makes the bootstrap paired.
+
+The rule (`GateConfig`, see `pipelines/config.py`):
+
+* primary metric, non-inferiority: with rule `ci_lower`, the lower bound of the interval of
+  candidate - active must be >= -margin (the data rule out a loss larger than the margin);
+  with rule `mean`, the mean difference must be >= -margin;
+* every guardrail metric: the candidate is rejected when the whole interval lies below
+  -tolerance (a regression the data are sure of).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from newsdesk.evaluation.bootstrap import PairedComparison, paired_bootstrap
+from newsdesk.pipelines.config import EvaluationConfig, GateConfig
+
+ACTIVE, CANDIDATE = "active", "candidate"
+
+
+@dataclass
+class Evaluation:
+    """Per-metric paired comparisons (A = active, B = candidate) and per-system summaries."""
+
+    comparisons: dict[str, PairedComparison]
+    summaries: dict[str, dict[str, float]]
+    window: tuple[float, float]
+    scored_impressions: int
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"comparisons": [c.to_dict() for c in self.comparisons.values()],
+                "summaries": self.summaries, "window": list(self.window),
+                "scored_impressions": self.scored_impressions,
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return "promoted" if self.promote else "rejected"
+
+
+def _load(bundle: Path) -> tuple[Any, Any]:
+    from newsdesk.features.memory_store import MemoryOnlineStore
+    from newsdesk.models.bundle import load_recommender, read_manifest
+
+    half_life = float(read_manifest(bundle)["config"]["features"]["half_life_hours"])
+    store = MemoryOnlineStore(half_life_hours=half_life)
+    return load_recommender(bundle, store, ranker="lightgbm"), store
+
+
+def evaluate_pair(dataset_dir: str | Path, active: Path, candidate: Path,
+                  cfg: EvaluationConfig, gate: GateConfig) -> Evaluation:
+    """Replay the latest window through both bundles; paired bootstrap per metric."""
+    import time
+
+    from newsdesk.data.dataset import Dataset
+    from newsdesk.evaluation.replay import (
+        ClickEvent,
+        ImpressionEvent,
+        build_events,
+        history_events,
+        replay_events,
+    )
+    from newsdesk.pipelines.window import latest_window
+
+    started = time.perf_counter()
+    start, end = latest_window(dataset_dir, cfg.window_hours)
+    ds = Dataset(dataset_dir)
+    events = build_events(ds, score_from=start, score_until=end, seed_histories=False)
+    if cfg.warmup_hours is not None:  # articles are always kept: the catalog must be complete
+        since = start - cfg.warmup_hours * 3600.0
+        events = [e for e in events
+                  if not isinstance(e, ImpressionEvent | ClickEvent) or e.ts >= since]
+    events = history_events(ds, events[0].ts if events else 0.0) + events
+    scored = [i for i, e in enumerate(events) if isinstance(e, ImpressionEvent) and e.scored]
+    if len(scored) > cfg.max_scored_impressions:
+        rng = np.random.default_rng(cfg.seed)
+        keep = set(rng.choice(len(scored), cfg.max_scored_impressions, replace=False).tolist())
+        for j, i in enumerate(scored):
+            if j not in keep:
+                ev = events[i]
+                assert isinstance(ev, ImpressionEvent)
+                events[i] = ImpressionEvent(ev.ts, ev.impression, False)
+    active_rec, active_store = _load(active)
+    cand_rec, cand_store = _load(candidate)
+    evals = replay_events(events, {ACTIVE: active_rec, CANDIDATE: cand_rec},
+                          [active_store, cand_store])
+    per_unit = {name: ev.per_unit() for name, ev in evals.items()}
+    metrics = [gate.primary_metric, *[m for m in gate.guardrails if m != gate.primary_metric]]
+    comparisons = {m: paired_bootstrap(per_unit[ACTIVE][m], per_unit[CANDIDATE][m], metric=m,
+                                       system_a=ACTIVE, system_b=CANDIDATE,
+                                       n_resamples=gate.n_resamples,
+                                       confidence=gate.confidence, seed=cfg.seed)
+                   for m in metrics}
+    return Evaluation(comparisons, {n: e.summary() for n, e in evals.items()}, (start, end),
+                      len(evals[ACTIVE].impression_ids), time.perf_counter() - started)
+
+
+def decide(evaluation: Evaluation, gate: GateConfig) -> Decision:
+    """Apply the gate rule (module docstring); the reasons quote the figures."""
+    reasons: list[str] = []
+    ok = True
+    p = evaluation.comparisons[gate.primary_metric]
+    bound = p.ci_low if gate.rule == "ci_lower" else p.diff
+    what = "interval lower bound" if gate.rule == "ci_lower" else "mean difference"
+    if p.n_units == 0 or math.isnan(bound):
+        return Decision(False, [f"{gate.primary_metric}: no scorable impressions in the window"])
+    figures = (f"{gate.primary_metric} active {p.mean_a:.4f} candidate {p.mean_b:.4f} diff "
+               f"{p.diff:+.4f} [{p.ci_low:+.4f}, {p.ci_high:+.4f}] n={p.n_units}")
+    if bound >= -gate.margin:
+        reasons.append(f"{figures}: {what} {bound:+.4f} >= -{gate.margin} (not worse)")
+    else:
+        ok = False
+        reasons.append(f"{figures}: {what} {bound:+.4f} < -{gate.margin} (worse than margin)")
+    for metric, tolerance in gate.guardrails.items():
+        c = evaluation.comparisons[metric]
+        if c.n_units and c.ci_high < -tolerance:
+            ok = False
+            reasons.append(f"guardrail {metric} regressed: diff {c.diff:+.4f} "
+                           f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}] entirely below -{tolerance}")
+    return Decision(ok, reasons)
