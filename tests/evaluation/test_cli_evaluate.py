@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import newsdesk
 from newsdesk.evaluation.harness import run_evaluation
 
 pytestmark = pytest.mark.ml
@@ -18,7 +19,9 @@ NEWSDESK = [sys.executable, "-m", "newsdesk.cli.main"]
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*NEWSDESK, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
-                                            "OPENBLAS_NUM_THREADS": "1"})
+                                            "OPENBLAS_NUM_THREADS": "1",
+                                            # the checkout under test, not the installed copy
+                                            "PYTHONPATH": str(Path(newsdesk.__file__).parents[1])})
 
 
 @pytest.fixture(scope="module")

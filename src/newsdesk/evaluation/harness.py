@@ -118,21 +118,24 @@ def _impression_protocol(ds: Any, systems: dict[str, Any], stores: list[Any], pr
     )
 
     if protocol == "mind":
-        # MIND-style: articles and the pre-period histories (the history column) are known;
-        # the window's impressions and clicks are not written anywhere the systems read
-        # (throwaway stores), so every impression sees the same state. The histories go into
-        # the systems' own stores: before, they went to the throwaway stores too, and every
-        # candidate of a store-based system tied (AUC 0.4993 on the MIND sample).
+        # MIND-style: what was logged before the window -- the history column, the earlier
+        # impressions and clicks -- is known (the systems' own stores get it, in time order);
+        # the window's impressions and clicks are written only to throwaway stores, so every
+        # scored impression sees the same state. Before, the histories and earlier logs also
+        # went to throwaway stores, so store-based systems tied every candidate (AUC 0.4993 on
+        # the MIND sample).
+        from newsdesk.evaluation.replay import ClickEvent
         from newsdesk.features.memory_store import MemoryOnlineStore
 
         events = build_events(ds, score_from=start, score_until=end, seed_histories=False)
-        arts = [e for e in events if isinstance(e, ArticleEvent)]
         imps = [e for e in events if isinstance(e, ImpressionEvent) and e.scored]
-        first = min((e.ts for e in [*arts, *imps]), default=0.0)
-        for hist in history_events(ds, first):
-            for st in stores:
-                st.record_clicks(hist.user_id, list(hist.article_ids), hist.ts)  # type: ignore[union-attr]
-        events = [*arts, *imps]
+        first_scored = min((e.ts for e in imps), default=float("inf"))
+        past = [e for e in events if isinstance(e, ArticleEvent)
+                or (isinstance(e, ImpressionEvent) and not e.scored)
+                or (isinstance(e, ClickEvent) and e.ts < first_scored)]
+        first = min((e.ts for e in [*past, *imps]), default=0.0)
+        replay_events([*history_events(ds, first), *past], systems, stores)  # scores nothing
+        events = list(imps)
         stores = [MemoryOnlineStore(half_life_hours=s.half_life_hours) for s in stores]
     else:
         events = build_events(ds, score_from=start, score_until=end)
