@@ -8,6 +8,11 @@ day with: random, static most-popular (clicks of the earlier days), streaming sm
 and -- when the training pipeline is installed -- newsdesk's own pipeline trained on the days
 before the last and loaded with `load_recommender`. Paired bootstrap intervals compare each
 system with random and with streaming CTR.
+
+The `log_signals*` systems (`newsdesk.models.log_signals`) use only what the logs carry: id-keyed
+co-clicks from the readers' histories and clicks, age since first seen, fast vs slow CTR. Their
+logistic weights are fitted on the day before the test day (a point-in-time replay of the past),
+and each variant adds one group of features, so the rows are the ablation.
 """
 
 from __future__ import annotations
@@ -68,12 +73,55 @@ def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, embedd
     return load_recommender(bundle, store, embedder=emb), store, None
 
 
-def run(data: Path, quick: bool, seed: int, embedder: str) -> dict:
+FIT_FROM_DAY = 1  # the log-signal models are fitted on days 2 .. n-1 (day 1 only warms up)
+# the ablation: each variant adds one group of log features to the one before
+LOG_VARIANTS = {
+    "log_signals_ctr": ("ctr_logit", "log_decayed_imps"),
+    "log_signals_+dynamics": ("ctr_logit", "log_decayed_imps", "fast_ctr_logit", "ctr_trend"),
+    "log_signals_+age": ("ctr_logit", "log_decayed_imps", "fast_ctr_logit", "ctr_trend",
+                         "log_age_hours", "never_seen"),
+    "log_signals": ("ctr_logit", "log_decayed_imps", "fast_ctr_logit", "ctr_trend",
+                    "log_age_hours", "never_seen", "log_coclick", "coclick_share"),
+    "log_signals_coclick_only": ("log_coclick", "coclick_share"),
+}
+
+
+def _fit_log_signals(ds, fit_from: float, fit_until: float) -> dict:
+    """Fit each LOG_VARIANTS model on the impressions of [fit_from, fit_until), replaying
+    everything before them; returns name -> fitted weights."""
+    import numpy as np
+
+    from newsdesk.evaluation.replay import ImpressionEvent, build_events, replay_events
+    from newsdesk.models.log_signals import (
+        LOG_FEATURES,
+        FeatureLogger,
+        LogSignalStore,
+        fit_lambdarank,
+        fit_logistic,
+    )
+
+    store = LogSignalStore(half_life_hours=24.0)
+    logger = FeatureLogger(store)
+    events = build_events(ds, score_from=fit_from, score_until=fit_until)
+    replay_events(events, {"log": logger}, store)
+    labels = [np.asarray(e.impression.labels, dtype=np.float64) for e in events
+              if isinstance(e, ImpressionEvent) and e.scored]
+    # centred within each impression: only the ranking inside a slate counts (per-impression
+    # AUC), so the fit is a conditional logit, not a model of which slates get clicks
+    x = np.vstack([r - r.mean(axis=0) for r in logger.rows])
+    y = np.concatenate(labels)
+    fitted = {}
+    for name, feats in LOG_VARIANTS.items():
+        cols = [LOG_FEATURES.index(f) for f in feats]
+        fitted[name] = (feats, fit_logistic(x[:, cols], y))
+    return fitted, fit_lambdarank(logger.rows, labels)
+
+
+def run(data: Path, quick: bool, seed: int, embedder: str, pipeline_on: bool = True) -> dict:
     from newsdesk.data.dataset import Dataset
     from newsdesk.data.importers import run_import
     from newsdesk.evaluation.bootstrap import compare_systems
     from newsdesk.evaluation.replay import build_events, day_bounds, replay_events
-    from newsdesk.features.memory_store import MemoryOnlineStore
     from newsdesk.models.baselines import MostPopular, RandomRecommender, StreamingCTRRecommender
 
     with tempfile.TemporaryDirectory(prefix="mind-replay-") as tmp:
@@ -85,7 +133,14 @@ def run(data: Path, quick: bool, seed: int, embedder: str) -> dict:
         test_start, test_end = days[-1]
         import_s = time.perf_counter() - t0
 
-        store = MemoryOnlineStore(half_life_hours=24.0)
+        from newsdesk.models.log_signals import (
+            LogSignalRanker,
+            LogSignalRecommender,
+            LogSignalStore,
+        )
+
+        # streaming CTR reads only the MemoryOnlineStore part: identical to a plain store
+        store = LogSignalStore(half_life_hours=24.0)
         clicks_before = (ds.scan("interactions")
                          .filter((pl.col("type") == "click") & (pl.col("timestamp") < pl.lit(
                              int(test_start * 1e6)).cast(pl.Datetime("us", "UTC"))))
@@ -95,11 +150,20 @@ def run(data: Path, quick: bool, seed: int, embedder: str) -> dict:
             "most_popular_static": MostPopular().fit(clicks_before),
             "streaming_ctr": StreamingCTRRecommender(store),
         }
+        t1 = time.perf_counter()
+        fitted, booster = _fit_log_signals(ds, days[FIT_FROM_DAY][0], test_start)
+        for name, (feats, weights) in fitted.items():
+            systems[name] = LogSignalRecommender(store, feats, weights)
+        systems["log_signals_gbm"] = LogSignalRanker(store, booster)
+        log_fit_s = time.perf_counter() - t1
         notes = {}
         stores = [store]
         t1 = time.perf_counter()
-        pipeline, pipe_store, why_not = _newsdesk_pipeline(work / "dataset", work, test_start,
-                                                           embedder, quick)
+        if pipeline_on:
+            pipeline, pipe_store, why_not = _newsdesk_pipeline(work / "dataset", work,
+                                                               test_start, embedder, quick)
+        else:
+            pipeline, pipe_store, why_not = None, None, "skipped (--no-pipeline)"
         train_s = time.perf_counter() - t1
         if pipeline is not None:
             systems["newsdesk"] = pipeline
@@ -115,10 +179,11 @@ def run(data: Path, quick: bool, seed: int, embedder: str) -> dict:
     per_unit = {name: ev.per_unit() for name, ev in evals.items()}
     n_boot = 300 if quick else 1000
     comparisons = compare_systems(per_unit, "random", n_resamples=n_boot, seed=seed)
-    if "newsdesk" in per_unit:
-        comparisons += [c for c in compare_systems(
-            {k: per_unit[k] for k in ("streaming_ctr", "newsdesk")}, "streaming_ctr",
-            n_resamples=n_boot, seed=seed)]
+    for other in ("newsdesk", *LOG_VARIANTS, "log_signals_gbm"):
+        if other in per_unit:
+            comparisons += compare_systems(
+                {k: per_unit[k] for k in ("streaming_ctr", other)}, "streaming_ctr",
+                n_resamples=n_boot, seed=seed)
     return {
         "benchmark": "mind_replay",
         "data": str(data),
@@ -126,7 +191,12 @@ def run(data: Path, quick: bool, seed: int, embedder: str) -> dict:
         "test_day_start": test_start,
         "systems": {name: ev.summary() for name, ev in evals.items()},
         "comparisons": [c.to_dict() for c in comparisons],
+        "log_signal_weights": {name: {"features": list(feats),
+                                      "weights_standardised": [round(float(v), 4)
+                                                               for v in w[0]]}
+                               for name, (feats, w) in fitted.items()},
         "timing_s": {"import": round(import_s, 2), "train_newsdesk": round(train_s, 2),
+                     "fit_log_signals": round(log_fit_s, 2),
                      "replay": round(replay_s, 2)},
         "embedder": embedder,
         "notes": notes,
@@ -141,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=None,
                     help="also write PREFIX.md / .png / .json with the report writer")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-pipeline", action="store_true",
+                    help="skip training newsdesk's bundle (the log-signal systems still run)")
     ap.add_argument("--embedder", default=None,
                     help="newsdesk's embedder (default: minilm; minilm-int8 with --quick)")
     args = ap.parse_args(argv)
@@ -152,11 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         # implicit's advice about BLAS threads, which OPENBLAS_NUM_THREADS above follows
         warnings.filterwarnings("ignore", message=".*OpenBLAS.*", category=RuntimeWarning)
-        result = run(args.data.resolve(), args.quick, args.seed, embedder)
+        result = run(args.data.resolve(), args.quick, args.seed, embedder,
+                     pipeline_on=not args.no_pipeline)
     print(f"MIND replay on {result['data']}: {result['days']} days, scoring the last")
-    print(f"{'system':<22}{'AUC':>8}{'MRR':>8}{'nDCG@5':>9}{'nDCG@10':>9}{'imps':>7}")
+    print(f"{'system':<26}{'AUC':>8}{'MRR':>8}{'nDCG@5':>9}{'nDCG@10':>9}{'imps':>7}")
     for name, s in result["systems"].items():
-        print(f"{name:<22}{s['auc']:>8.4f}{s['mrr']:>8.4f}{s['ndcg@5']:>9.4f}"
+        print(f"{name:<26}{s['auc']:>8.4f}{s['mrr']:>8.4f}{s['ndcg@5']:>9.4f}"
               f"{s['ndcg@10']:>9.4f}{int(s['impressions']):>7}")
     for c in result["comparisons"]:
         if c["metric"] == "auc":

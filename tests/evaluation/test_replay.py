@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from newsdesk.data.dataset import Dataset
+from newsdesk.evaluation import metrics as M
+from newsdesk.evaluation.mind_protocol import labeled_impressions
 from newsdesk.evaluation.replay import (
     ClickEvent,
     ImpressionEvent,
@@ -53,9 +55,13 @@ def test_correct_replay_never_shows_an_impressions_own_clicks(leak_dataset: Data
     # past clicks ARE visible: the replay is not simply empty
     assert by_imp["r5"] == {"a1": 1.0, "a3": 0.0, "a5": 0.0}
     assert by_imp["r6"] == {"a4": 1.0, "a7": 1.0, "a9": 1.0, "a3": 1.0, "a8": 0.0}
-    # all-zero scores for r1..r4 -> AUC exactly 0.5 (a leak would give 1.0)
-    assert list(evals.per_unit()["auc"][:4]) == [0.5, 0.5, 0.5, 0.5]
-    assert evals.per_unit()["auc"][4] == 0.25  # r5: a3 below a1, tied with a5
+    # all-zero scores for r1..r4 -> the AUC of reverse shown order, the one tie rule shared
+    # with the prediction file (a leak would give 1.0)
+    labels = {imp.impression_id: imp.labels for imp in labeled_impressions(leak_dataset)}
+    for rid, got in zip(evals.impression_ids[:4], evals.per_unit()["auc"][:4], strict=True):
+        n = len(labels[rid])
+        assert got == M.auc(labels[rid], np.arange(n, dtype=float)) < 1.0, rid
+    assert evals.per_unit()["auc"][4] == 0.0  # r5: a3 below a1; its tie with a5 goes to a5
     # the store saw every impression and click after the replay
     assert store.article_stats(["a3"], 1e12)[0].impressions == 5
     assert store.article_stats(["a3"], 1e12)[0].clicks == 1

@@ -71,10 +71,16 @@ def run_evaluation(dataset_dir: Path, bundle: Path | None, protocol: str, *, win
     ds = Dataset(dataset_dir)
     start, end = _window(ds, window)
     base_store = MemoryOnlineStore(half_life_hours=24.0)
+    if protocol == "mind":  # id-keyed co-clicks from the history column (LogSignalStore)
+        from newsdesk.models.log_signals import LogSignalStore
+        base_store = LogSignalStore(half_life_hours=24.0)
     stores = [base_store]
     systems: dict[str, Any] = {"random": RandomRecommender(seed=seed),
                                "streaming_ctr": StreamingCTRRecommender(base_store),
                                "most_popular": MostPopular().fit(_clicks_before(ds, start))}
+    if protocol == "mind":
+        from newsdesk.models.log_signals import HistoryCoClickRecommender
+        systems["history_coclick"] = HistoryCoClickRecommender(base_store)
     if bundle is not None:
         rec, store = _load(bundle)
         systems["newsdesk"] = rec
@@ -112,15 +118,24 @@ def _impression_protocol(ds: Any, systems: dict[str, Any], stores: list[Any], pr
     )
 
     if protocol == "mind":
-        # MIND-style: articles and pre-period histories are known; impressions and clicks are
-        # not written anywhere (throwaway stores), so every impression sees the same state
+        # MIND-style: what was logged before the window -- the history column, the earlier
+        # impressions and clicks -- is known (the systems' own stores get it, in time order);
+        # the window's impressions and clicks are written only to throwaway stores, so every
+        # scored impression sees the same state. Before, the histories and earlier logs also
+        # went to throwaway stores, so store-based systems tied every candidate (AUC 0.4993 on
+        # the MIND sample).
+        from newsdesk.evaluation.replay import ClickEvent
         from newsdesk.features.memory_store import MemoryOnlineStore
 
         events = build_events(ds, score_from=start, score_until=end, seed_histories=False)
-        arts = [e for e in events if isinstance(e, ArticleEvent)]
         imps = [e for e in events if isinstance(e, ImpressionEvent) and e.scored]
-        first = min((e.ts for e in [*arts, *imps]), default=0.0)
-        events = [*history_events(ds, first), *arts, *imps]
+        first_scored = min((e.ts for e in imps), default=float("inf"))
+        past = [e for e in events if isinstance(e, ArticleEvent)
+                or (isinstance(e, ImpressionEvent) and not e.scored)
+                or (isinstance(e, ClickEvent) and e.ts < first_scored)]
+        first = min((e.ts for e in [*past, *imps]), default=0.0)
+        replay_events([*history_events(ds, first), *past], systems, stores)  # scores nothing
+        events = list(imps)
         stores = [MemoryOnlineStore(half_life_hours=s.half_life_hours) for s in stores]
     else:
         events = build_events(ds, score_from=start, score_until=end)
