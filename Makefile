@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[ml,redis,otel,dev]'
+	$(PY) -m pip install --quiet -e '.[ml,redis,otel,dev,spark]'
 	touch $(STAMP)
 
 install: $(STAMP)
