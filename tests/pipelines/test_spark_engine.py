@@ -49,6 +49,7 @@ def test_missing_pyspark_names_the_extra() -> None:
 
 
 @pytest.mark.spark
+@pytest.mark.timeout(900)  # the first Spark test pays the JVM start
 def test_session_is_local_and_bound_to_loopback(spark: Any) -> None:
     conf = spark.sparkContext.getConf()
     assert conf.get("spark.driver.host") == "127.0.0.1"
@@ -58,6 +59,7 @@ def test_session_is_local_and_bound_to_loopback(spark: Any) -> None:
 
 
 @pytest.mark.spark
+@pytest.mark.timeout(900)  # the first Spark test pays the JVM start
 def test_export_is_partitioned_by_date_and_idempotent(spark: Any, small_world: Path,
                                                       tmp_path: Path) -> None:
     from newsdesk.data.dataset import Dataset
@@ -80,6 +82,7 @@ def test_export_is_partitioned_by_date_and_idempotent(spark: Any, small_world: P
 
 
 @pytest.mark.spark
+@pytest.mark.timeout(900)  # the first Spark test pays the JVM start
 def test_spark_als_is_a_working_collaborative_model(spark: Any, small_world: Path) -> None:
     from newsdesk.content import make_embedder
     from newsdesk.pipelines.spark.engine import build_catalog
@@ -109,6 +112,7 @@ def test_spark_als_is_a_working_collaborative_model(spark: Any, small_world: Pat
 
 
 @pytest.mark.spark
+@pytest.mark.timeout(900)  # the first Spark test pays the JVM start
 def test_trending_snapshot_matches_the_log(spark: Any, small_world: Path) -> None:
     from newsdesk.features.replay import LN2
     from newsdesk.features.training_log import load_log

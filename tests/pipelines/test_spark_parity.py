@@ -18,7 +18,8 @@ from newsdesk.pipelines.train import (
     train_from_data,
 )
 
-pytestmark = pytest.mark.spark
+# the module fixture starts a JVM and runs every Spark step: minutes on a busy machine
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(900)]
 
 CFG = TrainConfig.from_dict({
     "embedder": "hashing", "seed": 0, "reference_requests": 0,
@@ -47,7 +48,7 @@ def test_same_rows_labels_and_features(both: tuple[TrainingData, TrainingData],
     assert np.array_equal(gl, gs)
     rl, rs = local.rows[name], spark.rows[name]
     assert rl["query_user"] == rs["query_user"]
-    np.testing.assert_allclose(rs["query_ts"], rl["query_ts"], rtol=0, atol=1e-6)
+    assert np.array_equal(rl["query_ts"], rs["query_ts"])  # the same float times
     assert np.array_equal(rl["row_position"], rs["row_position"])
     assert np.array_equal(rl["row_key"], rs["row_key"])
     assert np.array_equal(yl, ys)

@@ -77,7 +77,7 @@ def article_statistics(log: SparkLog, rows: DataFrame, *, half_life_hours: float
           .filter(F.col("akey") >= 0)
           .withColumn("rid", F.lit(None).cast("long")))
     q = rows.filter(F.col("akey") >= 0).select(
-        "akey", "us", (F.col("us").cast("double") / F.lit(1e6)).alias("ts"),
+        "akey", "us", (F.col("us").cast("double") * F.lit(1e-6)).alias("ts"),
         F.lit(2).alias("kind"), "rid")
     both = ev.union(q)
     span = F.broadcast(both.groupBy("akey").agg(F.min("us").alias("a0"),

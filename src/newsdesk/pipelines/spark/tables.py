@@ -9,8 +9,8 @@ its coding with Spark so the training sets agree row for row:
   stable sort, so ties in time keep the scan order. Every row here carries `ord` =
   (part number << 40) + row number in the part, from Spark's `_metadata`, which is that
   scan order; (us, ord) sorts like the local engine's arrays;
-* times: `us` = Unix microseconds (long, exact), `ts` = us / 1e6 (double, the same value the
-  local engine computes from Polars' epoch).
+* times: `us` = Unix microseconds (long, exact), `ts` = us * 1e-6 (double, bit for bit the
+  value the local engine computes from Polars' epoch).
 
 The small tables (articles, the key index) go through the driver; the per-shown-item and
 per-click tables stay distributed.
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 ORD_SHIFT = 40  # rows per Parquet part < 2**40; parts < 2**23
+US = 1e-6  # seconds per microsecond
 
 
 @dataclass
@@ -79,7 +80,9 @@ def _times(df: DataFrame, col: str) -> DataFrame:
     from pyspark.sql import functions as F
 
     us = F.unix_micros(F.col(col))
-    return df.withColumn("us", us).withColumn("ts", us.cast("double") / F.lit(1e6))
+    # us * 1e-6, not us / 1e6: Polars' epoch / 1e6 multiplies by the reciprocal, and the two
+    # differ in the last bit for a third of the times (then age_hours does in float32)
+    return df.withColumn("us", us).withColumn("ts", us.cast("double") * F.lit(US))
 
 
 def load_spark_log(spark: SparkSession, dataset_dir: Path,
@@ -151,14 +154,14 @@ def load_spark_log(spark: SparkSession, dataset_dir: Path,
     agg = imp.agg(F.min("us"), F.max("us"), F.count(F.lit(1))).first()
     assert agg is not None
     firsts = [v for v in (agg[0], c_agg[0]) if v is not None]
-    t_first = min(firsts) / 1e6 if firsts else 0.0
+    t_first = min(firsts) * US if firsts else 0.0
     hist = code(hist)
     h_us = F.unix_micros("as_of")
     # a history without `as_of` sits just before the log (as load_log's fill_null)
     hist = hist.select(
         "user_id", "akey", "aidx", "ord", "pos",
-        F.coalesce(h_us.cast("double") / F.lit(1e6), F.lit(t_first - 1.0)).alias("ts"),
+        F.coalesce(h_us.cast("double") * F.lit(US), F.lit(t_first - 1.0)).alias("ts"),
     ).withColumn("us", F.round(F.col("ts") * F.lit(1e6)).cast("long"))
-    t_range = ((agg[0] / 1e6, agg[1] / 1e6) if agg[0] is not None else (t_first, t_first))
+    t_range = ((agg[0] * US, agg[1] * US) if agg[0] is not None else (t_first, t_first))
     counts = {"articles": n_arts, "impressions": int(agg[2]), "clicks": int(c_agg[1])}
     return SparkLog(articles, key_ids, clk, hist, exp, t_first, t_range, counts)
