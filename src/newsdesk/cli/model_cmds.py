@@ -15,9 +15,9 @@ def register(app: typer.Typer) -> None:
                                  "written inside it."),
         config: Path | None = typer.Option(None, "--config", help="TrainConfig YAML file."),
         engine: str | None = typer.Option(None, "--engine", help="local (default) or spark "
-                                          "(the [spark] extra); overrides the config's."),
+                                          "(the spark extra); overrides the config."),
         spark_master: str | None = typer.Option(None, "--spark-master", help="Spark master "
-                                                "URL (default local[cores])."),
+                                                "URL (default: local, every core)."),
     ) -> None:
         """Train the recommender on a dataset and write a versioned bundle; prints its version."""
         from newsdesk.pipelines.train import TrainConfig, train
