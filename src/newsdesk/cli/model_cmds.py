@@ -14,12 +14,20 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Bundles directory; a new version is "
                                  "written inside it."),
         config: Path | None = typer.Option(None, "--config", help="TrainConfig YAML file."),
+        engine: str | None = typer.Option(None, "--engine", help="local (default) or spark "
+                                          "(the spark extra); overrides the config."),
+        spark_master: str | None = typer.Option(None, "--spark-master", help="Spark master "
+                                                "URL (default: local, every core)."),
     ) -> None:
         """Train the recommender on a dataset and write a versioned bundle; prints its version."""
         from newsdesk.pipelines.train import TrainConfig, train
 
-        cfg = TrainConfig.from_yaml(config) if config is not None else None
-        typer.echo(train(dataset_dir, out, cfg))
+        data = TrainConfig.from_yaml(config).model_dump() if config is not None else {}
+        if engine is not None:
+            data["engine"] = engine
+        if spark_master is not None:
+            data.setdefault("spark", {})["master"] = spark_master
+        typer.echo(train(dataset_dir, out, TrainConfig.from_dict(data)))
 
     @app.command("bundles")
     def bundles_cmd(

@@ -25,6 +25,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -98,11 +99,25 @@ class GeneratorConfig(BaseModel):
     category: dict[str, Any] = Field(default_factory=dict)  # freshness_hours, top_categories
 
 
+class SparkConfig(BaseModel):
+    """The Spark engine's options (`engine: spark`); the session's own settings (master URL,
+    driver memory) also come from NEWSDESK_SPARK_* (see `pipelines.spark.session`)."""
+
+    model_config = _Strict
+    master: str | None = None  # None: NEWSDESK_SPARK_MASTER or local[cores]
+    driver_memory: str | None = None  # None: NEWSDESK_SPARK_DRIVER_MEMORY or a machine share
+    als: Literal["implicit", "spark"] = "implicit"  # the collaborative model's ALS
+
+
 class TrainConfig(BaseModel):
     """Everything `train` needs; stored in the bundle's manifest."""
 
     model_config = _Strict
     seed: int = 0
+    # the engine of the data steps (generators, query selection, point-in-time features);
+    # "local" (Polars + numpy) is the reference, "spark" the distributed twin
+    engine: Literal["local", "spark"] = "local"
+    spark: SparkConfig = Field(default_factory=SparkConfig)
     embedder: str = "minilm"  # a `newsdesk.content.make_embedder` name
     embedding_cache_dir: str | None = None
     max_age_hours: float | None = Field(72.0, gt=0)  # live horizon of candidates
@@ -214,10 +229,93 @@ def _data_hash(dataset_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
+@dataclass
+class TrainingData:
+    """What the ranker is fitted on, from either engine: the catalog and feature models, the
+    train / valid sets (X (R, F) float32, labels (R,), groups (Q,)), the row identities
+    (`rows`: per set, the query users and times and each row's position and statistics key,
+    for parity checks) and what the bundle's manifest records."""
+
+    catalog: ArticleCatalog
+    builder: FeatureBuilder
+    ws: Workspace
+    co: CoClickGenerator
+    cf: CollaborativeGenerator
+    sets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    rows: dict[str, dict[str, Any]]
+    train_queries: int
+    time_range: tuple[float, float]
+    counts: dict[str, int]
+    valid_cut: float
+    refit: Callable[[], tuple[CoClickGenerator, CollaborativeGenerator]]  # on all clicks
+    log: LogArrays | None = None  # the local engine's arrays (the drift reference needs them)
+
+
+def _builder_and_workspace(cfg: TrainConfig, catalog: ArticleCatalog, clicks: int,
+                           exposures: int) -> tuple[FeatureBuilder, Workspace]:
+    from newsdesk.features.memory_store import MemoryOnlineStore
+
+    f = cfg.features
+    prior = clicks / exposures if exposures else 0.05
+    builder = FeatureBuilder(recent_clicks=f.recent_clicks, sim_clicks=f.sim_clicks,
+                             profile_decay=f.profile_decay, ctr_prior=max(prior, 1e-4),
+                             ctr_strength=f.ctr_strength, affinity_prior=f.affinity_prior)
+    ws = Workspace(catalog, MemoryOnlineStore(half_life_hours=f.half_life_hours), builder,
+                   max_age_hours=cfg.max_age_hours)
+    return builder, ws
+
+
+def split_times(cfg: TrainConfig, time_range: tuple[float, float]) -> tuple[float, float]:
+    """(generator cut, validation cut) of the impressions' time span."""
+    t0, t1 = time_range
+    span = max(t1 - t0, 1.0)
+    return t0 + cfg.split.generator_fraction * span, t1 - cfg.split.valid_fraction * span
+
+
+def local_training_data(dataset_dir: Path, cfg: TrainConfig, embedder: Embedder,
+                        lap: Callable[[str], None] = lambda name: None) -> TrainingData:
+    """The local engine (the reference): Polars load, numpy replay, FeatureBuilder."""
+    log = load_log(dataset_dir)
+    lap("load")
+    catalog = build_catalog(log, embedder)
+    lap("embed")
+    f = cfg.features
+    builder, ws = _builder_and_workspace(cfg, catalog, len(log.events.click_ts),
+                                         len(log.events.exp_ts))
+    gen_cut, valid_cut = split_times(cfg, log.time_range)
+    co, cf = fit_static(ws, cfg, log, until=gen_cut)
+    lap("fit_generators")
+
+    rng = np.random.default_rng(cfg.seed)
+    r = cfg.ranker
+    train_q = ranker_queries(log, gen_cut, valid_cut, r.max_train_impressions, rng)
+    valid_q = ranker_queries(log, valid_cut, np.inf, r.max_valid_impressions, rng)
+    if train_q.n_queries == 0:
+        raise DatasetError(f"{dataset_dir}: no impressions with both clicks and non-clicks "
+                           "after the generator period; nothing to train the ranker on")
+    sets, rows = {}, {}
+    for name, q in (("train", train_q), ("valid", valid_q)):
+        inputs = replay_inputs(log.events, q.rows, catalog.size,
+                               half_life_hours=f.half_life_hours, recent_clicks=f.recent_clicks,
+                               bucket_seconds=f.bucket_minutes * 60.0)
+        sets[name] = (build_features(builder, inputs, catalog, co, cf), q.labels, q.groups)
+        rows[name] = {"query_user": [log.events.user_ids[u] for u in q.rows.query_user],
+                      "query_ts": q.rows.query_ts, "row_position": q.rows.row_position,
+                      "row_key": q.rows.row_key}
+    lap("features")
+    return TrainingData(catalog, builder, ws, co, cf, sets, rows, int(train_q.n_queries),
+                        log.time_range, log.counts, valid_cut,
+                        lambda: fit_static(ws, cfg, log, until=None), log)
+
+
 def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = None,
-          *, embedder: Embedder | None = None) -> str:
-    """Train on a dataset directory and write a new bundle; returns its version."""
+          *, embedder: Embedder | None = None,
+          engine: Literal["local", "spark"] | None = None) -> str:
+    """Train on a dataset directory and write a new bundle; returns its version. `engine`
+    overrides the config's (`local` is the reference, `spark` the distributed twin)."""
     cfg = config or TrainConfig()
+    if engine is not None and engine != cfg.engine:
+        cfg = cfg.model_copy(update={"engine": engine})
     dataset_dir, bundles_dir = Path(dataset_dir), Path(bundles_dir)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -232,42 +330,23 @@ def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = Non
 
         cache = Path(cfg.embedding_cache_dir) if cfg.embedding_cache_dir else None
         embedder = make_embedder(cfg.embedder, cache_dir=cache)
-    log = load_log(dataset_dir)
-    lap("load")
-    catalog = build_catalog(log, embedder)
-    lap("embed")
+    if cfg.engine == "spark":
+        from newsdesk.pipelines.spark.engine import spark_training_data
+
+        data = spark_training_data(dataset_dir, cfg, embedder, lap)
+    else:
+        data = local_training_data(dataset_dir, cfg, embedder, lap)
+    return train_from_data(dataset_dir, bundles_dir, cfg, data, embedder, timings, lap)
+
+
+def train_from_data(dataset_dir: Path, bundles_dir: Path, cfg: TrainConfig, data: TrainingData,
+                    embedder: Embedder, timings: dict[str, float] | None = None,
+                    lap: Callable[[str], None] = lambda name: None) -> str:
+    """The ranker and the bundle from either engine's TrainingData; returns the version."""
+    timings = {} if timings is None else timings
     f = cfg.features
-    total_clicks = len(log.events.click_ts)
-    total_exposures = len(log.events.exp_ts)
-    prior = total_clicks / total_exposures if total_exposures else 0.05
-    builder = FeatureBuilder(recent_clicks=f.recent_clicks, sim_clicks=f.sim_clicks,
-                             profile_decay=f.profile_decay, ctr_prior=max(prior, 1e-4),
-                             ctr_strength=f.ctr_strength, affinity_prior=f.affinity_prior)
-    from newsdesk.features.memory_store import MemoryOnlineStore
-
-    ws = Workspace(catalog, MemoryOnlineStore(half_life_hours=f.half_life_hours), builder,
-                   max_age_hours=cfg.max_age_hours)
-    t0, t1 = log.time_range
-    span = max(t1 - t0, 1.0)
-    gen_cut = t0 + cfg.split.generator_fraction * span
-    valid_cut = t1 - cfg.split.valid_fraction * span
-    co, cf = fit_static(ws, cfg, log, until=gen_cut)
-    lap("fit_generators")
-
-    rng = np.random.default_rng(cfg.seed)
     r = cfg.ranker
-    train_q = ranker_queries(log, gen_cut, valid_cut, r.max_train_impressions, rng)
-    valid_q = ranker_queries(log, valid_cut, np.inf, r.max_valid_impressions, rng)
-    if train_q.n_queries == 0:
-        raise DatasetError(f"{dataset_dir}: no impressions with both clicks and non-clicks "
-                           "after the generator period; nothing to train the ranker on")
-    sets = {}
-    for name, q in (("train", train_q), ("valid", valid_q)):
-        inputs = replay_inputs(log.events, q.rows, catalog.size,
-                               half_life_hours=f.half_life_hours, recent_clicks=f.recent_clicks,
-                               bucket_seconds=f.bucket_minutes * 60.0)
-        sets[name] = (build_features(builder, inputs, catalog, co, cf), q.labels, q.groups)
-    lap("features")
+    sets = data.sets
     ranker = LambdaRanker(FEATURE_NAMES, seed=cfg.seed, num_boost_round=r.num_boost_round,
                           early_stopping_rounds=r.early_stopping_rounds,
                           params={"objective": r.objective,
@@ -282,26 +361,31 @@ def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = Non
         metrics["valid"] = group_metrics(yv, ranker.predict(xv), gv)
         trend_col = FEATURE_NAMES.index("log_decayed_clicks")
         metrics["valid_trending"] = group_metrics(yv, xv[:, trend_col].astype(np.float64), gv)
-    metrics["train_impressions"] = int(train_q.n_queries)
+    metrics["train_impressions"] = data.train_queries
     metrics["train_rows"] = int(len(sets["train"][1]))
     metrics["best_iteration"] = int(ranker.booster_.best_iteration or r.num_boost_round)
     metrics["feature_importance"] = ranker.feature_importance()
 
-    co_all, cf_all = fit_static(ws, cfg, log, until=None)  # serving models see all clicks
+    co_all, cf_all = data.refit()  # serving models see all clicks
     lap("refit_generators")
+    log = data.log
 
     def reference(staged: Path) -> Reference | None:  # the drift baseline, as served
-        if cfg.reference_requests == 0:
+        # (the Spark engine keeps the log distributed: no driver-side replay for it)
+        if cfg.reference_requests == 0 or log is None:
             return None
-        return serving_reference(staged, log, since=valid_cut, requests=cfg.reference_requests,
+        return serving_reference(staged, log, since=data.valid_cut,
+                                 requests=cfg.reference_requests,
                                  half_life_hours=f.half_life_hours, seed=cfg.seed)
 
-    version = _write_bundle(bundles_dir, cfg, dataset_dir, log, catalog, co_all, cf_all, ranker,
-                            builder, embedder, metrics, timings, reference)
+    version = _write_bundle(bundles_dir, cfg, dataset_dir, data.time_range, data.counts,
+                            data.catalog, co_all, cf_all, ranker, data.builder, embedder,
+                            metrics, timings, reference)
     return version
 
 
-def _write_bundle(bundles_dir: Path, cfg: TrainConfig, dataset_dir: Path, log: LogArrays,
+def _write_bundle(bundles_dir: Path, cfg: TrainConfig, dataset_dir: Path,
+                  time_range: tuple[float, float], counts: dict[str, int],
                   catalog: ArticleCatalog, co: CoClickGenerator, cf: CollaborativeGenerator,
                   ranker: LambdaRanker, builder: FeatureBuilder, embedder: Embedder,
                   metrics: dict[str, Any], timings: dict[str, float],
@@ -316,14 +400,14 @@ def _write_bundle(bundles_dir: Path, cfg: TrainConfig, dataset_dir: Path, log: L
         co.save(staging / "coclick")
         cf.save(staging / "collaborative")
         ranker.save(staging / RANKER_FILE)
-        t0, t1 = log.time_range
+        t0, t1 = time_range
         short = cfg.embedder
         manifest = {
             "format": BUNDLE_FORMAT,
             "version": version,
             "created_at": created.isoformat(),
             "data": {"dataset": str(dataset_dir.resolve()), "hash": _data_hash(dataset_dir),
-                     "rows": log.counts, "time_range": [
+                     "rows": counts, "time_range": [
                          datetime.fromtimestamp(t0, UTC).isoformat(),
                          datetime.fromtimestamp(t1, UTC).isoformat()]},
             "config": cfg.model_dump(mode="json"),
