@@ -63,17 +63,26 @@ class Decision:
         return "promoted" if self.promote else "rejected"
 
 
-def _load(bundle: Path) -> tuple[Any, Any]:
+def _load(bundle: Path, embedders: dict[str, Any], cache_dir: Path | None) -> tuple[Any, Any]:
+    """The bundle on a fresh memory store, with an embedder shared by bundles of the same
+    embedder (cached on disk when `cache_dir`): the replay upserts every article into both
+    bundles, and embedding them twice with MiniLM dominated the evaluate step."""
+    from newsdesk.content import make_embedder
     from newsdesk.features.memory_store import MemoryOnlineStore
     from newsdesk.models.bundle import load_recommender, read_manifest
 
-    half_life = float(read_manifest(bundle)["config"]["features"]["half_life_hours"])
+    manifest = read_manifest(bundle)
+    half_life = float(manifest["config"]["features"]["half_life_hours"])
     store = MemoryOnlineStore(half_life_hours=half_life)
-    return load_recommender(bundle, store, ranker="lightgbm"), store
+    name = str(manifest["embedder"]["short_name"])
+    if name not in embedders:
+        embedders[name] = make_embedder(name, cache_dir=cache_dir)
+    return load_recommender(bundle, store, embedder=embedders[name], ranker="lightgbm"), store
 
 
 def evaluate_pair(dataset_dir: str | Path, active: Path, candidate: Path,
-                  cfg: EvaluationConfig, gate: GateConfig) -> Evaluation:
+                  cfg: EvaluationConfig, gate: GateConfig, *,
+                  embedding_cache_dir: Path | None = None) -> Evaluation:
     """Replay the latest window through both bundles; paired bootstrap per metric."""
     import time
 
@@ -105,8 +114,9 @@ def evaluate_pair(dataset_dir: str | Path, active: Path, candidate: Path,
                 ev = events[i]
                 assert isinstance(ev, ImpressionEvent)
                 events[i] = ImpressionEvent(ev.ts, ev.impression, False)
-    active_rec, active_store = _load(active)
-    cand_rec, cand_store = _load(candidate)
+    embedders: dict[str, Any] = {}
+    active_rec, active_store = _load(active, embedders, embedding_cache_dir)
+    cand_rec, cand_store = _load(candidate, embedders, embedding_cache_dir)
     evals = replay_events(events, {ACTIVE: active_rec, CANDIDATE: cand_rec},
                           [active_store, cand_store])
     per_unit = {name: ev.per_unit() for name, ev in evals.items()}

@@ -135,7 +135,8 @@ class PipelineRunner:
             else:
                 ev = self._step(rec, "evaluate", lambda: evaluate_pair(
                     self.dataset_dir, self.bundles_dir / active, self.bundles_dir / candidate,
-                    self.config.evaluation, self.config.gate))
+                    self.config.evaluation, self.config.gate,
+                    embedding_cache_dir=self._embedding_cache()))
                 rec["gate"] = ev.to_dict()
                 decision = decide(ev, self.config.gate)
             rec["reasons"] = decision.reasons
@@ -191,6 +192,11 @@ class PipelineRunner:
         write_active(self.bundles_dir, newest, by="pipeline",
                      reason="adopted: the newest bundle was serving without a pointer")
         return newest
+
+    def _embedding_cache(self) -> Path | None:
+        """The training config's embedding cache, shared by the gate's replay."""
+        cache = self.config.train.embedding_cache_dir
+        return Path(cache) if cache else None
 
     def _train(self, active: str | None) -> tuple[str, str | None]:
         cfg = self.config.evaluation
