@@ -44,7 +44,8 @@ CONTAINER_HOST = "0.0.0.0"
 # How `newsdesk serve` (cli/serve_cmds.py) hands its parameters to load_settings. A flag added
 # there without an entry here fails test_every_serve_flag_is_mapped, so this cannot go stale.
 SERVE_PARAM_TO_SETTING = {
-    "dataset": "dataset_dir", "bundles": "bundles_dir", "version": "bundle_version",
+    "dataset": "dataset_dir", "bundles": "bundles_dir", "bundles_url": "bundles_url",
+    "version": "bundle_version",
     "host": "host", "port": "port", "redis_url": "online_store_url", "state_dir": "state_dir",
     "event_log": "event_log_url", "clock_start": "clock_start", "log_level": "log_level",
     "workers": "workers",

@@ -104,7 +104,7 @@ async def test_headline_test_refuses_without_valid_variants_or_llm(tmp_path: Pat
         assert off.status_code == 200
         refused = await client.post("/v1/admin/headlines/a001", headers=ADMIN,
                                     json={"title": "Story number 1 about sports"})
-        assert refused.status_code == 503
+        assert refused.status_code == 409 and "variants" in refused.json()["message"]
         given = await client.post("/v1/admin/headlines/a001", headers=ADMIN, json={
             "title": "Story number 1 about sports", "variants": ["Sports story number 1 here"]})
         assert given.status_code == 200  # given variants need no LLM

@@ -65,7 +65,8 @@ async def test_stage_reorders_its_surface_and_keeps_order_when_off(
         new = (await client.post("/v1/recommendations", json=body)).json()
         assert new["llm_rerank"] == {"applied": True, "reason": "ok"} and fake.calls == 1
         a = ids(plain)
-        assert ids(new) == [a[1], a[0], a[2], a[4], a[3], *a[5:]]
+        # the re-ranked head; the tail may move: `plain` was logged as impressions in between
+        assert ids(new)[:5] == [a[1], a[0], a[2], a[4], a[3]]
         metrics = (await client.get("/metrics")).text
         assert 'newsdesk_llm_rerank_total{reason="ok"} 1.0' in metrics
 

@@ -62,6 +62,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert "field 'gate.margin'" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     out = _cli("--dataset", str(tmp_path), "--bundles", str(tmp_path / "b"), "--once",
-               "--engine", "spark")
-    assert out.returncode == 1 and "'spark' is not available" in out.stderr
+               "--engine", "flink")
+    assert out.returncode == 1 and "field 'engine'" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
     assert len(out.stderr.strip().splitlines()) == 1

@@ -62,7 +62,8 @@ def seed_profile(ws: Workspace, embedder: Embedder | None, now: float, *,
         vectors.append(ws.catalog.embeddings[i].astype(np.float32))
         source.append("article")
     if not vectors:
-        raise InvalidInput("text or article_id: one of them is required", field="text")
+        raise InvalidInput("field 'text': give text or article_id (one of them is required)",
+                           field="text")
     mean = np.mean(vectors, axis=0)
     norm = float(np.linalg.norm(mean))
     mean = mean / norm if norm > 0 else mean

@@ -25,7 +25,7 @@ from fastapi.responses import Response
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
-from newsdesk.errors import LLMError
+from newsdesk.errors import InvalidInput, LLMError
 from newsdesk.llm.headlines import (
     MAX_VARIANTS,
     HeadlineTest,
@@ -37,6 +37,7 @@ from newsdesk.monitoring.logging import get_logger
 from newsdesk.serving.app import services
 from newsdesk.serving.routes._common import json_response, request_id
 from newsdesk.serving.routes.admin import require_admin
+from newsdesk.serving.schemas import ErrorBody
 
 log = get_logger("newsdesk.serving.headlines")
 router = APIRouter(prefix="/v1/admin/headlines", tags=["admin"],
@@ -99,7 +100,12 @@ def _title_of(request: Request, article_id: str) -> str | None:
     return art.title if art is not None else None
 
 
-@router.post("/{article_id}", summary="Start a headline test")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody},
+    503: {"model": ErrorBody}}
+
+
+@router.post("/{article_id}", summary="Start a headline test", responses=_ERRORS)
 async def start(article_id: str, body: StartBody, request: Request) -> Response:
     tests = headline_tests(request.app)
     rejected_metric = request.app.state.headline_rejected
@@ -120,7 +126,10 @@ async def start(article_id: str, body: StartBody, request: Request) -> Response:
     else:
         llm = getattr(request.app.state, "llm", None)
         if llm is None or not llm.enabled:
-            raise HTTPException(503, "the LLM layer is off: give `variants` or turn it on")
+            # the request needs a feature switched off: a conflict with the service's state
+            # that the caller can resolve (give variants), not a server failure
+            raise HTTPException(409, "field 'variants': the LLM layer is off: give `variants` "
+                                     "or turn it on")
         provider = llm.provider()
         try:
             proposal = await asyncio.get_running_loop().run_in_executor(
@@ -132,8 +141,8 @@ async def start(article_id: str, body: StartBody, request: Request) -> Response:
         valid, prompt_id = proposal.valid, proposal.prompt_id
         rejected = [{"headline": t, "reason": r} for t, r in proposal.rejected]
     if not valid:
-        raise HTTPException(422, "no valid headline variant to test (see the rejected ones)"
-                                 f": {rejected}")
+        raise InvalidInput("field 'variants': no valid headline variant to test (see the "
+                           f"rejected ones): {rejected}", field="variants")
     test = HeadlineTest(article_id, [title, *valid], seed=body.seed,
                         promote_at=body.promote_at, min_impressions=body.min_impressions)
     tests.start(test)
@@ -149,13 +158,14 @@ def _test(request: Request, article_id: str) -> HeadlineTest:
     return test
 
 
-@router.get("/{article_id}", summary="A headline test's report")
+@router.get("/{article_id}", summary="A headline test's report", responses=_ERRORS)
 async def report(article_id: str, request: Request) -> Response:
     return json_response({"request_id": request_id(request),
                           **_test(request, article_id).report()})
 
 
-@router.post("/{article_id}/promote", summary="Promote the best variant now")
+@router.post("/{article_id}/promote", summary="Promote the best variant now",
+             responses=_ERRORS)
 async def promote(article_id: str, request: Request) -> Response:
     test = _test(request, article_id)
     probs = test.p_best()
