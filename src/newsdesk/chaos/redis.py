@@ -17,6 +17,24 @@ from pathlib import Path
 from newsdesk.chaos.server import free_port
 
 
+def wait_until_ready(proc: subprocess.Popen[bytes], port: int, timeout_s: float) -> None:
+    """Until the redis-server `proc` answers PING on 127.0.0.1:port; RuntimeError when it
+    exits or stays silent for `timeout_s` (the caller kills it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"redis-server did not answer on port {port} in {timeout_s}s")
+
+
 class RedisServer:
     """redis-server on 127.0.0.1 (see the module docstring). Raises RuntimeError without the
     binary (install: apt-get install redis-server)."""
@@ -37,20 +55,11 @@ class RedisServer:
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.workdir), "--protected-mode", "yes"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.02)
-        self.kill()
-        raise RuntimeError(f"redis-server did not answer on port {self.port}")
+        try:
+            wait_until_ready(self.proc, self.port, timeout_s)
+        except RuntimeError:
+            self.kill()
+            raise
 
     def kill(self) -> None:
         """SIGKILL and reap (a paused server is killed too)."""
