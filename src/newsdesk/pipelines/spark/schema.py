@@ -26,6 +26,10 @@ def spark_type(t: pa.DataType) -> DataType:
         return T.LongType()
     if pa.types.is_int32(t):
         return T.IntegerType()
+    if pa.types.is_int16(t):
+        return T.ShortType()
+    if pa.types.is_int8(t):  # e.g. impressions.teams (interleaving: the team per position)
+        return T.ByteType()
     if pa.types.is_boolean(t):
         return T.BooleanType()
     if pa.types.is_list(t) or pa.types.is_large_list(t):
