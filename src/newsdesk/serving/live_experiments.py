@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from newsdesk.errors import StoreUnavailable
 from newsdesk.experiments.bandits import ThompsonSampler
 from newsdesk.experiments.config import ExperimentConfig, Variant
 from newsdesk.experiments.exposure import SEP
@@ -41,6 +40,7 @@ from newsdesk.experiments.interleaving import team_draft
 from newsdesk.experiments.live_tally import ExposureTally
 from newsdesk.models.base import RequestContext, ScoredArticle
 from newsdesk.monitoring.logging import get_logger
+from newsdesk.serving.periodic import Periodic
 from newsdesk.serving.recommend_pipeline import PipelineResult
 from newsdesk.serving.variants import Assignment, ExperimentAssigner, resolve_model
 
@@ -78,8 +78,7 @@ class BanditAllocator:
         self._arms: dict[str, tuple[str, ...]] = {}  # experiment -> its arms (variant names)
         self._alloc: dict[str, Allocation] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._job = Periodic("bandit-allocator", self.interval_s, self.update)
 
     def configure(self, configs: dict[str, ExperimentConfig]) -> None:
         """The bandit experiments to allocate (called when the registry changes)."""
@@ -127,23 +126,11 @@ class BanditAllocator:
             self._alloc = out
 
     def start(self) -> BanditAllocator:
-        self._thread = threading.Thread(target=self._run, name="bandit-allocator", daemon=True)
-        self._thread.start()
+        self._job.start()  # a failing update keeps the last posterior; the next one retries
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.interval_s + 5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.update()
-            except StoreUnavailable as exc:
-                log.warning("bandit_update_unavailable", error=str(exc))
-            except Exception as exc:  # keep allocating with the last posterior
-                log.error("bandit_update_failed", error=f"{type(exc).__name__}: {exc}")
+        self._job.stop()
 
 
 class LiveExperiments:

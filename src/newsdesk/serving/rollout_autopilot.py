@@ -29,13 +29,12 @@ change of its reason (not every tick); every decision increments
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
 
 from newsdesk.coordination import LeaseKeeper, open_lease
-from newsdesk.errors import ConfigError, StoreUnavailable
+from newsdesk.errors import ConfigError
 from newsdesk.experiments.live_tally import ArmCounts, ExposureTally
 from newsdesk.experiments.rollout import (
     ArmStats,
@@ -44,6 +43,7 @@ from newsdesk.experiments.rollout import (
     check_guardrails,
 )
 from newsdesk.monitoring.logging import get_logger
+from newsdesk.serving.periodic import Periodic
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -79,8 +79,7 @@ class RolloutAutopilot:
         self.tally: ExposureTally | None = None  # None: not leading (window not started)
         self._epochs: dict[str, tuple[int, int]] = {}  # experiment -> (stage, starts) counted
         self._last_hold: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._job = Periodic("rollout-autopilot", self.interval_s, self.step)
         self.decisions = Counter(
             "newsdesk_rollout_decisions_total",
             "Decisions of the in-service rollout controller (advance, hold, rollback, "
@@ -95,24 +94,12 @@ class RolloutAutopilot:
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> RolloutAutopilot:
         self.keeper.start()
-        self._thread = threading.Thread(target=self._run, name="rollout-autopilot", daemon=True)
-        self._thread.start()
+        self._job.start()  # a failing tick is logged; the next one retries
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.interval_s + 5)
+        self._job.stop()
         self.keeper.stop()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.step()
-            except StoreUnavailable as exc:
-                log.warning("autopilot_unavailable", error=str(exc))
-            except Exception as exc:  # keep running: a bad rollout must not stop the others
-                log.error("autopilot_error", error=f"{type(exc).__name__}: {exc}")
 
     # -- one tick ---------------------------------------------------------------------------
     def step(self) -> dict[str, str]:
