@@ -17,6 +17,7 @@ import pytest
 
 from newsdesk.errors import MissingDependency
 from tests.llm.world import llm_log, llm_world, serve_time, warmed  # noqa: F401 - fixtures
+from tests.serving.conftest import frozen_clock  # noqa: F401 - fixture
 
 
 def _skip_or_fail(reason: str) -> None:

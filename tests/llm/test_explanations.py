@@ -27,7 +27,7 @@ from newsdesk.models.base import RequestContext
 from newsdesk.models.cold_start import seed_profile
 from newsdesk.models.pipeline import NewsRecommender
 from newsdesk.serving.app import create_app
-from tests.serving.conftest import make_settings, running
+from tests.serving.conftest import PATIENT, make_settings, running
 
 
 def _users(log: LogArrays, before: float, n: int) -> list[str]:
@@ -142,11 +142,11 @@ def test_both_languages_render_every_signal() -> None:
 
 @pytest.mark.anyio
 async def test_api_explain_opt_in_in_german(tmp_path: Path, llm_world: tuple[Path, Path],
-                                            llm_log: LogArrays) -> None:
+                                            llm_log: LogArrays, frozen_clock: None) -> None:
     dataset, bundle = llm_world
     end = datetime.fromtimestamp(llm_log.time_range[1] + 60, UTC)
     app = create_app(make_settings(tmp_path, dataset, bundles_dir=bundle.parent,
-                                   clock_start=end, online_store_url=None))
+                                   clock_start=end, online_store_url=None, **PATIENT))
     user = _users(llm_log, llm_log.time_range[1], 2)[0]
     async with running(app) as client:
         plain = (await client.post("/v1/recommendations", json={"user_id": user})).json()
@@ -154,6 +154,7 @@ async def test_api_explain_opt_in_in_german(tmp_path: Path, llm_world: tuple[Pat
         body = {"user_id": user, "explain": True, "context": {"locale": "de-DE"}}
         de = (await client.post("/v1/recommendations", json=body)).json()
         en = (await client.post("/v1/recommendations", json={**body, "lang": "en"})).json()
+        assert not (plain["degraded"] or de["degraded"] or en["degraded"])
         assert [it["article_id"] for it in de["items"]] == [
             it["article_id"] for it in plain["items"]]  # explaining never changes the slate
         de_templates = {_fixed_prefix(t) for t in TEMPLATES["de"].values()}

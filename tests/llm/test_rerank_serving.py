@@ -15,7 +15,7 @@ from newsdesk.llm.fake import FakeProvider
 from newsdesk.llm.service import LLMService
 from newsdesk.llm.settings import load_llm_settings
 from newsdesk.serving.app import create_app
-from tests.serving.conftest import ADMIN_KEY, make_settings, running
+from tests.serving.conftest import ADMIN_KEY, PATIENT, make_settings, running
 
 pytestmark = pytest.mark.anyio
 
@@ -34,7 +34,7 @@ def make_app(tmp_path: Path, world: tuple[Path, Path], log: LogArrays, provider:
                           registry=registry, backend=provider)
 
     return create_app(make_settings(tmp_path, dataset, bundles_dir=bundle.parent,
-                                    clock_start=end, online_store_url=None),
+                                    clock_start=end, online_store_url=None, **PATIENT),
                       llm_factory=llm_factory)
 
 
@@ -43,7 +43,7 @@ def ids(resp: dict) -> list[str]:
 
 
 async def test_stage_reorders_its_surface_and_keeps_order_when_off(
-        tmp_path: Path, llm_world: tuple[Path, Path], llm_log: LogArrays,
+        tmp_path: Path, llm_world: tuple[Path, Path], llm_log: LogArrays, frozen_clock: None,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEWSDESK_LLM_RERANK_SURFACES", "newsletter")
     monkeypatch.setenv("NEWSDESK_LLM_RERANK_BUDGET_MS", "3000")

@@ -74,6 +74,21 @@ def ctr_factory(articles: list[Article]) -> Callable[[str | None, OnlineStore], 
     return make
 
 
+# Budgets for tests that compare slates across requests on a real bundle: a loaded CI machine
+# can exceed the production 120 ms stage timeout, and a trending fallback would change the slate.
+PATIENT: dict[str, float] = {"budget_ms": 8000.0, "personalised_timeout_ms": 6000.0,
+                             "trending_timeout_ms": 2000.0}
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service clock stands still at `clock_start`: slates compared across requests then
+    cannot differ because articles aged (and near-ties flipped) between the requests."""
+    import newsdesk.serving.app as app_module
+    monkeypatch.setattr(app_module, "make_clock",
+                        lambda settings: (lambda: settings.clock_start.timestamp()))
+
+
 def make_settings(tmp_path: Path, dataset_dir: Path | None, **overrides: Any) -> ServeSettings:
     values: dict[str, Any] = {
         "dataset_dir": dataset_dir, "bundles_dir": tmp_path / "bundles",
