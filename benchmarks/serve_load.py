@@ -432,9 +432,19 @@ def loadgen_main(argv: list[str]) -> None:
 
 
 def run_loadgen(spec: dict[str, Any]) -> dict[str, Any]:
+    """One load-generator process; its own CPU time per request is reported beside the
+    server's (`loadgen_cpu_ms_per_request`): on 2 cores it is part of the budget."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([PY, __file__, "--_loadgen", json.dumps(spec)], check=True,
                          capture_output=True, text=True, timeout=spec["duration"] * 4 + 120)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["loadgen_cpu_ms_per_request"] = round(
+        1000 * cpu_s / max(1, result.get("requests", result.get("accepted", 1))), 3)
+    return result
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -473,7 +483,8 @@ def sweep(url: str, path: str, first: tuple[float, float], steps: list[float],
         print(f"  {path} {rate:>6.0f} req/s: achieved {r['achieved_rps']:>7.1f}  p50 "
               f"{r['p50_ms']:7.2f} ms  p95 {r['p95_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
               f"errors {r['errors']} {r['error_kinds'] or ''} degraded {r['degraded']:.2%}"
-              f"  server CPU {r.get('server_cpu_ms_per_request', float('nan')):.2f} ms/req",
+              f"  server CPU {r.get('server_cpu_ms_per_request', float('nan')):.2f} ms/req"
+              f"  load generator CPU {r['loadgen_cpu_ms_per_request']:.2f} ms/req",
               flush=True)
         if i > 0 and not _passes(r):
             break

@@ -106,3 +106,19 @@ def test_redis_stream_log_purge(redis_server: str) -> None:
     log.close()
     assert deleted == 4 and left == {"bob"}
     assert again.accepted == 2
+
+
+def test_erasure_list_sees_its_own_add_at_once_and_others_within_recheck(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import newsdesk.data.erasure as erasure_module
+
+    clock = [100.0]
+    monkeypatch.setattr(erasure_module.time, "monotonic", lambda: clock[0])
+    mine = ErasureList(tmp_path / "erasures.jsonl", recheck_s=0.5)
+    other = ErasureList(tmp_path / "erasures.jsonl", recheck_s=0.5)
+    assert "dave" not in mine and "dave" not in other  # both checked the file at t=100
+    other.add(["dave"])
+    assert "dave" in other  # its own add: at once
+    assert "dave" not in mine  # another process: not before its next check ...
+    clock[0] += 0.6
+    assert "dave" in mine  # ... which comes within recheck_s

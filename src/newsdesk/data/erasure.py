@@ -15,8 +15,11 @@ list afterwards:
 
 The file is JSON lines, `{"user_id": ..., "erased_at": unix_s}`, appended with one `write` on
 an O_APPEND descriptor and fsynced before the API answers (several worker processes may append
-at once). Readers re-read it when its size changes, so one `os.stat` per check keeps every
-process current. The ids are kept as given: the list must match them in logs and datasets.
+at once). Readers re-read it when its size changes, checked with one `os.stat` at most every
+`recheck_s` (0.5 s): the check sits on every recommendation request, and a syscall there lets
+the serving process's other threads take the GIL (a wait of up to the switch interval on a
+busy server). A process sees its own `add` at once; other processes within `recheck_s`.
+The ids are kept as given: the list must match them in logs and datasets.
 """
 
 from __future__ import annotations
@@ -37,11 +40,13 @@ FILE = "erasures.jsonl"
 class ErasureList:
     """Tombstones in one JSON-lines file (created on the first `add`)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, recheck_s: float = 0.5) -> None:
         self.path = Path(path)
+        self.recheck_s = recheck_s
         self._lock = threading.Lock()
         self._users: frozenset[str] = frozenset()
         self._size = -1
+        self._next_check = 0.0  # monotonic
 
     @classmethod
     def in_dir(cls, directory: str | Path) -> ErasureList:
@@ -61,15 +66,23 @@ class ErasureList:
             os.fsync(fd)
         finally:
             os.close(fd)
+        self._next_check = 0.0  # this process sees its own tombstones at once
         return len(new)
 
     def users(self) -> frozenset[str]:
-        """Every listed id (re-read when the file changed size)."""
+        """Every listed id (re-read when the file changed size; see the module docstring)."""
+        mono = time.monotonic()
+        if mono < self._next_check:
+            return self._users
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
-            return frozenset()
+            size = -1
         with self._lock:
+            self._next_check = mono + self.recheck_s
+            if size < 0:
+                self._users, self._size = frozenset(), -1
+                return self._users
             if size != self._size:
                 self._users = frozenset(_parse(self.path))
                 self._size = size
