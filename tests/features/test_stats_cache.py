@@ -82,3 +82,16 @@ def test_refuses_a_non_positive_ttl() -> None:
 
     with pytest.raises(ConfigError, match="ttl_s"):
         StatsCachingStore(MemoryOnlineStore(), ttl_s=0)
+
+
+def test_trending_keeps_its_own_shorter_lifetime() -> None:
+    inner = MemoryOnlineStore(half_life_hours=1.0)
+    clock = Clock()
+    cache = StatsCachingStore(inner, ttl_s=5.0, trending_ttl_s=1.0, monotonic=clock)
+    inner.record_clicks("u", ["a"], ts=0.0)
+    assert [a for a, _ in cache.trending(1, now=0.0)] == ["a"]
+    cache.stats_matrix(["a"], now=0.0)
+    inner.record_clicks("v", ["b", "b"], ts=0.0)
+    clock.t = 1.5  # past the trending lifetime, within the rows' one
+    assert cache.trending(1, now=0.0)[0][0] == "b"
+    assert cache.stats_matrix(["b", "a"], now=0.0)[1, 2] == 1  # a's row: still the cached one

@@ -64,6 +64,10 @@ class CircuitBreaker:
                 self._on_change(self.name, state)
 
     def _admit(self) -> None:
+        # fast path without the lock (a closed breaker is the normal state of every store
+        # call; a racy read of one attribute can only send a call through the locked path)
+        if self._state == CLOSED:
+            return
         with self._lock:
             if self._state == CLOSED:
                 return
@@ -76,6 +80,8 @@ class CircuitBreaker:
             self._set(HALF_OPEN)
 
     def _success(self) -> None:
+        if self._state == CLOSED and not self._failures and not self._trial_in_flight:
+            return  # nothing to reset: no lock on the hot path
         with self._lock:
             self._failures = 0
             self._trial_in_flight = False

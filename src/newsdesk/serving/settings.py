@@ -83,8 +83,8 @@ class ServeSettings(BaseSettings):
     # the workers share their runtime changes (serving/cluster.py) and an online store in Redis.
     workers: int = Field(default=1, ge=1, le=64)
     # With several workers: how long a worker reuses article statistics read from the shared
-    # store (s; 0 = read every time). See features/stats_cache.py.
-    stats_cache_ttl_s: float = Field(default=1.0, ge=0, le=60)
+    # store (s; 0 = read every time). See features/stats_cache.py for why 5 s.
+    stats_cache_ttl_s: float = Field(default=5.0, ge=0, le=60)
     # With several workers: close a keep-alive connection after about this many responses, so
     # clients with few connections spread over the workers (serving/rebalance.py; 0 = never).
     connection_rebalance_requests: int = Field(default=100, ge=0, le=1_000_000)
