@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -312,11 +313,15 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 # -- load generator (runs in its own process) -------------------------------------------------
 async def open_loop(url: str, path: str, rate: float, duration: float, users: list[str],
-                    k: int, trace: list[tuple[float, float, str, bool, str | None]] | None = None
-                    ) -> dict[str, Any]:
+                    k: int, trace: list[tuple[float, float, str, bool, str | None]] | None = None,
+                    client: str = "httpx") -> dict[str, Any]:
     """`trace`, when given, gets one row per request: (scheduled s, done s, from the start
-    of the load; status code or error name; degraded; the answer's model_version)."""
+    of the load; status code or error name; degraded; the answer's model_version).
+    `client`: "httpx", or "lean" (benchmarks/lean_http.py: a fraction of httpx's CPU per
+    request, which on 2 cores is CPU left to the server under test)."""
     import httpx
+
+    from lean_http import lean_client
 
     n = int(rate * duration)
     rng = random.Random(11)
@@ -324,10 +329,23 @@ async def open_loop(url: str, path: str, rate: float, duration: float, users: li
     errors = 0
     degraded = 0
     error_kinds: dict[str, int] = {}
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10.0) as client:
+    failures = (httpx.HTTPError, OSError, TimeoutError, ConnectionError)
+    async with contextlib.AsyncExitStack() as stack:
+        if client == "lean":
+            lean = await stack.enter_async_context(lean_client(url, timeout_s=10.0))
+            post = lean.post
+        else:
+            limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+            hx = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, limits=limits, timeout=10.0))
+
+            async def post(p: str, body: bytes) -> tuple[int, bytes]:
+                r = await hx.post(p, content=body,
+                                  headers={"content-type": "application/json"})
+                return r.status_code, r.content
+
         for _ in range(20):  # warm the connection pool
-            await client.post(path, json={"user_id": users[0], "k": k})
+            await post(path, json.dumps({"user_id": users[0], "k": k}).encode())
         clock = time.perf_counter  # uvloop's loop.time() has 1 ms resolution
         t0 = clock() + 0.1
         last_done = t0
@@ -336,14 +354,15 @@ async def open_loop(url: str, path: str, rate: float, duration: float, users: li
             nonlocal errors, last_done, degraded
             flagged, version = False, None
             try:
-                r = await client.post(path, json={"user_id": user, "k": k})
-                ok = r.status_code == 200
-                flagged = b'"degraded":true' in r.content
+                status, content = await post(path, json.dumps({"user_id": user, "k": k})
+                                             .encode())
+                ok = status == 200
+                flagged = b'"degraded":true' in content
                 degraded += flagged
-                kind = str(r.status_code)
+                kind = str(status)
                 if trace is not None and ok:
-                    version = r.json().get("model_version")
-            except httpx.HTTPError as exc:
+                    version = json.loads(content).get("model_version")
+            except failures as exc:
                 ok, kind = False, type(exc).__name__
             done = clock()
             if trace is not None:
@@ -427,7 +446,8 @@ def loadgen_main(argv: list[str]) -> None:
         result = uvloop.run(events_load(spec["url"], spec["duration"], users, articles))
     else:
         result = uvloop.run(open_loop(spec["url"], spec["path"], spec["rate"],
-                                      spec["duration"], users, spec["k"]))
+                                      spec["duration"], users, spec["k"],
+                                      client=spec.get("client", "lean")))
     print(json.dumps(result))
 
 
