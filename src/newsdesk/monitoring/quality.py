@@ -62,11 +62,13 @@ class QualityMonitor:
     """Counts slates and clicks (see the module docstring); thread-safe."""
 
     def __init__(self, registry: CollectorRegistry, *, coverage_window_s: float = 3600.0,
-                 memory: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+                 memory: int = 100_000, memory_s: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.coverage_window_s = coverage_window_s
         self.clock = clock
-        self._slates = RecentKeys(memory)  # request_id -> (key, ids in slate order)
-        self._clicks_seen = RecentKeys(memory)
+        # clicks are credited to slates served in the last `memory_s` (10 min) only
+        self._slates = RecentKeys(memory, max_age_s=memory_s)  # request_id -> (key, ids)
+        self._clicks_seen = RecentKeys(memory, max_age_s=memory_s)
         self._rows: dict[Key, _Row] = {}
         self._lock = threading.Lock()
         registry.register(self)  # collect() below, at scrape time

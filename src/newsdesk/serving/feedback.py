@@ -4,7 +4,7 @@
 it is durable; then it applies the new events to the online store (clicks update user state and
 article stats, impressions count exposures) so the very next request reflects them.
 Events the log reports as duplicates are not applied twice: a bounded memory of recently
-applied keys resolves batches that mix new and repeated events.
+applied keys (the last 10 minutes) resolves batches that mix new and repeated events.
 
 With a shared Redis Stream log and a Redis online store, an `applier`
 (`serving.event_consumer.StreamApplier`) is given: the ingestor then only appends, and waits
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from newsdesk.serving.event_consumer import StreamApplier
 
 log = get_logger("newsdesk.serving.feedback")
+RECENT_S = 600.0  # how long applied event keys and served request ids are remembered
 
 
 def _ts(value: datetime | None, now: float) -> float:
@@ -58,8 +59,10 @@ class EventIngestor:
         self.store = store
         self.metrics = metrics
         self.executor = executor
-        self.applied = RecentKeys()
-        self.served = RecentKeys(100_000)  # request_id -> (surface, variant) for CTR
+        # a retried batch and a click come minutes after their originals: memory for 10 min
+        # (bounded at any traffic; see data/recent_keys.py)
+        self.applied = RecentKeys(max_age_s=RECENT_S)
+        self.served = RecentKeys(100_000, max_age_s=RECENT_S)  # request_id -> (surface, variant)
         # logged events the store refused without trying (circuit open): certainly not
         # applied, so safe to apply later (the OnlineStateKeeper does, once the store is up)
         self.not_applied: Callable[[list[Event]], None] | None = None
