@@ -35,6 +35,7 @@ class InteractionType(StrEnum):
     CLICK = "click"
     DWELL = "dwell"
     SHARE = "share"
+    DISMISS = "dismiss"  # "not interested" (features/dismissals.py)
 
 
 class Surface(StrEnum):
@@ -131,6 +132,9 @@ class Interaction(_Record):
     dwell_seconds: float | None = Field(default=None, ge=0.0, le=86_400.0)
     # explicit strength where the source has one (MovieLens stars); None for news events
     rating: float | None = None
+    # why a reader dismissed an article ("not interested", "seen it", ...); dismiss only. Kept
+    # in the event log; the dataset's interactions table has no column for it
+    reason: str | None = Field(default=None, max_length=200)
 
     _utc_ts = field_validator("timestamp")(lambda v: _utc(v))
 

@@ -156,12 +156,17 @@ class OnlineStore(ABC):
 
     def record_events(self, events: Iterable[Impression | Interaction]) -> None:
         """Apply a batch of logged events: impressions count their shown articles, click
-        interactions count a click. Backends override this to use one round trip."""
+        interactions count a click, dismissals go to the reader's dismissal marker
+        (features/dismissals.py). Backends override this to use one round trip."""
+        from newsdesk.features.dismissals import apply_dismissals
+
+        events = list(events)
         for event in events:
             if isinstance(event, Impression):
                 self.record_impressions(event.article_ids, event.timestamp.timestamp())
             elif event.type is InteractionType.CLICK:
                 self.record_clicks(event.user_id, [event.article_id], event.timestamp.timestamp())
+        apply_dismissals(self, events)
 
     # -- bulk loading and markers (see the contract above) --------------------------------
 

@@ -35,6 +35,7 @@ import numpy as np
 from newsdesk.data.schema import Impression, Interaction, InteractionType
 from newsdesk.deps import require
 from newsdesk.errors import ConfigError, StoreUnavailable
+from newsdesk.features.dismissals import apply_dismissals
 from newsdesk.features.online_store import (
     ArticleCounts,
     ArticleStats,
@@ -305,13 +306,15 @@ class RedisOnlineStore(OnlineStore):
     def record_events(self, events: Iterable[Impression | Interaction]) -> None:
         """The whole batch in one pipelined round trip: one script call for all impressions,
         one for all clicks (each atomic), then the users' click lists."""
+        events = list(events)
         shown, clicked = self._split(events)
-        if not shown and not clicked:
-            return
+        if shown or clicked:
+            with self._errors("record_events"):
+                pipe = self._client.pipeline(transaction=False)
+                self._queue_batch(pipe, shown, clicked)
+                pipe.execute()
         with self._errors("record_events"):
-            pipe = self._client.pipeline(transaction=False)
-            self._queue_batch(pipe, shown, clicked)
-            pipe.execute()
+            apply_dismissals(self, events)  # markers: a few readers, rarely in a batch
 
     def bulk_pipeline(self) -> Any:
         """A pipeline on the bulk client (long timeouts): for `queue_events` off the request

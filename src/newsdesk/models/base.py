@@ -62,6 +62,9 @@ class Recommender(ABC):
     """
 
     version: str
+    # True when `recommend` itself leaves out the reader's dismissals (features.dismissals);
+    # otherwise the serving pipeline reads them and filters the slate
+    handles_dismissals: bool = False
 
     @abstractmethod
     def recommend(self, ctx: RequestContext) -> list[ScoredArticle]:

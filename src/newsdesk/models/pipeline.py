@@ -24,6 +24,7 @@ import numpy as np
 
 from newsdesk.content.embedder import Embedder
 from newsdesk.data.schema import Article
+from newsdesk.features import dismissals
 from newsdesk.features.ranking_features import RankingInputs
 from newsdesk.models import rerank
 from newsdesk.models.base import Recommender, RequestContext, ScoredArticle
@@ -45,6 +46,8 @@ class DriftSink(Protocol):
 
 class NewsRecommender(Recommender):
     """A loaded pipeline (see the module docstring); build it with `models.bundle`."""
+
+    handles_dismissals = True  # left out of the candidates, similar items demoted
 
     def __init__(self, ws: Workspace, generators: Sequence[IndexedGenerator],
                  quotas: dict[str, int], ranker: LambdaRanker, serving: rerank.ServingConfig,
@@ -150,9 +153,11 @@ class NewsRecommender(Recommender):
         wanted = ctx.filters.get("category")
         cats = ([cat.categories[c] for c in cat.category[idx].tolist()]
                 if rules.blocked_categories or wanted is not None else [])
+        read = view.read_clicks  # never shown again: what the reader read or dismissed
+        if len(view.dismissed_idx):
+            read = np.concatenate([read, view.dismissed_idx[view.dismissed_idx >= 0]])
         ok = rerank.allowed(rules, idx=idx, ids=all_ids, published=cat.published[idx],
-                            category_names=cats, read=view.read_clicks, now=ctx.now,
-                            exclude=ctx.exclude)
+                            category_names=cats, read=read, now=ctx.now, exclude=ctx.exclude)
         if wanted is not None:
             ok &= np.array([n == wanted for n in cats], dtype=bool)
         keep = np.flatnonzero(ok)
@@ -167,6 +172,12 @@ class NewsRecommender(Recommender):
         t3 = perf_counter()
         if self.drift is not None:
             self.drift.observe(x, scores)
+        known = view.dismissed_idx >= 0
+        if known.any():  # what resembles a recent dismissal ranks lower (features.dismissals)
+            d = view.dismissed_idx[known]
+            scores = scores - dismissals.demotion(
+                scores, cat.category[idx], emb, cat.category[d], cat.embeddings[d],
+                (ctx.now - view.dismissed_ts[known]) / 3600.0)
         chosen = rerank.select(rules, scores, cat.category[idx], emb, ctx.k)
         by_name = {g.name: g for g in self.generators}
         out = []

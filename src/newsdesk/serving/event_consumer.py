@@ -67,6 +67,7 @@ from newsdesk.data.eventlog.redis_streams import (
     stream_id,
 )
 from newsdesk.errors import ConfigError, StoreUnavailable
+from newsdesk.features.dismissals import apply_dismissals
 from newsdesk.features.online_store import OnlineStore
 from newsdesk.monitoring.logging import get_logger
 from newsdesk.monitoring.metrics import ServingMetrics
@@ -249,6 +250,10 @@ class StreamApplier:
                 pipe.incrby(self.applied_key, len(events))
                 pipe.execute()
         else:
+            # dismissals are markers (read-modify-write, not in the MULTI): applied before the
+            # ack, so a crash in between re-delivers them, and re-applying is idempotent
+            with self._errors("dismissals"):
+                apply_dismissals(self.store, events)
             try:
                 with self.client.pipeline(transaction=True) as pipe:
                     pipe.watch(self.fence_key)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from newsdesk.errors import StoreUnavailable
+from newsdesk.features.dismissals import read_dismissals
 from newsdesk.features.online_store import OnlineStore
 from newsdesk.models.base import Recommender, RequestContext, ScoredArticle
 from newsdesk.monitoring.logging import get_logger
@@ -71,6 +72,10 @@ class _Slate:
         if ctx.current_article_id:
             self._seen.add(ctx.current_article_id)
         self._check_filters = bool(ctx.filters)
+
+    def skip(self, article_ids: Iterable[str]) -> None:
+        """Never offer these (a reader's dismissals)."""
+        self._seen.update(article_ids)
 
     @property
     def full(self) -> bool:
@@ -160,11 +165,24 @@ class RecommendPipeline:
             result.model_version = model.version
             # over-fetch a little: some items may be filtered out by the catalog check
             want = dataclasses.replace(ctx, k=ctx.k + 10)
-            items = await self._stage(
-                "personalised", lambda: model.recommend(want),
+            store = self.store
+
+            def personalised() -> tuple[list[ScoredArticle], list[Any]]:
+                # any model: the reader's dismissals never reach the slate (NewsRecommender
+                # also leaves them out of its candidates and demotes what resembles them)
+                skip = store is None or getattr(model, "handles_dismissals", False)
+                return model.recommend(want), ([] if skip else
+                                               read_dismissals(store, ctx.user_id))
+
+            got = await self._stage(
+                "personalised", personalised,
                 min(self.config.personalised_timeout_s, deadline - time.perf_counter()),
                 self.config.inline_model,
             )
+            items = None
+            if got is not None:
+                items, dismissed = got
+                slate.skip(d.article_id for d in dismissed)
             if items is not None:
                 primary_ok = True
                 self.metrics.candidates.labels("personalised").observe(len(items))
@@ -205,10 +223,15 @@ class RecommendPipeline:
         if not slate.full and self.store is not None:
             store = self.store
             n = 3 * ctx.k + len(ctx.exclude) + 10
-            trending = await self._stage(
-                "trending", lambda: store.trending(n, ctx.now),
+            got = await self._stage(
+                "trending", lambda: (store.trending(n, ctx.now),
+                                     read_dismissals(store, ctx.user_id)),
                 min(self.config.trending_timeout_s, deadline - time.perf_counter()), False,
             )
+            trending = None
+            if got is not None:  # the reader's dismissals stay out of the fallbacks too
+                trending, dismissed = got
+                slate.skip(d.article_id for d in dismissed)
             if trending:
                 added = slate.offer(
                     ScoredArticle(aid, float(score), "trending now", "trending")

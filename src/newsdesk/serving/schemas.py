@@ -119,7 +119,22 @@ class DwellEvent(_In):
     dwell_seconds: float = Field(ge=0.0, le=86_400.0)
 
 
-EventIn = Annotated[ImpressionEvent | ClickEvent | DwellEvent, Field(discriminator="type")]
+class DismissEvent(_In):
+    """"Not interested": the article never comes back to this reader, and similar ones rank
+    lower for a while (features/dismissals.py)."""
+
+    type: Literal["dismiss"]
+    event_id: Id
+    user_id: Id
+    article_id: Id
+    request_id: Id | None = None
+    timestamp: datetime | None = None
+    reason: str | None = Field(default=None, max_length=200,
+                               description="free text or a code, e.g. 'not_interested'")
+
+
+EventIn = Annotated[ImpressionEvent | ClickEvent | DwellEvent | DismissEvent,
+                    Field(discriminator="type")]
 
 
 class EventBatch(_In):

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from newsdesk.data.schema import RECORDS, TABLES
 
-_TYPES = frozenset({"click", "dwell", "share"})
+_TYPES = frozenset({"click", "dwell", "share", "dismiss"})
 
 
 def _defaults(table: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from newsdesk.features.dismissals import read_dismissals
 from newsdesk.features.interest_seeds import read_seed
 from newsdesk.features.online_store import OnlineStore
 from newsdesk.features.ranking_features import FeatureBuilder
@@ -45,6 +46,10 @@ class UserView:
     # a cold reader whose stated interests stand in for clicks (features.interest_seeds):
     # click_idx holds the seed's anchor articles, which count as history but not as read
     seeded: bool = False
+    # the reader's dismissals (features.dismissals): catalog indices (-1: not in the catalog)
+    # and Unix s, newest first
+    dismissed_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    dismissed_ts: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def has_history(self) -> bool:
@@ -153,8 +158,12 @@ class Workspace:
                     profile, affinity = self.builder.user_profiles(self.catalog, idx[None, :])
                     seeded = True
         live = self.live_set(now)
+        dismissed = read_dismissals(self.store, user_id)
+        d_idx = (self.catalog.lookup([d.article_id for d in dismissed]) if dismissed
+                 else np.zeros(0, dtype=np.int64))
         return UserView(user_id, now, idx, ts, profile[0], affinity[0], live.indices, live,
-                        seeded=seeded)
+                        seeded=seeded, dismissed_idx=np.asarray(d_idx, dtype=np.int64),
+                        dismissed_ts=np.array([d.ts for d in dismissed], dtype=np.float64))
 
 
 def top_n(indices: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,13 +18,15 @@ Both need the admin `X-API-Key` and are audited (serving/access_guard.py).
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from newsdesk.data.erasure import ErasureList
+from newsdesk.features.dismissals import forget_dismissals
+from newsdesk.features.interest_seeds import delete_seed
 from newsdesk.serving.app import services
 from newsdesk.serving.routes._common import json_response, request_id
 from newsdesk.serving.routes.admin import require_admin
@@ -89,5 +91,12 @@ async def erase_user(user_id: UserId, request: Request) -> Response:
     for erasures in lists:
         await loop.run_in_executor(svc.io_pool, erasures.add, [user_id])
     had = await loop.run_in_executor(svc.io_pool, svc.store.forget_user, user_id)
+    await loop.run_in_executor(svc.io_pool, _forget_markers, svc.store, user_id)
     return json_response({"request_id": request_id(request), "user_id": user_id,
                           "erased": True, "had_online_state": bool(had)})
+
+
+def _forget_markers(store: Any, user_id: str) -> None:
+    """The reader's per-user markers: stated interests and dismissals."""
+    delete_seed(store, user_id)
+    forget_dismissals(store, user_id)
