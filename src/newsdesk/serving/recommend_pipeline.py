@@ -170,9 +170,10 @@ class RecommendPipeline:
             def personalised() -> tuple[list[ScoredArticle], list[Any]]:
                 # any model: the reader's dismissals never reach the slate (NewsRecommender
                 # also leaves them out of its candidates and demotes what resembles them)
-                skip = store is None or getattr(model, "handles_dismissals", False)
-                return model.recommend(want), ([] if skip else
-                                               read_dismissals(store, ctx.user_id))
+                items = model.recommend(want)
+                if store is None or getattr(model, "handles_dismissals", False):
+                    return items, []
+                return items, read_dismissals(store, ctx.user_id)
 
             got = await self._stage(
                 "personalised", personalised,
