@@ -48,7 +48,6 @@ extrapolation; on the simulator they fall on either side of the truth (+0.008 an
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -95,31 +94,33 @@ def from_slates(logged: Sequence[Sequence[object]], target: Sequence[Sequence[ob
     cols: dict[str, list[float]] = {k: [] for k in ("g", "k", "r", "p", "m", "sl", "st",
                                                     "lpt")}
     with_scores = scores_logged is not None and scores_target is not None
+    # per slate, not per row: this runs over every explored impression of a dataset
     for i, (a, t, c, p) in enumerate(zip(logged, target, clicks, propensities, strict=True)):
         if len(a) != len(c) or len(a) != len(p):
             raise InvalidInput(f"slate {i}: clicks and propensities must align with the items",
                                field="propensities")
         n = min(len(a), len(t))
-        shown_p = {item: float(pk) for item, pk in zip(a, p, strict=True)}
-        least = min((float(x) for x in p), default=1.0)
+        pf = [float(x) for x in p]
         for k in range(n):
-            if not 0.0 < float(p[k]) <= 1.0:
+            if not 0.0 < pf[k] <= 1.0:
                 raise InvalidInput(f"slate {i} position {k}: propensity {p[k]!r} not in (0, 1]",
                                    field="propensities")
-            cols["g"].append(i)
-            cols["k"].append(k)
-            cols["r"].append(float(bool(c[k])))
-            cols["p"].append(float(p[k]))
-            cols["m"].append(float(a[k] == t[k]))
-            cols["lpt"].append(math.log(max(shown_p.get(t[k], least), 1e-300)))
-            if with_scores:
-                assert scores_logged is not None and scores_target is not None
-                cols["sl"].append(float(scores_logged[i][k]))
-                cols["st"].append(float(scores_target[i][k]))
+        shown_p = dict(zip(a, pf, strict=True))
+        least = min(pf, default=1.0)
+        cols["g"].extend([i] * n)
+        cols["k"].extend(range(n))
+        cols["r"].extend(float(bool(x)) for x in c[:n])
+        cols["p"].extend(pf[:n])
+        cols["m"].extend(float(a[k] == t[k]) for k in range(n))
+        cols["lpt"].extend(shown_p.get(t[k], least) for k in range(n))
+        if with_scores:
+            assert scores_logged is not None and scores_target is not None
+            cols["sl"].extend(float(x) for x in scores_logged[i][:n])
+            cols["st"].extend(float(x) for x in scores_target[i][:n])
     arr = {k: np.asarray(v, dtype=float) for k, v in cols.items()}
     return SlateLog(arr["g"].astype(np.int64), arr["k"].astype(np.int64), arr["r"], arr["p"],
                     arr["m"], arr["sl"] if with_scores else None,
-                    arr["st"] if with_scores else None, arr["lpt"])
+                    arr["st"] if with_scores else None, np.log(arr["lpt"]))
 
 
 def _features(score: np.ndarray, position: np.ndarray) -> np.ndarray:
