@@ -332,3 +332,44 @@ def test_guardrail_settings_name_the_field() -> None:
     with pytest.raises(ConfigError, match="max_p99_latency_increase_ms") as exc:
         parse_suite(yaml.safe_load(bad))
     assert "-5" in str(exc.value) or "greater than or equal" in str(exc.value)
+
+
+class _CrashingModel(CategoryModel):
+    def recommend(self, ctx: RequestContext) -> list[ScoredArticle]:
+        # answers in time, but with a score the route cannot render: the request fails (500)
+        return [ScoredArticle(it.article_id, "n/a", "", "")  # type: ignore[arg-type]
+                for it in super().recommend(ctx)]
+
+
+async def test_a_variant_failing_with_5xx_is_rolled_back_through_the_api(
+        tmp_path: Path, dataset_dir: Path, articles: list[Article]) -> None:
+    def make(version: str | None, store: Any) -> Recommender:
+        cls = _CrashingModel if version == "crashing" else CategoryModel
+        return cls(version or "good", MODELS["good"], articles)
+
+    app = create_app(make_settings(tmp_path, dataset_dir, bundle_version="good",
+                                   autopilot_interval_s=0.1, leader_lease_ttl_s=5.0),
+                     recommender_factory=make)
+    codes: dict[int, int] = {}
+    async with running(app, raise_app_exceptions=False) as client:
+        r = await client.post("/v1/admin/experiments", content=_staged("guarded", "crashing"),
+                              headers={**AUTH, "content-type": "application/yaml"})
+        assert r.status_code == 201, r.text
+        status = "running"
+        for i in range(3000):
+            code = (await client.post("/v1/recommendations", json={
+                "user_id": f"u{i}", "k": 5, "surface": "front_page"})).status_code
+            codes[code] = codes.get(code, 0) + 1
+            if i % 50 == 0:
+                await asyncio.sleep(0.01)
+                row = (await client.get("/v1/admin/experiments", headers=AUTH)).json()[
+                    "experiments"][0]
+                status = row["rollout"]["status"]
+                if status != "running":
+                    break
+        assert status == "rolled_back", codes
+        assert 0 < codes.get(500, 0) < 0.05 * sum(codes.values()), codes
+        assert row["rollout"]["reason"].startswith("error_rate broken")
+        metrics = (await client.get("/metrics")).text
+        assert ('newsdesk_variant_server_errors_total{experiment="guarded",'
+                f'variant="treatment"}} {float(codes[500])}') in metrics

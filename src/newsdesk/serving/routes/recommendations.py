@@ -7,7 +7,9 @@ import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException
 
+from newsdesk.errors import BundleError, InvalidInput
 from newsdesk.llm.explanations import resolve_lang
 from newsdesk.models.base import RequestContext
 from newsdesk.serving.app import Services, services
@@ -43,11 +45,14 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
     assignment = svc.assigner.assign(unit, body.surface)
     try:
         return await _serve(svc, request, body, rid, unit, assignment, started)
-    except Exception:
+    except Exception as exc:
         # a 5xx of an experiment's variant counts against its error-rate guardrail
-        # (serving/variant_errors.py); the middleware turns the exception into the 500
+        # (serving/variant_errors.py); the handlers / middleware turn the exception into the
+        # response. Client errors (422, 409, 4xx) are not the variant's failure.
+        client_error = isinstance(exc, (InvalidInput, BundleError)) or (
+            isinstance(exc, HTTPException) and exc.status_code < 500)
         errors = getattr(request.app.state, "variant_errors", None)
-        if errors is not None and assignment.experiment is not None:
+        if errors is not None and assignment.experiment is not None and not client_error:
             errors.record(assignment.experiment, assignment.variant)
         raise
 
