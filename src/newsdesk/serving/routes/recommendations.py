@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -105,7 +106,7 @@ async def _serve(svc: Services, request: Request, body: RecommendationRequest, r
     if body.explain:
         add_explanations(items, svc, ctx, result.items, served_model,
                          resolve_lang(body.lang, body.context.locale))
-    body_out = {
+    body_out: dict[str, Any] = {
         "request_id": rid, "model_version": result.model_version,
         "experiment": assignment.experiment, "variant": assignment.variant,
         "degraded": result.degraded, "items": items,
