@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from newsdesk.experiments.assignment import Assigner
 from newsdesk.experiments.config import RolloutPlan, parse_suite
 from newsdesk.experiments.rollout import (
@@ -110,3 +112,39 @@ def test_kill_switch_from_another_process_applies_to_next_request(tmp_path: Path
     assert after == 0
     # a killed rollout never advances on its own
     assert ctl.evaluate("exp", HEALTHY, _arm(3_000, 0.005, 0.04)) == "killed"
+
+
+def _timed(requests: int, errors: int, latencies: list[float]) -> ArmStats:
+    return ArmStats(requests, errors, 0.0, requests * 10, requests * 4,
+                    latencies_ms=tuple(latencies))
+
+
+def test_one_unlucky_error_in_a_small_arm_is_no_breach() -> None:
+    """2 % stages start with a handful of treatment requests: 1 degraded answer of 3 is not
+    significant at alpha 0.001 (an exact test; the plug-in normal test would say it is)."""
+    g = PLAN.guardrails
+    control = _timed(5_000, 25, [])
+    assert not check_guardrails(g, control, _timed(3, 1, []))[0].breached
+    assert check_guardrails(g, control, _timed(3, 3, []))[0].breached  # all of them failed
+
+
+def test_latency_is_compared_with_control_measured_alongside() -> None:
+    rng = np.random.default_rng(0)
+    g = PLAN.guardrails  # +50 ms over control's p99, 250 ms absolute
+    loaded = list(rng.gamma(4.0, 60.0, 5_000))  # a busy machine: control's p99 ~ 600 ms
+    same = list(rng.gamma(4.0, 60.0, 200))
+    lat = {r.name: r for r in check_guardrails(g, _timed(5_000, 25, loaded),
+                                               _timed(200, 1, same))}["p99_latency_ms"]
+    assert not lat.breached  # over the absolute limit, but so is control: not the variant
+    slow = [x + 200.0 for x in same]
+    lat = {r.name: r for r in check_guardrails(g, _timed(5_000, 25, loaded),
+                                               _timed(200, 1, slow))}["p99_latency_ms"]
+    assert lat.breached and "control p99" in lat.detail
+    fast = list(rng.gamma(4.0, 5.0, 5_000))  # p99 ~ 50 ms: a treatment at ~300 ms is over both
+    lat = {r.name: r for r in check_guardrails(g, _timed(5_000, 25, fast),
+                                               _timed(30, 0, [300.0] * 30))}["p99_latency_ms"]
+    assert lat.breached
+    # a few samples of the same distribution: no breach, and within the limits
+    lat = {r.name: r for r in check_guardrails(g, _timed(5_000, 25, fast),
+                                               _timed(30, 0, list(fast[:30])))}["p99_latency_ms"]
+    assert not lat.breached and lat.holds

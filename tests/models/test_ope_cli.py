@@ -77,7 +77,8 @@ def test_cli_estimates_the_candidate_from_explored_slates(served: tuple[Path, in
                                    str(bundle_dir), "--json", str(out)])
     assert res.exit_code == 0, res.output
     body = json.loads(out.read_text())
-    assert set(body["estimates"]) == {"ips", "snips", "dr"}
+    assert set(body["estimates"]) == {"ips", "snips", "dr", "dr_score", "dr_propensity"}
+    assert body["estimates"]["dr"]["bias_bound"] >= 0.0
     d = body["diagnostics"]
     assert d["explored_impressions"] == n and d["slates"] + d["not_answered"] == n
     assert d["slates"] >= 0.9 * n

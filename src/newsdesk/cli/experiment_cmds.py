@@ -157,8 +157,10 @@ def ope(
                   f"logged CTR {d['logged_ctr']:.4f}, match rate {d['match_rate']:.3f}, "
                   f"effective sample size {d['effective_sample_size']:.0f}")
     for name, e in result["estimates"].items():
-        console.print(f"  {name:<6} CTR {e['value']:.4f}  {1 - alpha:.0%} CI "
-                      f"[{e['ci_low']:.4f}, {e['ci_high']:.4f}]")
+        bound = e.get("bias_bound") or 0.0  # the reward model's extrapolation (dr)
+        console.print(f"  {name:<13} CTR {e['value']:.4f}  {1 - alpha:.0%} CI "
+                      f"[{e['ci_low']:.4f}, {e['ci_high']:.4f}]"
+                      + (f" incl. +-{bound:.4f} for unsupported items" if bound else ""))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(json_safe(result), indent=2, allow_nan=False))

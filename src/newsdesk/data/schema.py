@@ -101,6 +101,11 @@ class Impression(_Record):
     # The serving policy of the slate: "deterministic", "plackett_luce(T=..,M=..)"; None when
     # unknown (logs written before the field existed, imported data).
     policy: str | None = None
+    # Serving outcome of the slate, for the rollout guardrails (serving/rollout_autopilot.py):
+    # the request's time in the service up to the slate (ms) and whether the personalised model
+    # failed and fallbacks answered. Event-log only: not columns of the dataset (IMPRESSIONS).
+    latency_ms: float | None = Field(default=None, ge=0.0)
+    degraded: bool | None = None
 
     _utc_ts = field_validator("timestamp")(lambda v: _utc(v))
 

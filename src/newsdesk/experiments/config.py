@@ -59,7 +59,11 @@ class Guardrails(_Model):
 
     # absolute increase of the error rate over control, e.g. 0.005 = half a percentage point
     max_error_rate_increase: float = Field(default=0.005, ge=0.0, le=1.0)
+    # the treatment's p99 latency may not exceed this (ms) while also exceeding control's ...
     max_p99_latency_ms: float = Field(default=250.0, gt=0.0)
+    # ... nor exceed control's p99 by more than this (ms): a slow model shows against the
+    # control measured on the same machines at the same time, whatever the load
+    max_p99_latency_increase_ms: float = Field(default=50.0, ge=0.0, le=60_000.0)
     # CTR may not be worse than control by more than this relative margin (0.05 = 5 %)
     ctr_margin: float = Field(default=0.05, ge=0.0, le=1.0)
     # one-sided significance level of the "it is worse" test that triggers a rollback

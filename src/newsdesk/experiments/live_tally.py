@@ -10,12 +10,18 @@ The exposure log is written off the request path, so a click can reach the log B
 impression of its slate: such clicks wait (bounded, `max_pending`) and are credited when the
 slate arrives. Clicks whose slate was served before the tally started, or before a `reset`, are
 not counted: every count refers to the same window of slates.
+
+Each slate's serving outcome (`degraded`, `latency_ms`; rows logged before those fields existed
+have neither) feeds the rollout guardrails: degraded slates are counted, latencies kept as a
+uniform sample of at most `max_latency_samples` per arm (reservoir sampling, seeded), enough
+for a p99 and bounded in memory however long a stage runs.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from newsdesk.data.eventlog.base import Event
 from newsdesk.data.schema import Impression, Interaction
@@ -28,14 +34,20 @@ class ArmCounts:
     impressions: int = 0  # articles shown
     clicks: int = 0  # clicks on those slates
     clicked_slates: int = 0  # slates with at least one click
+    degraded: int = 0  # slates answered by the fallbacks (the personalised model failed)
+    latencies_ms: list[float] = field(default_factory=list)  # sample of slate latencies
+    timed: int = 0  # slates with a logged latency (the sample's population)
 
 
 class ExposureTally:
     """Counts per (experiment, variant) over a window of the event log (module docstring)."""
 
-    def __init__(self, experiments: Iterable[str] = (), max_pending: int = 100_000) -> None:
+    def __init__(self, experiments: Iterable[str] = (), max_pending: int = 100_000,
+                 max_latency_samples: int = 20_000, seed: int = 0) -> None:
         self.watch = set(experiments)
         self.max_pending = max_pending
+        self.max_latency_samples = max_latency_samples
+        self._rng = random.Random(seed)
         self._pending: dict[str, int] = {}  # request_id -> clicks seen before its slate
         self.seq = 0  # last event-log seq consumed
         self.counts: dict[str, dict[str, ArmCounts]] = {}
@@ -84,8 +96,20 @@ class ExposureTally:
             c = self.arm(e, v)
             c.requests += 1
             c.impressions += len(row.article_ids)
+            c.degraded += bool(row.degraded)
+            if row.latency_ms is not None:
+                self._sample(c, row.latency_ms)
         for _ in range(waiting):
             self._click(row.request_id)
+
+    def _sample(self, c: ArmCounts, latency_ms: float) -> None:
+        c.timed += 1
+        if len(c.latencies_ms) < self.max_latency_samples:
+            c.latencies_ms.append(latency_ms)
+            return
+        j = self._rng.randrange(c.timed)  # keep each of the `timed` values with equal chance
+        if j < self.max_latency_samples:
+            c.latencies_ms[j] = latency_ms
 
     def _click(self, request_id: str) -> None:
         arms = self._slates.get(request_id)

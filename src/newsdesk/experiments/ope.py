@@ -42,6 +42,9 @@ class OpeEstimate:
     n_rows: int
     n_groups: int
     max_weight: float
+    # half-width added to the sampling CI for what the logs cannot identify (the reward
+    # model's extrapolation where the logging policy had no support; slate_ope.evaluate)
+    bias_bound: float = 0.0
 
     def to_dict(self) -> dict[str, float | str]:
         return self.__dict__.copy()
@@ -118,6 +121,14 @@ def snips(data: LoggedData, alpha: float = 0.05) -> OpeEstimate:
     wbar = w.sum() / g
     var = float((u**2).sum() / (g * wbar) ** 2 * g / max(g - 1, 1))
     return _make("snips", value, math.sqrt(var), data, g, alpha)
+
+
+def with_bias_bound(e: OpeEstimate, bound: float, alpha: float = 0.05) -> OpeEstimate:
+    """The estimate with its CI widened by `bound` on each side: value +- (z se + bound)."""
+    z = norm.isf(alpha / 2)
+    half = z * e.se + bound
+    return OpeEstimate(e.estimator, e.value, e.se, e.value - half, e.value + half, e.n_rows,
+                       e.n_groups, e.max_weight, bound)
 
 
 def doubly_robust(data: LoggedData, alpha: float = 0.05) -> OpeEstimate:

@@ -10,9 +10,18 @@ State machine per experiment::
 current stage began and decides: ``rollback`` if any guardrail is *significantly* broken
 (one-sided test at `guardrails.alpha`), ``advance`` once the stage has `min_requests_per_stage`
 treatment requests and every guardrail is *shown* to hold (non-inferiority at 5 %), else
-``hold``. The controller is the `FractionSource` of the `Assigner`: serving reads the live
-fraction on every request, so a kill switch takes effect on the next request, also when set by
-another process (the JSON store re-reads its file when its mtime changes).
+``hold``.
+
+The guardrails: error rate (5xx and degraded answers) at most `max_error_rate_increase` above
+control's; p99 latency at most `max_p99_latency_increase_ms` above control's (and under
+`max_p99_latency_ms` unless control is as slow); CTR at most `ctr_margin` below control's.
+The breach tests are exact where a stage starts small: a treatment arm at 2 % of traffic has a
+few dozen requests when it must already be stopped, and a normal approximation with the
+observed variance would "prove" a breach from one unlucky request.
+
+The controller is the `FractionSource` of the `Assigner`: serving reads the live fraction on
+every request, so a kill switch takes effect on the next request, also when set by another
+process (the JSON store re-reads its file when its mtime changes).
 
 State lives in a `RolloutStore`: `JsonFileRolloutStore` (atomic replace of one JSON file,
 survives restarts) or `InMemoryRolloutStore` (tests). Every transition is appended to the
@@ -28,14 +37,14 @@ import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
-from scipy.stats import norm
+from scipy.stats import binom, norm
 
 from newsdesk.errors import ConfigError
 from newsdesk.experiments.config import Guardrails, RolloutPlan
@@ -132,13 +141,20 @@ class JsonFileRolloutStore(RolloutStore):
 
 @dataclass(frozen=True)
 class ArmStats:
-    """Guardrail counts of one arm since the current stage began."""
+    """Guardrail counts of one arm since the current stage began.
+
+    `errors` counts failed requests (5xx) and degraded answers among `requests`.
+    `latencies_ms`: a sample of the arm's request latencies; when given (both arms), the
+    latency guardrail tests it against control's sample, else it compares `p99_latency_ms`
+    with the absolute limit only.
+    """
 
     requests: int
     errors: int
     p99_latency_ms: float
     impressions: int  # articles shown
     clicks: int
+    latencies_ms: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -155,23 +171,7 @@ def check_guardrails(
     """Test every guardrail; normal approximations to binomial proportions."""
     z_breach = norm.isf(g.alpha)
     z_hold = norm.isf(0.05)
-    out = []
-    # error rate: difference of proportions against the allowed absolute increase
-    pc = control.errors / max(control.requests, 1)
-    pt = treatment.errors / max(treatment.requests, 1)
-    se = math.sqrt(pc * (1 - pc) / max(control.requests, 1)
-                   + pt * (1 - pt) / max(treatment.requests, 1))
-    se = max(se, 1e-12)
-    excess = pt - pc - g.max_error_rate_increase
-    out.append(GuardrailResult(
-        "error_rate", holds=bool(excess + z_hold * se < 0),
-        breached=bool(excess - z_breach * se > 0),
-        detail=f"control {pc:.4f}, treatment {pt:.4f}, allowed +{g.max_error_rate_increase}"))
-    lat_bad = treatment.requests > 0 and treatment.p99_latency_ms > g.max_p99_latency_ms
-    out.append(GuardrailResult(
-        "p99_latency_ms", holds=bool(treatment.requests > 0 and not lat_bad),
-        breached=bool(lat_bad),
-        detail=f"treatment p99 {treatment.p99_latency_ms:.1f} ms, limit {g.max_p99_latency_ms}"))
+    out = [_error_rate(g, control, treatment, z_hold), _latency(g, control, treatment)]
     # CTR: treatment - (1 - margin) * control, non-inferiority style
     cc = control.clicks / max(control.impressions, 1)
     ct = treatment.clicks / max(treatment.impressions, 1)
@@ -191,6 +191,71 @@ def check_guardrails(
         breached=bool(treatment.impressions > 0 and gap + z_breach * max(se0, 1e-12) < 0),
         detail=f"control {cc:.4f}, treatment {ct:.4f}, margin {g.ctr_margin:.0%}"))
     return out
+
+
+def _error_rate(g: Guardrails, control: ArmStats, treatment: ArmStats, z_hold: float
+                ) -> GuardrailResult:
+    """Difference of error proportions against the allowed absolute increase."""
+    nc, nt = max(control.requests, 1), max(treatment.requests, 1)
+    pc, pt = control.errors / nc, treatment.errors / nt
+    se = max(math.sqrt(pc * (1 - pc) / nc + pt * (1 - pt) / nt), 1e-12)
+    excess = pt - pc - g.max_error_rate_increase
+    # breach: treatment's errors are improbable if its rate were at the boundary
+    # p0 = control's + the allowed increase. Exact binomial tail (one failed request of a few
+    # is not a breach), AND the normal test with the variance at the boundary (control's own
+    # rate is an estimate too)
+    p0 = min(max(pc + g.max_error_rate_increase, 1e-12), 1.0)
+    exact = treatment.errors > 0 and float(binom.sf(treatment.errors - 1, nt, p0)) < g.alpha
+    se0 = max(math.sqrt(p0 * (1 - p0) / nt + pc * (1 - pc) / nc), 1e-12)
+    normal = excess - norm.isf(g.alpha) * se0 > 0
+    return GuardrailResult(
+        "error_rate", holds=bool(excess + z_hold * se < 0),
+        breached=bool(treatment.requests > 0 and exact and normal),
+        detail=f"control {pc:.4f} ({control.errors}/{control.requests}), treatment {pt:.4f} "
+               f"({treatment.errors}/{treatment.requests}), allowed "
+               f"+{g.max_error_rate_increase}")
+
+
+def _p99(sample: tuple[float, ...]) -> float:
+    return float(sorted(sample)[min(len(sample) - 1, math.ceil(0.99 * len(sample)) - 1)])
+
+
+def _latency(g: Guardrails, control: ArmStats, treatment: ArmStats) -> GuardrailResult:
+    """p99 latency of treatment against control's (samples) and the absolute limit.
+
+    Breach: more treatment requests are slower than the limit than a p99 at the limit allows,
+    by an exact one-sided binomial test at `alpha` (a p99 <= L means P(latency > L) <= 1 %).
+    The relative limit is control's p99 + `max_p99_latency_increase_ms`, control's p99 taken at
+    its upper confidence bound (an order statistic) so its own noise cannot cause a breach.
+    """
+    t, c = treatment.latencies_ms, control.latencies_ms
+    if not t or not c:  # summary figures only: the absolute limit on the reported p99
+        bad = treatment.requests > 0 and treatment.p99_latency_ms > g.max_p99_latency_ms
+        return GuardrailResult(
+            "p99_latency_ms", holds=bool(treatment.requests > 0 and not bad), breached=bool(bad),
+            detail=f"treatment p99 {treatment.p99_latency_ms:.1f} ms, limit "
+                   f"{g.max_p99_latency_ms}")
+    cs = sorted(c)
+    n = len(cs)
+    upper = min(n - 1, math.ceil(0.99 * n + norm.isf(g.alpha) * math.sqrt(n * 0.99 * 0.01)))
+    p99_c, p99_t = _p99(c), _p99(t)
+    relative = cs[upper] + g.max_p99_latency_increase_ms
+    # the absolute limit binds only a treatment slower than control: when every arm is over it
+    # (a loaded machine), that is not the variant's doing
+    limit = min(relative, g.max_p99_latency_ms) if p99_t > p99_c else relative
+
+    def tail(limit_ms: float) -> float:  # P(>= this many over the limit | p99 at the limit)
+        over = sum(1 for x in t if x > limit_ms)
+        return float(binom.sf(over - 1, len(t), 0.01)) if over else 1.0
+
+    enough_control = n >= 100  # a p99 of fewer requests is a maximum, not a percentile
+    breached = enough_control and tail(limit) < g.alpha
+    holds = (enough_control and p99_t <= p99_c + g.max_p99_latency_increase_ms
+             and (p99_t <= g.max_p99_latency_ms or p99_t <= p99_c))
+    return GuardrailResult(
+        "p99_latency_ms", holds=bool(holds), breached=bool(breached),
+        detail=f"control p99 {p99_c:.1f} ms ({n}), treatment p99 {p99_t:.1f} ms ({len(t)}), "
+               f"allowed +{g.max_p99_latency_increase_ms} ms, limit {g.max_p99_latency_ms} ms")
 
 
 def _now() -> str:

@@ -47,6 +47,7 @@ from newsdesk.serving.schemas import ErrorBody
 from newsdesk.serving.settings import ServeSettings
 from newsdesk.serving.state_keeper import OnlineStateKeeper
 from newsdesk.serving.store_bootstrap import StoreBootstrapJob
+from newsdesk.serving.variant_errors import VariantErrors
 from newsdesk.serving.variants import ExperimentAssigner, VariantAssigner
 
 RecommenderFactory = Callable[[str | None, OnlineStore], Recommender]
@@ -291,7 +292,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         from newsdesk.serving.live_experiments import start_live_experiments
         from newsdesk.serving.rollout_autopilot import start_autopilot
 
-        autopilot = start_autopilot(svc)  # None when off or with a custom assigner
+        # None when off or with a custom assigner
+        autopilot = start_autopilot(svc, app.state.variant_errors)
         svc.live = await loop.run_in_executor(io_pool, start_live_experiments, svc)
         watcher = None
         if settings.watch_active_s > 0:  # follow the pipeline's ACTIVE pointer
@@ -345,6 +347,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
     )
     app.state.metrics = metrics
     app.state.monitor = monitor
+    # 5xx per experiment variant (routes/recommendations.py), for the rollout guardrails
+    app.state.variant_errors = VariantErrors(metrics.registry)
     app.state.services = None
     app.state.llm = None
     _install_error_handlers(app)

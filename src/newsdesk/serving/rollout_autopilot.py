@@ -18,19 +18,28 @@ know where the previous leader's window began), so a takeover delays a decision 
 one on mixed stages. The window also restarts whenever the rollout's stage changes (whoever
 changed it: this leader, or an admin's manual advance in another process).
 
-Evidence: slates served per arm and their clicks, from the exposure log, i.e. the CTR guardrail.
-The error-rate and p99 guardrails are not in the event log; they are given as zero errors and
-0 ms (always holding) — a process-local latency histogram per variant would not be comparable
-across workers. Decisions: transitions are written by `RolloutController` into the rollout's
-history (its audit log) with actor ``autopilot@<owner>``; a hold is written there once per
-change of its reason (not every tick); every decision increments
-``newsdesk_rollout_decisions_total{experiment, decision}``.
+Evidence, per arm, from the exposure log (every worker's slates, so the figures are the
+service's, not one process's): slates served and their clicks (the CTR guardrail), degraded
+slates (the personalised model failed and fallbacks answered) and each slate's latency in the
+service (`Impression.latency_ms`; a seeded sample per arm, see `ExposureTally`). Requests that
+failed with a 5xx leave no slate: the route counts them per variant (`VariantErrors`,
+process-local, see there) and they are added to the arm's requests and errors. So the error
+rate is (5xx + degraded) / requests, and the p99 latency is compared with control's measured
+over the same window on the same machines.
+
+Decisions: transitions are written by `RolloutController` into the rollout's history (its audit
+log) with actor ``autopilot@<owner>``; a rollback names the broken guardrails with their
+figures (also in ``GET /v1/admin/experiments``, `rollout.reason`); a hold is written there
+once per change of its reason (not every tick); every decision increments
+``newsdesk_rollout_decisions_total{experiment, decision}`` and every broken guardrail
+``newsdesk_rollout_guardrail_breaches_total{experiment, guardrail}``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from prometheus_client import Counter, Gauge
 
 from newsdesk.coordination import LeaseKeeper, open_lease
@@ -44,6 +53,7 @@ from newsdesk.experiments.rollout import (
 )
 from newsdesk.monitoring.logging import get_logger
 from newsdesk.serving.periodic import Periodic
+from newsdesk.serving.variant_errors import VariantErrors
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -55,10 +65,19 @@ log = get_logger("newsdesk.serving.rollout_autopilot")
 LEASE_NAME = "rollout-autopilot"
 
 
-def _stats(c: ArmCounts | None) -> ArmStats:
+def _stats(c: ArmCounts | None, server_errors: int = 0) -> ArmStats:
+    """An arm's guardrail figures: its slates plus its failed requests (5xx)."""
     c = c or ArmCounts()
-    return ArmStats(requests=c.requests, errors=0, p99_latency_ms=0.0,
-                    impressions=c.impressions, clicks=c.clicks)
+    lat = tuple(c.latencies_ms)
+    p99 = float(np.quantile(lat, 0.99)) if lat else 0.0
+    return ArmStats(requests=c.requests + server_errors, errors=c.degraded + server_errors,
+                    p99_latency_ms=p99, impressions=c.impressions, clicks=c.clicks,
+                    latencies_ms=lat)
+
+
+def _summary(a: ArmStats) -> dict[str, Any]:
+    return {"requests": a.requests, "errors": a.errors, "p99_latency_ms": a.p99_latency_ms,
+            "impressions": a.impressions, "clicks": a.clicks}
 
 
 class RolloutAutopilot:
@@ -66,7 +85,9 @@ class RolloutAutopilot:
 
     def __init__(self, rollouts: RolloutController, event_log: EventLog, keeper: LeaseKeeper,
                  registry: CollectorRegistry | None = None, *, interval_s: float = 5.0,
-                 max_events_per_step: int = 200_000) -> None:
+                 max_events_per_step: int = 200_000,
+                 server_errors: VariantErrors | None = None) -> None:
+        """`server_errors`: the 5xx counts of this process's route (None: none counted)."""
         if not (0.05 <= interval_s <= 3600):
             raise ConfigError(f"field 'autopilot_interval_s': must be in [0.05, 3600] s, "
                               f"got {interval_s}")
@@ -75,6 +96,8 @@ class RolloutAutopilot:
         self.keeper = keeper
         self.interval_s = interval_s
         self.max_events_per_step = max_events_per_step
+        self.server_errors = server_errors
+        self._error_base: dict[tuple[str, str], int] = {}  # 5xx count when the window began
         self.actor = f"autopilot@{keeper.lease.owner}"
         self.tally: ExposureTally | None = None  # None: not leading (window not started)
         self._epochs: dict[str, tuple[int, int]] = {}  # experiment -> (stage, starts) counted
@@ -87,6 +110,11 @@ class RolloutAutopilot:
         self.fraction = Gauge("newsdesk_rollout_fraction",
                               "Live treatment fraction of each staged rollout.", ["experiment"],
                               registry=registry)
+        self.breaches = Counter(
+            "newsdesk_rollout_guardrail_breaches_total",
+            "Guardrails found broken by the in-service rollout controller (each causes a "
+            "rollback), by experiment and guardrail.", ["experiment", "guardrail"],
+            registry=registry)
         self.leader = Gauge("newsdesk_rollout_leader",
                             "1 while this process is the rollout controller's leader.",
                             registry=registry)
@@ -121,24 +149,39 @@ class RolloutAutopilot:
                 self._epochs[exp_id] = epoch
                 self.tally.reset(exp_id)
                 self._last_hold.pop(exp_id, None)
+                for arm in (state.plan.control, state.plan.treatment):
+                    self._error_base[(exp_id, arm)] = self._server_errors(exp_id, arm)
         self.tally.consume(self.event_log.read(self.tally.seq, self.max_events_per_step))
         out = {}
         for exp_id, state in states.items():
             if not self.keeper.is_leader():  # lost mid-step: decide nothing more
                 break
             arms = self.tally.counts.get(exp_id, {})
-            control = _stats(arms.get(state.plan.control))
-            treatment = _stats(arms.get(state.plan.treatment))
+            control, treatment = (
+                _stats(arms.get(arm), self._server_errors(exp_id, arm)
+                       - self._error_base.get((exp_id, arm), 0))
+                for arm in (state.plan.control, state.plan.treatment))
             decision = self.rollouts.evaluate(exp_id, control, treatment, actor=self.actor)
             out[exp_id] = decision
             self.decisions.labels(exp_id, decision).inc()
             self.fraction.labels(exp_id).set(self.rollouts.fraction(exp_id) or 0.0)
+            broken: list[str] = []
+            if decision == "rollback":
+                broken = [h["name"] for h in self.rollouts.state(exp_id).history[-1].get(
+                    "guardrails", [])]
+                for name in broken:
+                    self.breaches.labels(exp_id, name).inc()
             if decision == "hold":
                 self._note_hold(exp_id, state.plan.guardrails, control, treatment)
             else:
                 log.warning("rollout_decision", experiment=exp_id, decision=decision,
-                            control=control.__dict__, treatment=treatment.__dict__)
+                            broken=broken, control=_summary(control),
+                            treatment=_summary(treatment))
         return out
+
+    def _server_errors(self, experiment: str, variant: str) -> int:
+        return 0 if self.server_errors is None else self.server_errors.total(experiment,
+                                                                             variant)
 
     def _states(self) -> dict[str, Any]:
         return self.rollouts.states()
@@ -166,8 +209,10 @@ class RolloutAutopilot:
                                control_requests=control.requests)
 
 
-def start_autopilot(svc: Services) -> RolloutAutopilot | None:
-    """The autopilot of an app whose assigner is the experiments package's (else None)."""
+def start_autopilot(svc: Services, server_errors: VariantErrors | None = None
+                    ) -> RolloutAutopilot | None:
+    """The autopilot of an app whose assigner is the experiments package's (else None);
+    `server_errors`: where the app's recommendations route counts its 5xx per variant."""
     from newsdesk.serving.variants import ExperimentAssigner
 
     settings = svc.settings
@@ -181,4 +226,5 @@ def start_autopilot(svc: Services) -> RolloutAutopilot | None:
     keeper = LeaseKeeper(lease)
     return RolloutAutopilot(svc.assigner.rollouts, svc.event_log, keeper,
                             svc.metrics.registry,
-                            interval_s=settings.autopilot_interval_s).start()
+                            interval_s=settings.autopilot_interval_s,
+                            server_errors=server_errors).start()

@@ -196,7 +196,8 @@ class ExperimentsAck(BaseModel):
 class ExperimentList(BaseModel):
     request_id: str
     experiments: list[dict] = Field(description="id, version, updated_at, config, rollout "
-                                                "(status, fraction, stage) and killed")
+                                                "(status, fraction, stage, reason: why a rollback "
+                                                "or kill stopped it) and killed")
 
 
 class KillAck(BaseModel):

@@ -40,7 +40,12 @@ from newsdesk.experiments.registry import (
     SqliteExperimentRegistry,
     StoredExperiment,
 )
-from newsdesk.experiments.rollout import JsonFileRolloutStore, RolloutController
+from newsdesk.experiments.rollout import (
+    JsonFileRolloutStore,
+    RolloutController,
+    RolloutState,
+    RolloutStatus,
+)
 from newsdesk.models.base import Recommender, RequestContext, ScoredArticle
 
 if TYPE_CHECKING:
@@ -248,9 +253,23 @@ class ExperimentAssigner:
             try:
                 state = self.rollouts.state(s.config.id)
                 row["rollout"] = {"status": state.status.value, "fraction": state.fraction,
-                                  "stage": state.stage}
+                                  "stage": state.stage, "reason": _stop_reason(state)}
             except ConfigError:
                 row["rollout"] = None
             row["killed"] = self.rollouts.fraction(s.config.id) == 0.0
             out.append(row)
         return out
+
+
+def _stop_reason(state: RolloutState) -> str | None:
+    """Why a stopped rollout stopped: the broken guardrails of a rollback (with their figures)
+    or the reason given to the kill switch; None while running or after completion."""
+    if state.status not in (RolloutStatus.ROLLED_BACK, RolloutStatus.KILLED):
+        return None
+    for h in reversed(state.history):
+        if h["event"] == "rollback":
+            return "; ".join(f"{g['name']} broken: {g['detail']}"
+                             for g in h.get("guardrails", [])) or "rollback"
+        if h["event"] == "kill":
+            return f"killed by {h.get('actor')}: {h.get('reason') or 'no reason given'}"
+    return None

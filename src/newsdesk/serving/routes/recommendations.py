@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException
 
+from newsdesk.errors import BundleError, InvalidInput
 from newsdesk.llm.explanations import resolve_lang
 from newsdesk.models.base import RequestContext
-from newsdesk.serving.app import services
+from newsdesk.serving.app import Services, services
 from newsdesk.serving.explain import add_explanations
 from newsdesk.serving.live_experiments import serve_slate
 from newsdesk.serving.llm_rerank import maybe_rerank
 from newsdesk.serving.routes._common import json_response, render_items, request_id
 from newsdesk.serving.routes.headlines import decorate as decorate_headlines
 from newsdesk.serving.schemas import ErrorBody, RecommendationRequest, RecommendationResponse
-from newsdesk.serving.variants import resolve_model
+from newsdesk.serving.variants import Assignment, resolve_model
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
@@ -31,6 +35,7 @@ router = APIRouter(prefix="/v1", tags=["recommendations"])
                 "the slate came from the fallbacks (trending, then latest articles).",
 )
 async def recommend(body: RecommendationRequest, request: Request) -> Response:
+    started = time.perf_counter()
     svc = services(request)
     rid = request_id(request)
     unit = body.user_id if body.user_id is not None else f"session:{body.session_id}"
@@ -39,6 +44,22 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
         # exposure log holds a pseudonym, not the id (data/erasure.py)
         unit = "erased:" + request.app.state.pseudonymise(body.user_id)
     assignment = svc.assigner.assign(unit, body.surface)
+    try:
+        return await _serve(svc, request, body, rid, unit, assignment, started)
+    except Exception as exc:
+        # a 5xx of an experiment's variant counts against its error-rate guardrail
+        # (serving/variant_errors.py); the handlers / middleware turn the exception into the
+        # response. Client errors (422, 409, 4xx) are not the variant's failure.
+        client_error = isinstance(exc, (InvalidInput, BundleError)) or (
+            isinstance(exc, HTTPException) and exc.status_code < 500)
+        errors = getattr(request.app.state, "variant_errors", None)
+        if errors is not None and assignment.experiment is not None and not client_error:
+            errors.record(assignment.experiment, assignment.variant)
+        raise
+
+
+async def _serve(svc: Services, request: Request, body: RecommendationRequest, rid: str,
+                 unit: str, assignment: Assignment, started: float) -> Response:
     model = resolve_model(assignment, svc.registry)  # None: the active model
     # one value travels as a plain string (the model contract's {"category": "sports"}),
     # several as a list
@@ -74,7 +95,9 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
         # per position: P(that item at that position | policy); 1.0 when deterministic
         svc.exposure.offer(rid, unit, body.surface, ids, assignment.variant,
                            assignment.experiment, now, served.propensities,
-                           policy=served.policy, **extra)
+                           policy=served.policy, degraded=result.degraded,
+                           latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
+                           **extra)
         svc.metrics.record_slate(body.surface, assignment.variant, len(ids))
     request.app.state.monitor.on_slate(rid, body.surface, assignment.variant,
                                        result.model_version, ids, result.degraded, svc.catalog)
@@ -83,7 +106,7 @@ async def recommend(body: RecommendationRequest, request: Request) -> Response:
     if body.explain:
         add_explanations(items, svc, ctx, result.items, served_model,
                          resolve_lang(body.lang, body.context.locale))
-    body_out = {
+    body_out: dict[str, Any] = {
         "request_id": rid, "model_version": result.model_version,
         "experiment": assignment.experiment, "variant": assignment.variant,
         "degraded": result.degraded, "items": items,
