@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -87,8 +88,9 @@ def simulate(
     """Generate a synthetic news world with a known click model (see newsdesk.simulation)."""
     from newsdesk.simulation import SimulationConfig, simulate_to_dataset
 
-    knobs = dict(seed=seed, n_users=users, days=days, articles_per_day=articles_per_day,
-                 impressions_per_day=impressions_per_day, slate_size=slate_size)
+    knobs: dict[str, Any] = dict(seed=seed, n_users=users, days=days,
+                                 articles_per_day=articles_per_day,
+                                 impressions_per_day=impressions_per_day, slate_size=slate_size)
     # an unknown world is refused by the config, naming the field
     config = (SimulationConfig.v2(**knobs) if world == "v2"
               else SimulationConfig(world=world, **knobs))

@@ -67,8 +67,9 @@ def _zipf_entities(rng: np.random.Generator, topics: np.ndarray, first: np.ndarr
 
 def _topics_from_theta(rng: np.random.Generator, theta: np.ndarray) -> np.ndarray:
     cum = np.cumsum(theta.astype(np.float64), axis=1)
-    return np.minimum((rng.random(theta.shape[0])[:, None] * cum[:, -1:] > cum).sum(axis=1),
-                      theta.shape[1] - 1)
+    u = np.asarray(rng.random(theta.shape[0]))
+    picked: np.ndarray = (u[:, None] * cum[:, -1:] > cum).sum(axis=1)
+    return np.minimum(picked, theta.shape[1] - 1)
 
 
 def build_world_v2(config: SimulationConfig) -> WorldV2:

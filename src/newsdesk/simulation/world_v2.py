@@ -82,8 +82,22 @@ class WorldV2(World):
 
     def __init__(self, config: SimulationConfig, **arrays: np.ndarray) -> None:
         super().__init__(config, **arrays)
-        for name in _V2_ARRAYS:
-            setattr(self, name, arrays[name])
+        self.user_lang: np.ndarray = arrays["user_lang"]
+        self.user_mobile: np.ndarray = arrays["user_mobile"]
+        self.user_dismiss: np.ndarray = arrays["user_dismiss"]
+        self.user_entities: np.ndarray = arrays["user_entities"]
+        self.article_story: np.ndarray = arrays["article_story"]
+        self.article_entities: np.ndarray = arrays["article_entities"]
+        self.article_lang: np.ndarray = arrays["article_lang"]
+        self.story_topic: np.ndarray = arrays["story_topic"]
+        self.story_subtopic: np.ndarray = arrays["story_subtopic"]
+        self.story_start: np.ndarray = arrays["story_start"]
+        self.story_breaking: np.ndarray = arrays["story_breaking"]
+        self.story_entities: np.ndarray = arrays["story_entities"]
+        self.story_codeword: np.ndarray = arrays["story_codeword"]
+        self.story_noun: np.ndarray = arrays["story_noun"]
+        self.entity_topic: np.ndarray = arrays["entity_topic"]
+        self.entity_kind: np.ndarray = arrays["entity_kind"]
 
     @property
     def n_stories(self) -> int:
