@@ -82,11 +82,12 @@ class SimulationConfig:
     breaking_volume: float = 6.0  # a breaking story's article-count weight multiplier
     burst_hours: float = 4.0  # a breaking story publishes most of its articles within this
     burst_weight: float = 1.2  # logit boost for everyone, decaying with burst_hours half-life
-    story_weight: float = 1.8  # logit boost when the reader follows the article's story
-    story_follow_rate: float = 0.12  # P(follow story) = min(0.9, rate * K theta[topic] + ...)
+    story_weight: float = 2.5  # logit boost when the reader follows the article's story
+    story_follow_base: float = 0.15  # P(follow story) = min(0.9, base + rate * K theta[topic]
+    story_follow_rate: float = 0.10  # ... + story_follow_entity * [follows a story entity])
     story_follow_entity: float = 0.35  # ... + this if the reader follows a story entity
-    entity_weight: float = 0.9  # logit boost per followed entity the article mentions (max 2)
-    entities_followed_mean: float = 2.0  # 1 + Poisson(mean - 1) entities per reader, max 4
+    entity_weight: float = 1.3  # logit boost per followed entity the article mentions (max 2)
+    entities_followed_mean: float = 3.0  # 1 + Poisson(mean - 1) entities per reader, max 4
     foreign_language_penalty: float = 2.5  # logit penalty: German article, English reader
     english_for_german_penalty: float = 0.5  # logit penalty: English article, German reader
     mobile_share_mean: float = 0.6  # readers' P(mobile) ~ Beta with this mean
@@ -127,7 +128,7 @@ class SimulationConfig:
                self.popularity_half_life_hours)
         _check(self.world in WORLDS, "world", f"one of {WORLDS}", self.world)
         for name in ("story_share", "breaking_share", "dismisser_share", "dismiss_rate",
-                     "story_follow_rate", "story_follow_entity"):
+                     "story_follow_base", "story_follow_rate", "story_follow_entity"):
             _check(0 <= getattr(self, name) <= 1, name, "in [0, 1]", getattr(self, name))
         _check(0 < self.mobile_share_mean < 1, "mobile_share_mean", "in (0, 1)",
                self.mobile_share_mean)

@@ -115,7 +115,8 @@ class WorldV2(World):
         ue = self.user_entities[u][..., :, None]  # (..., F, 1)
         se = self.story_entities[sc][..., None, :]  # (..., 1, 3)
         via_entity = ((ue == se) & (ue >= 0)).any(axis=(-2, -1))
-        p = np.minimum(MAX_FOLLOW_P, c.story_follow_rate * self.n_topics * theta
+        p = np.minimum(MAX_FOLLOW_P, c.story_follow_base
+                       + c.story_follow_rate * self.n_topics * theta
                        + c.story_follow_entity * via_entity)
         return known & (uniform_hash(c.seed, u, sc) < p)
 
