@@ -1,14 +1,23 @@
 """Ranking quality of newsdesk on the simulator, as a ratio of the oracle that knows the truth.
 
     benchmarks/simulator_quality.py --quick            # 3k users, 2 days, minutes
-    benchmarks/simulator_quality.py                    # 100k users, 5k articles/day, 7 days
+    benchmarks/simulator_quality.py [--full]           # 100k users, 5k articles/day, 7 days
     benchmarks/simulator_quality.py --quick --json out.json [--embedder minilm-int8]
+    benchmarks/simulator_quality.py --quick --world v2 # stories, entities, bursts, German, ...
 
 Protocol: simulate; train a bundle on the events before the last `--eval-days` (articles
 published later are unknown to it and are upserted at the start of evaluation, as serving
 would); then replay the held-out impressions in time order: each logged slate is ranked with
 `Recommender.score` from a store that holds exactly the events before that impression (advanced
 in 15-minute steps), and by the oracle (the simulator's true attraction = P(click | examined)).
+
+Systems, all scored on the same held-out slates: `oracle` (true attraction), `newsdesk` (the
+trained bundle), `streaming_ctr` (decayed smoothed CTR, the harness's baseline) and
+`category_only`: the same newsdesk pipeline trained and served on a copy of the dataset whose
+titles and abstracts are reduced to "category subcategory" and whose entities are removed, so
+it sees topics, ids and behaviour but no story or entity words (the ablation of issue 14: what
+the text and story signals add). The gain newsdesk - category_only gets a paired bootstrap
+interval over impressions.
 
 Figures (newsdesk / oracle):
 * AUC and nDCG@10 of the logged clicks (mean over impressions with a click and a non-click);
@@ -19,22 +28,27 @@ Figures (newsdesk / oracle):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from newsdesk.data.dataset import Dataset, DatasetWriter
 from newsdesk.evaluation import metrics as M
+from newsdesk.evaluation.bootstrap import compare_systems
 from newsdesk.features.memory_store import MemoryOnlineStore
 from newsdesk.features.training_log import load_log, warm_store
 from newsdesk.models.base import RequestContext
+from newsdesk.models.baselines import StreamingCTRRecommender
 from newsdesk.models.bundle import load_recommender
 from newsdesk.pipelines.train import TrainConfig, train
 from newsdesk.simulation import SimulationConfig, World, simulate_to_dataset
+from newsdesk.simulation.world_v2 import WorldV2
 
 STEP_S = 900.0
 
@@ -51,17 +65,56 @@ def cut_dataset(src: Path, dst: Path, cut: float) -> None:
         w.table("histories", dedupe=False).write_table(ds.read("histories"))
 
 
-def evaluate(sim_dir: Path, bundle: Path, cut: float, max_impressions: int,
-             embedder_name: str) -> dict[str, float]:
+def blind_dataset(src: Path, dst: Path) -> None:
+    """Copy of a dataset whose article text is only "category subcategory" (no entities)."""
+    ds = Dataset(src)
+    with DatasetWriter(dst, source=ds.source) as w:
+        arts = ds.read("articles").with_columns(
+            pl.concat_str([pl.col("category"), pl.col("subcategory")], separator=" ")
+            .alias("title"),
+            pl.concat_str([pl.col("category"), pl.col("subcategory")], separator=" ")
+            .alias("abstract"),
+            pl.col("entities").list.head(0))
+        w.table("articles", dedupe=False).write_table(arts)
+        for table in ("impressions", "interactions", "histories"):
+            w.table(table, dedupe=False).write_table(ds.read(table))
+
+
+def _ranker(bundle: Path, sim_dir: Path, cut: float, embedder_name: str
+            ) -> tuple[Any, MemoryOnlineStore, Any]:
+    """A bundle served from a fresh store warmed up to `cut`, with the later articles
+    upserted (as serving would); returns (recommender, store, log)."""
     from newsdesk.content import make_embedder
 
-    world = World.load(sim_dir)
     log = load_log(sim_dir)
     store = MemoryOnlineStore(half_life_hours=6.0)
     warm_store(store, log, until=cut)
     rec = load_recommender(bundle, store, embedder=make_embedder(embedder_name))
-    new = [a for a in log.articles if a.article_id not in rec.ws.catalog.index]
-    rec.upsert_articles(new)
+    rec.upsert_articles([a for a in log.articles if a.article_id not in rec.ws.catalog.index])
+    return rec, store, log
+
+
+def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
+             max_impressions: int, embedder_name: str) -> tuple[dict[str, Any], dict]:
+    """Replay the held-out slates; `bundles`: system -> (bundle dir, dataset it reads).
+
+    Returns (figures, per-impression metric values per system for the bootstrap)."""
+    world = World.load(sim_dir)
+    systems: dict[str, Any] = {}
+    stores: list[tuple[MemoryOnlineStore, Any]] = []
+    log = None
+    for name, (bundle, data_dir) in bundles.items():
+        rec, store, blog = _ranker(bundle, data_dir, cut, embedder_name)
+        systems[name] = rec
+        stores.append((store, blog))
+        log = log or blog
+    assert log is not None
+    ctr_store = MemoryOnlineStore(half_life_hours=24.0)  # as the evaluation harness
+    warm_store(ctr_store, log, until=cut)
+    systems["streaming_ctr"] = StreamingCTRRecommender(ctr_store)
+    stores.append((ctr_store, log))
+
+    oracles = {"oracle": world, **oracle_ablations(world)}
 
     exp = log.exposures.filter(pl.col("ts") >= cut)
     qs = exp["q"].unique().sort().to_numpy()
@@ -71,64 +124,120 @@ def evaluate(sim_dir: Path, bundle: Path, cut: float, max_impressions: int,
     exp = exp.join(pl.DataFrame({"q": qs}), on="q", how="semi").sort(["q", "pos"])
     art_ids = [a.article_id for a in log.articles]
     users = log.events.user_ids
-    res: dict[str, list[float]] = {k: [] for k in (
-        "auc_model", "auc_oracle", "ndcg_model", "ndcg_oracle")}
-    exp_clicks = np.zeros(2)
-    fresh_clicks = np.zeros(2)
+    names = [*systems, *oracles]
+    per: dict[str, dict[str, list[float]]] = {n: {"auc": [], "ndcg@10": []} for n in names}
+    exp_clicks = {n: 0.0 for n in names}
+    fresh_clicks = {n: 0.0 for n in names}
     t_store = cut
     latencies = []
     for (_q,), grp in exp.group_by(["q"], maintain_order=True):
         t = float(grp["ts"][0])
-        while t_store + STEP_S <= t:  # advance the store: events strictly before the step end
-            warm_store(store, log, until=t_store + STEP_S, since=t_store)
+        while t_store + STEP_S <= t:  # advance the stores: events strictly before the step end
+            for store, slog in stores:
+                warm_store(store, slog, until=t_store + STEP_S, since=t_store)
             t_store += STEP_S
         uid = users[int(grp["ucode"][0])]
         slate = [art_ids[a] for a in grp["aidx"].to_list()]
         labels = grp["label"].to_numpy().astype(float)
-        began = time.perf_counter()
-        s_model = rec.score(RequestContext(user_id=uid, now=t), slate)
-        latencies.append(time.perf_counter() - began)
-        s_oracle = np.asarray(world.attraction([uid] * len(slate), slate, t), dtype=float)
+        scores = {}
+        for name, rec in systems.items():
+            began = time.perf_counter()
+            scores[name] = np.asarray(rec.score(RequestContext(user_id=uid, now=t), slate),
+                                      dtype=float)
+            if name == "newsdesk":
+                latencies.append(time.perf_counter() - began)
+        for name, w in oracles.items():
+            scores[name] = np.asarray(w.attraction([uid] * len(slate), slate, t), dtype=float)
         if 0 < labels.sum() < len(labels):
-            res["auc_model"].append(M.auc(labels, s_model))
-            res["auc_oracle"].append(M.auc(labels, s_oracle))
-            res["ndcg_model"].append(M.ndcg(labels, s_model, 10))
-            res["ndcg_oracle"].append(M.ndcg(labels, s_oracle, 10))
+            for name, s in scores.items():
+                per[name]["auc"].append(M.auc(labels, s))
+                per[name]["ndcg@10"].append(M.ndcg(labels, s, 10))
         age = t - world.article_published[world.article_index(slate)]
         first_hour = age < 3600.0
-        for j, s in enumerate((s_model, s_oracle)):
+        for name, s in scores.items():
             pos = np.empty(len(slate))
             pos[np.argsort(-s, kind="stable")] = np.arange(len(slate))
-            e = world.examination(pos) * s_oracle
-            exp_clicks[j] += e.sum()
-            fresh_clicks[j] += e[first_hour].sum()
-    out = {k: float(np.nanmean(v)) for k, v in res.items()}
-    out["auc_ratio"] = out["auc_model"] / out["auc_oracle"]
-    out["ndcg@10_ratio"] = out["ndcg_model"] / out["ndcg_oracle"]
-    out["expected_clicks_ratio"] = float(exp_clicks[0] / exp_clicks[1])
-    out["first_hour_clicks_ratio"] = float(fresh_clicks[0] / max(fresh_clicks[1], 1e-12))
-    out["eval_impressions"] = len(qs)
-    out["score_p50_ms"] = float(np.percentile(latencies, 50) * 1e3)
-    out["score_p99_ms"] = float(np.percentile(latencies, 99) * 1e3)
+            e = world.examination(pos) * scores["oracle"]
+            exp_clicks[name] += e.sum()
+            fresh_clicks[name] += e[first_hour].sum()
+    mean = {n: {m: float(np.nanmean(v)) for m, v in per[n].items()} for n in names}
+    o = mean["oracle"]
+    for n in names:
+        mean[n]["auc_ratio"] = mean[n]["auc"] / o["auc"]
+        mean[n]["ndcg@10_ratio"] = mean[n]["ndcg@10"] / o["ndcg@10"]
+        mean[n]["expected_clicks_ratio"] = exp_clicks[n] / exp_clicks["oracle"]
+        mean[n]["first_hour_clicks_ratio"] = fresh_clicks[n] / max(fresh_clicks["oracle"],
+                                                                   1e-12)
+    nd = mean["newsdesk"]
+    out: dict[str, Any] = {
+        "auc_model": nd["auc"], "auc_oracle": o["auc"], "ndcg_model": nd["ndcg@10"],
+        "ndcg_oracle": o["ndcg@10"], "auc_ratio": nd["auc_ratio"],
+        "ndcg@10_ratio": nd["ndcg@10_ratio"],
+        "expected_clicks_ratio": nd["expected_clicks_ratio"],
+        "first_hour_clicks_ratio": nd["first_hour_clicks_ratio"],
+        "eval_impressions": len(qs),
+        "scored_impressions": len(per["oracle"]["auc"]),
+        "score_p50_ms": float(np.percentile(latencies, 50) * 1e3),
+        "score_p99_ms": float(np.percentile(latencies, 99) * 1e3),
+        "systems": mean,
+    }
+    arrays = {n: {m: np.asarray(v) for m, v in per[n].items()} for n in names}
+    return out, arrays
+
+
+def oracle_ablations(world: World) -> dict[str, World]:
+    """World v2's oracle with one term of its click model switched off: how much each part
+    of the truth is worth in AUC / nDCG (an upper bound on what a model can gain from it).
+    `oracle_topic_only` keeps v1's terms (topic interest, quality, freshness) only."""
+    if not isinstance(world, WorldV2):
+        return {}
+    arrays = {k: getattr(world, k) for k in WorldV2.ARRAYS}
+    off = {"story": {"story_weight": 0.0}, "entities": {"entity_weight": 0.0},
+           "burst": {"burst_weight": 0.0},
+           "language": {"foreign_language_penalty": 0.0, "english_for_german_penalty": 0.0}}
+    off["topic_only"] = {k: v for d in off.values() for k, v in d.items()}
+    return {f"oracle_{'no_' if name != 'topic_only' else ''}{name}":
+            WorldV2(dataclasses.replace(world.config, **zero), **arrays)
+            for name, zero in off.items()}
+
+
+def ablation(per_unit: dict, seed: int = 0) -> list[dict[str, Any]]:
+    """newsdesk - category_only (and - streaming_ctr) with paired bootstrap intervals."""
+    pairs = {n: per_unit[n] for n in ("category_only", "streaming_ctr", "newsdesk")
+             if n in per_unit}
+    out = []
+    for base in ("category_only", "streaming_ctr"):
+        if base in pairs and "newsdesk" in pairs:
+            for c in compare_systems({base: pairs[base], "newsdesk": pairs["newsdesk"]}, base,
+                                     ["auc", "ndcg@10"], n_resamples=2000, seed=seed):
+                out.append(c.to_dict())
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--full", action="store_true",
+                    help="100k users x 7 days (the default when --quick is not given)")
+    ap.add_argument("--world", choices=("v1", "v2"), default="v1")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--eval-days", type=float, default=0.5)
     ap.add_argument("--max-eval-impressions", type=int, default=None)
+    ap.add_argument("--no-ablation", action="store_true",
+                    help="skip the category-only ranker (one training run less)")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
+    if args.quick and args.full:
+        ap.error("--quick and --full exclude each other")
+    make = SimulationConfig.v2 if args.world == "v2" else SimulationConfig
     if args.quick:
-        sim = SimulationConfig(seed=1, n_users=3000, days=2.0, articles_per_day=150,
-                               impressions_per_day=40_000, backlog_days=1.0)
+        sim = make(seed=1, n_users=3000, days=2.0, articles_per_day=150,
+                   impressions_per_day=40_000, backlog_days=1.0)
         max_eval = args.max_eval_impressions or 4000
     else:
-        sim = SimulationConfig(seed=1, n_users=100_000, days=7.0, articles_per_day=5000,
-                               impressions_per_day=1_000_000, backlog_days=2.0)
+        sim = make(seed=1, n_users=100_000, days=7.0, articles_per_day=5000,
+                   impressions_per_day=1_000_000, backlog_days=2.0)
         max_eval = args.max_eval_impressions or 30_000
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nd-simq-"))
     timings = {}
@@ -137,29 +246,53 @@ def main() -> None:
     timings["simulate_s"] = time.perf_counter() - t
     cut = sim.end_unix - args.eval_days * 86400.0
     cut_dataset(work / "sim", work / "train", cut)
-    t = time.perf_counter()
     cfg = TrainConfig.from_dict({"embedder": args.embedder,
                                  "embedding_cache_dir": str(work / "cache")})
+    t = time.perf_counter()
     version = train(work / "train", work / "bundles", cfg)
     timings["train_s"] = time.perf_counter() - t
+    bundles = {"newsdesk": (work / "bundles" / version, work / "sim")}
+    if not args.no_ablation:
+        blind_dataset(work / "sim", work / "sim_blind")
+        cut_dataset(work / "sim_blind", work / "train_blind", cut)
+        t = time.perf_counter()
+        blind = train(work / "train_blind", work / "bundles_blind", cfg)
+        timings["train_category_only_s"] = time.perf_counter() - t
+        bundles["category_only"] = (work / "bundles_blind" / blind, work / "sim_blind")
     t = time.perf_counter()
-    figures = evaluate(work / "sim", work / "bundles" / version, cut, max_eval, args.embedder)
+    figures, per_unit = evaluate(work / "sim", bundles, cut, max_eval, args.embedder)
     timings["evaluate_s"] = time.perf_counter() - t
+    comparisons = ablation(per_unit)
     manifest = json.loads((work / "bundles" / version / "manifest.json").read_text())
-    result = {"benchmark": "simulator_quality", "quick": args.quick, "config": sim.to_dict(),
-              "embedder": args.embedder, **figures, **{k: round(v, 2) for k, v in timings.items()},
-              "systems": {"newsdesk": {"auc": figures["auc_model"],
-                                       "ndcg@10": figures["ndcg_model"]},
-                          "oracle": {"auc": figures["auc_oracle"],
-                                     "ndcg@10": figures["ndcg_oracle"]}},
+    systems = {n: {"auc": v["auc"], "ndcg@10": v["ndcg@10"]}
+               for n, v in figures["systems"].items() if not n.startswith("oracle_")}
+    oracle_parts = {n: v for n, v in figures["systems"].items() if n.startswith("oracle_")}
+    result = {"benchmark": "simulator_quality", "quick": args.quick, "world": args.world,
+              "config": sim.to_dict(), "embedder": args.embedder,
+              **{k: v for k, v in figures.items() if k != "systems"},
+              **{k: round(v, 2) for k, v in timings.items()},
+              "systems": systems,
+              "system_ratios": {n: {k: v[k] for k in ("auc_ratio", "ndcg@10_ratio",
+                                                     "expected_clicks_ratio",
+                                                     "first_hour_clicks_ratio")}
+                                for n, v in figures["systems"].items()},
+              "comparisons": comparisons,
+              "oracle_ablations": oracle_parts,
               "bundle_valid_metrics": manifest["metrics"].get("valid"),
-              "targets": {"auc_ratio": 0.95, "ndcg@10_ratio": 0.90,
-                          "first_hour_clicks_ratio": 0.8}}
+              "targets": ({"auc_ratio": 0.93} if args.world == "v2" else
+                          {"auc_ratio": 0.97, "ndcg@10_ratio": 0.95}),
+              "machine": "2 cores shared with other engineers' jobs; figures are noisy"}
     for k in ("auc_model", "auc_oracle", "auc_ratio", "ndcg_model", "ndcg_oracle",
               "ndcg@10_ratio", "expected_clicks_ratio", "first_hour_clicks_ratio",
               "eval_impressions", "score_p50_ms", "score_p99_ms"):
         print(f"{k:26s} {figures[k]:.4f}" if isinstance(figures[k], float) else
               f"{k:26s} {figures[k]}")
+    for n, v in figures["systems"].items():
+        print(f"{n:14s} auc {v['auc']:.4f} ({v['auc_ratio']:.4f} of oracle)  "
+              f"ndcg@10 {v['ndcg@10']:.4f} ({v['ndcg@10_ratio']:.4f})")
+    for c in comparisons:
+        print(f"{c['system_b']} - {c['system_a']} {c['metric']}: {c['diff']:+.4f} "
+              f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] p={c['p_value']:.4f}")
     print("timings", {k: round(v, 1) for k, v in timings.items()})
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str))

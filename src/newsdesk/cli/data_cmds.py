@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -80,14 +81,19 @@ def simulate(
     impressions_per_day: int = typer.Option(50_000, "--impressions-per-day", min=1),
     slate_size: int = typer.Option(10, "--slate-size", min=1, max=100),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    world: str = typer.Option("v1", "--world",
+                              help="v1 (topics) or v2 (stories, entities, bursts, German, "
+                                   "devices, dismissals); docs/simulator.md."),
 ) -> None:
     """Generate a synthetic news world with a known click model (see newsdesk.simulation)."""
     from newsdesk.simulation import SimulationConfig, simulate_to_dataset
 
-    config = SimulationConfig(
-        seed=seed, n_users=users, days=days, articles_per_day=articles_per_day,
-        impressions_per_day=impressions_per_day, slate_size=slate_size,
-    )
+    knobs: dict[str, Any] = dict(seed=seed, n_users=users, days=days,
+                                 articles_per_day=articles_per_day,
+                                 impressions_per_day=impressions_per_day, slate_size=slate_size)
+    # an unknown world is refused by the config, naming the field
+    config = (SimulationConfig.v2(**knobs) if world == "v2"
+              else SimulationConfig(world=world, **knobs))
     summary = simulate_to_dataset(config, out, progress=not as_json)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))

@@ -24,6 +24,10 @@ Serve a slate to a user at time t and get clicks back (simulated A/B tests)::
     world.expected_clicks(user, slate, t)               # exact expectation, no sampling
     world.oracle_slate(user, t, slate_size)             # the expected-click-optimal slate
 
+World v2 (`SimulationConfig.v2(...)`, `newsdesk simulate --world v2`; `world_v2.py`) adds
+stories, named entities, breaking-news bursts, German articles and readers, devices and
+dismissals; `World.load` returns a `WorldV2` for it. v1 stays the default, byte-identical.
+
 Logged propensities (impressions.propensities) are the exact marginal probabilities that the
 logging policy put the article in the slate; positions are uniformly shuffled, so
 P(article at position k) = propensity / len(slate). See `newsdesk.simulation.policy`.

@@ -4,6 +4,11 @@ The defaults give a click-through rate of a few percent (the order of MIND / EB-
 but not overwhelming topic-interest signal, and a position bias that decays like 1/(1+k)^0.7.
 The exact click model these parameters feed is documented in `newsdesk.simulation.world` and
 docs/simulator.md.
+
+`world` picks the generator: "v1" (the default; topics only) or "v2" (stories, named entities,
+breaking-news bursts, reader language preference, devices, dismissals: `simulation/world_v2.py`).
+The v2-only knobs below are left out of `to_dict` for a v1 world, so that a v1 world's
+config.json and dataset stay byte-identical to those written before v2 existed.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from typing import Any
 
 from newsdesk.errors import ConfigError
 from newsdesk.simulation.vocab import CATEGORY_NAMES
+
+WORLDS = ("v1", "v2")
+V2_GERMAN_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,29 @@ class SimulationConfig:
     popularity_half_life_hours: float = 6.0  # decay of the click counts the logger uses
     popularity_power: float = 1.0
 
+    # ---- world v2 only (see world_v2.py; ignored and not serialised for world="v1") --------
+    world: str = "v1"
+    story_share: float = 0.65  # share of articles that belong to a story (rest: standalone)
+    story_mean_articles: float = 5.0  # mean articles per story
+    story_duration_median_hours: float = 30.0  # lognormal(sigma 0.7), clipped to [3 h, 120 h]
+    breaking_share: float = 0.06  # share of stories that break (a burst)
+    breaking_volume: float = 6.0  # a breaking story's article-count weight multiplier
+    burst_hours: float = 4.0  # a breaking story publishes most of its articles within this
+    burst_weight: float = 1.2  # logit boost for everyone, decaying with burst_hours half-life
+    story_weight: float = 2.5  # logit boost when the reader follows the article's story
+    story_follow_base: float = 0.15  # P(follow story) = min(0.9, base + rate * K theta[topic]
+    story_follow_rate: float = 0.10  # ... + story_follow_entity * [follows a story entity])
+    story_follow_entity: float = 0.35  # ... + this if the reader follows a story entity
+    entity_weight: float = 1.3  # logit boost per followed entity the article mentions (max 2)
+    entities_followed_mean: float = 3.0  # 1 + Poisson(mean - 1) entities per reader, max 4
+    foreign_language_penalty: float = 2.5  # logit penalty: German article, English reader
+    english_for_german_penalty: float = 0.5  # logit penalty: English article, German reader
+    mobile_share_mean: float = 0.6  # readers' P(mobile) ~ Beta with this mean
+    mobile_position_eta: float = 1.0  # exam(k) = (1 + k) ** -eta on phones (steeper)
+    desktop_position_eta: float = 0.5
+    dismisser_share: float = 0.3  # share of readers who ever dismiss
+    dismiss_rate: float = 0.12  # P(dismiss | examined, not attracted) for those readers
+
     def __post_init__(self) -> None:
         _check(self.n_users >= 1, "n_users", "an integer >= 1", self.n_users)
         _check(self.days > 0, "days", "> 0", self.days)
@@ -95,7 +126,27 @@ class SimulationConfig:
                self.policy_half_life_hours)
         _check(self.popularity_half_life_hours > 0, "popularity_half_life_hours", "> 0",
                self.popularity_half_life_hours)
+        _check(self.world in WORLDS, "world", f"one of {WORLDS}", self.world)
+        for name in ("story_share", "breaking_share", "dismisser_share", "dismiss_rate",
+                     "story_follow_base", "story_follow_rate", "story_follow_entity"):
+            _check(0 <= getattr(self, name) <= 1, name, "in [0, 1]", getattr(self, name))
+        _check(0 < self.mobile_share_mean < 1, "mobile_share_mean", "in (0, 1)",
+               self.mobile_share_mean)
+        for name in ("story_mean_articles", "story_duration_median_hours", "breaking_volume",
+                     "burst_hours"):
+            _check(getattr(self, name) > 0, name, "> 0", getattr(self, name))
+        _check(self.entities_followed_mean >= 1, "entities_followed_mean", ">= 1",
+               self.entities_followed_mean)
+        for name in ("burst_weight", "story_weight", "entity_weight",
+                     "foreign_language_penalty", "english_for_german_penalty",
+                     "mobile_position_eta", "desktop_position_eta"):
+            _check(getattr(self, name) >= 0, name, ">= 0", getattr(self, name))
         self.start_unix  # noqa: B018 - validates `start` early
+
+    @classmethod
+    def v2(cls, **overrides: Any) -> SimulationConfig:
+        """A world-v2 config with v2's defaults (20 % German articles) under `overrides`."""
+        return cls(**{"world": "v2", "german_share": V2_GERMAN_SHARE, **overrides})
 
     @property
     def start_unix(self) -> float:
@@ -121,7 +172,11 @@ class SimulationConfig:
         return max(1, int(round(self.articles_per_day * (self.days + self.backlog_days))))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.world == "v1":  # v1 configs serialise exactly as before v2 existed
+            for name in V2_FIELDS:
+                data.pop(name)
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -138,3 +193,8 @@ class SimulationConfig:
 def _check(ok: bool, name: str, allowed: str, given: Any) -> None:
     if not ok:
         raise ConfigError(f"SimulationConfig.{name}: expected {allowed}, got {given!r}")
+
+
+_NAMES = [f.name for f in fields(SimulationConfig)]
+# the knobs from `world` on exist only in world v2 (kept last in the class on purpose)
+V2_FIELDS: tuple[str, ...] = tuple(_NAMES[_NAMES.index("world"):])

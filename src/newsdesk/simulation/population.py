@@ -44,7 +44,12 @@ def _to_us(t: np.ndarray) -> np.ndarray:
 
 
 def build_world(config: SimulationConfig) -> World:
-    """Users and articles of the world (no traffic); deterministic for the config."""
+    """Users and articles of the world (no traffic); deterministic for the config.
+
+    A `world="v2"` config builds a `WorldV2` (`population_v2.build_world_v2`)."""
+    if config.world == "v2":
+        from newsdesk.simulation.population_v2 import build_world_v2
+        return build_world_v2(config)
     k = config.n_topics
     rng = rng_for(config, USERS)
     theta = rng.dirichlet(np.full(k, config.interest_concentration), size=config.n_users)
@@ -78,6 +83,9 @@ def build_world(config: SimulationConfig) -> World:
 
 def articles_table(world: World) -> pa.Table:
     """The `articles` table of the world, with titles/abstracts from topic vocabularies."""
+    if world.config.world == "v2":
+        from newsdesk.simulation.population_v2 import articles_table_v2
+        return articles_table_v2(world)  # type: ignore[arg-type]
     cfg = world.config
     n = world.n_articles
     rng = rng_for(cfg, TEXT)
@@ -122,7 +130,11 @@ def articles_table(world: World) -> pa.Table:
 
 def histories_table(world: World, max_per_user: int = 50) -> pa.Table:
     """Clicks before `start`: warm users get Poisson(history_mean * activity) articles of the
-    backlog, topics drawn from their interests; `cold_share` of users get none (no row)."""
+    backlog, topics drawn from their interests; `cold_share` of users get none (no row).
+    A v2 world draws them by attraction (`population_v2.histories_table_v2`)."""
+    if world.config.world == "v2":
+        from newsdesk.simulation.population_v2 import histories_table_v2
+        return histories_table_v2(world, max_per_user)  # type: ignore[arg-type]
     cfg = world.config
     rng = rng_for(cfg, HISTORY)
     n_users = world.n_users
@@ -149,7 +161,14 @@ def histories_table(world: World, max_per_user: int = 50) -> pa.Table:
         if empty.any():
             art[empty] = backlog[rng.integers(0, backlog.size, size=int(empty.sum()))]
         picked[lo:lo + u.size] = art
-    # one entry per (user, article), in publication order (article indices are chronological)
+    return histories_arrow(world, users, picked)
+
+
+def histories_arrow(world: World, users: np.ndarray, picked: np.ndarray) -> pa.Table:
+    """The `histories` table of (user, article) index pairs: one entry per distinct pair, in
+    publication order (article indices are chronological); readers without any get no row."""
+    n_users = world.n_users
+    start = world.config.start_unix
     key = np.unique(users.astype(np.int64) * world.n_articles + picked)
     users, picked = key // world.n_articles, key % world.n_articles
     n_hist = np.bincount(users, minlength=n_users)

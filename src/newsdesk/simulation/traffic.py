@@ -11,6 +11,11 @@ Per window [ws, we) of `window_minutes`:
    happens 2 s + Exp(mean 18 s) after the request, and its dwell event (with dwell_seconds)
    is stamped when the reader leaves (click time + dwell).
 
+World v2 (`world_v2.py`) adds, per request, a device (mobile with the reader's own
+probability), whose position bias the clicks use, and dismissals: one uniform per shown item
+gives a click below P(click) and a dismissal in [P(click), P(click) + P(dismiss)). A v1 world
+draws exactly what it drew before v2 existed.
+
 Each window has its own random stream (seed, TRAFFIC, window index), so a window's output
 depends only on the config and the logger state carried from earlier windows.
 """
@@ -29,6 +34,7 @@ from newsdesk.simulation.policy import (
 )
 from newsdesk.simulation.population import TRAFFIC, _window_counts, rng_for
 from newsdesk.simulation.world import World
+from newsdesk.simulation.world_v2 import WorldV2
 
 CLICK_DELAY_MIN_S = 2.0
 CLICK_DELAY_MEAN_S = 20.0
@@ -49,6 +55,11 @@ class WindowLog:
     click_us: np.ndarray  # (C,) int64
     dwell_seconds: np.ndarray  # (C,)
     dropped: int  # requests without any live article (not logged)
+    # world v2 only (None for v1)
+    devices: np.ndarray | None = None  # (R,) int8 1 = mobile, 0 = desktop
+    dismiss_rows: np.ndarray | None = None  # (D,) request row of each dismissal
+    dismiss_positions: np.ndarray | None = None  # (D,)
+    dismiss_us: np.ndarray | None = None  # (D,) int64
 
     @property
     def n_requests(self) -> int:
@@ -111,9 +122,25 @@ class TrafficSimulator:
         slates = candidates[local]
         propensities = pi[local]
 
-        p = world.click_probability(users[:, None], slates, t[:, None],
-                                    np.arange(slates.shape[1]))
-        rows, positions = np.nonzero(rng.random(p.shape) < p)
+        v2: dict[str, np.ndarray] = {}
+        if isinstance(world, WorldV2):
+            devices = (rng.random(n) < world.user_mobile[users]).astype(np.int8)
+            pos = np.arange(slates.shape[1])
+            p = world.click_probability(users[:, None], slates, t[:, None], pos,
+                                        devices[:, None])
+            pd = world.dismiss_probability(users[:, None], slates, t[:, None], pos,
+                                           devices[:, None])
+            draw = rng.random(p.shape)
+            rows, positions = np.nonzero(draw < p)
+            d_rows, d_pos = np.nonzero((draw >= p) & (draw < p + pd))
+            d_delay = CLICK_DELAY_MIN_S + rng.exponential(
+                CLICK_DELAY_MEAN_S - CLICK_DELAY_MIN_S, size=d_rows.size)
+            v2 = {"devices": devices, "dismiss_rows": d_rows, "dismiss_positions": d_pos,
+                  "dismiss_us": times_us[d_rows] + np.round(d_delay * 1e6).astype(np.int64)}
+        else:
+            p = world.click_probability(users[:, None], slates, t[:, None],
+                                        np.arange(slates.shape[1]))
+            rows, positions = np.nonzero(rng.random(p.shape) < p)
         delay = CLICK_DELAY_MIN_S + rng.exponential(CLICK_DELAY_MEAN_S - CLICK_DELAY_MIN_S,
                                                     size=rows.size)
         click_us = times_us[rows] + np.round(delay * 1e6).astype(np.int64)
@@ -124,6 +151,6 @@ class TrafficSimulator:
         self.popularity += np.bincount(slates[rows, positions], minlength=world.n_articles)
 
         log = WindowLog(w, self._next_request, times_us, users, slates, propensities,
-                        rows, positions, click_us, dwell, 0)
+                        rows, positions, click_us, dwell, 0, **v2)
         self._next_request += n
         return log

@@ -81,8 +81,10 @@ class World:
         article_expires (A,) float64    unix seconds; live = published <= t < expires
     """
 
+    ARRAYS: tuple[str, ...] = _ARRAYS  # what save / load persist (subclasses add theirs)
+
     def __init__(self, config: SimulationConfig, **arrays: np.ndarray) -> None:
-        missing = [k for k in _ARRAYS if k not in arrays]
+        missing = [k for k in self.ARRAYS if k not in arrays]
         if missing:
             raise InvalidInput(f"World: missing arrays {missing}", field=missing[0])
         self.config = config
@@ -249,7 +251,7 @@ class World:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / ("." + WORLD_FILE)
         with tmp.open("wb") as fh:
-            np.savez(fh, **{k: getattr(self, k) for k in _ARRAYS})
+            np.savez(fh, **{k: getattr(self, k) for k in self.ARRAYS})
         tmp.replace(folder / WORLD_FILE)
         (folder / CONFIG_FILE).write_text(self.config.to_json() + "\n")
         return folder
@@ -268,6 +270,10 @@ class World:
             raise DatasetError(f"{folder} is stale: the dataset in {folder.parent} was not "
                                "written by 'newsdesk simulate'")
         config = SimulationConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
+        world_cls = cls
+        if config.world == "v2":  # the config says which click model wrote the log
+            from newsdesk.simulation.world_v2 import WorldV2
+            world_cls = WorldV2
         with np.load(folder / WORLD_FILE) as data:
-            arrays = {k: data[k] for k in _ARRAYS}
-        return cls(config, **arrays)
+            arrays = {k: data[k] for k in world_cls.ARRAYS}
+        return world_cls(config, **arrays)

@@ -17,6 +17,10 @@ from newsdesk.simulation.config import SimulationConfig
 from newsdesk.simulation.population import articles_table, build_world, histories_table, ids
 from newsdesk.simulation.traffic import TrafficSimulator, WindowLog
 from newsdesk.simulation.world import World
+from newsdesk.simulation.world_v2 import DEVICE_NAMES
+
+REQUESTS_FILE = "requests.parquet"
+DISMISSALS_FILE = "dismissals.parquet"
 
 SOURCE = "simulation"
 
@@ -80,6 +84,61 @@ def interactions_batch(log: WindowLog, user_ids: pa.Array, article_ids: pa.Array
     ])
 
 
+class SideTables:
+    """World v2's devices and dismissals, kept beside the dataset in out/simulation/.
+
+    The dataset's data model has no device field and no `dismiss` interaction type yet, so
+    they are not in the tables the importers and trainers read: `requests.parquet`
+    (request_id, device) and `dismissals.parquet` (event_id "r{n}-x{k}", request_id, user_id,
+    article_id, timestamp) hold them, with the same ids as the impressions.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[np.ndarray] = []  # global request indices per window
+        self.devices: list[np.ndarray] = []
+        self.dismissals: list[tuple[np.ndarray, ...]] = []  # (request, pos, user, article, us)
+        self.shown = 0
+
+    def add(self, log: WindowLog) -> None:
+        if not log.n_requests or log.devices is None:
+            return
+        assert log.dismiss_rows is not None and log.dismiss_positions is not None
+        assert log.dismiss_us is not None
+        self.requests.append(log.first_request + np.arange(log.n_requests))
+        self.devices.append(log.devices)
+        rows, pos = log.dismiss_rows, log.dismiss_positions
+        self.dismissals.append((log.first_request + rows, pos, log.users[rows],
+                                log.slates[rows, pos], log.dismiss_us))
+        self.shown += int(log.slates.size)
+
+    def write(self, folder: Path, user_ids: pa.Array, article_ids: pa.Array) -> dict[str, Any]:
+        """Write both files into `folder`; returns summary counts."""
+        import pyarrow.parquet as pq
+
+        def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+        devices = cat(self.devices, np.int64)
+        pq.write_table(pa.table({
+            "request_id": ids("r", cat(self.requests, np.int64)),
+            "device": pa.array(np.asarray(DEVICE_NAMES)[devices].tolist(), pa.string()),
+        }), folder / REQUESTS_FILE)
+        r, pos, u, a, us = (cat([d[i] for d in self.dismissals], np.int64) for i in range(5))
+        request_ids = ids("r", r)
+        pq.write_table(pa.table({
+            "event_id": pc.binary_join_element_wise(
+                request_ids, pa.scalar("-x"), pc.cast(pa.array(pos), pa.string()),
+                pa.scalar("")),
+            "request_id": request_ids,
+            "user_id": user_ids.take(pa.array(u)),
+            "article_id": article_ids.take(pa.array(a)),
+            "timestamp": pa.array(us, TS),
+        }), folder / DISMISSALS_FILE)
+        return {"dismissals": int(r.size),
+                "dismiss_rate": round(r.size / self.shown, 6) if self.shown else None,
+                "mobile_share": round(float(devices.mean()), 4) if devices.size else None}
+
+
 def simulate_to_dataset(config: SimulationConfig, out: str | Path,
                         progress: bool = False) -> dict[str, Any]:
     """Simulate `config` into dataset directory `out` (replaced atomically) plus the world in
@@ -98,8 +157,11 @@ def simulate_to_dataset(config: SimulationConfig, out: str | Path,
         imp_writer = writer.table("impressions", dedupe=False)
         int_writer = writer.table("interactions", dedupe=False)
         step = max(1, sim.n_windows // 20)
+        side = SideTables() if world.config.world == "v2" else None
         for log in sim.windows():
             dropped += log.dropped
+            if side is not None:
+                side.add(log)
             if log.n_requests:
                 imp_writer.write_table(impressions_batch(log, user_ids, article_ids))
                 int_writer.write_table(interactions_batch(log, user_ids, article_ids))
@@ -113,6 +175,8 @@ def simulate_to_dataset(config: SimulationConfig, out: str | Path,
         summary = _summary(world, impressions, shown, clicks, dropped, hist.num_rows, began)
         writer.report["simulation"] = {"config": config.to_dict(), "summary": summary}
     folder = world.save(out)
+    if side is not None:
+        summary.update(side.write(folder, user_ids, article_ids))
     summary["seconds"] = round(time.perf_counter() - began, 3)
     summary["impressions_per_second"] = round(impressions / max(summary["seconds"], 1e-9), 1)
     summary["world"] = str(folder)
