@@ -14,7 +14,7 @@ import pytest
 from newsdesk.data.eventlog import open_event_log
 from newsdesk.data.schema import Article, Impression
 from newsdesk.serving.app import create_app
-from tests.serving.conftest import ADMIN_KEY, make_settings, running
+from tests.serving.conftest import ADMIN_KEY, PATIENT, make_settings, running
 from tests.serving.ladder_world import (
     MODELS,
     article_categories,
@@ -72,7 +72,7 @@ def _logged(tmp_path: Path) -> dict[str, Impression]:
 
 async def test_interleaving_served_credited_and_reported(
         tmp_path: Path, dataset_dir: Path, articles: list[Article]) -> None:
-    app = create_app(make_settings(tmp_path, dataset_dir, bundle_version="good"),
+    app = create_app(make_settings(tmp_path, dataset_dir, bundle_version="good", **PATIENT),
                      recommender_factory=category_factory(articles))
     cats = article_categories(articles)
     async with running(app) as client:
@@ -108,7 +108,7 @@ async def test_interleaving_served_credited_and_reported(
 async def test_bandit_learns_from_the_event_stream_and_logs_propensities(
         tmp_path: Path, dataset_dir: Path, articles: list[Article]) -> None:
     app = create_app(make_settings(tmp_path, dataset_dir, bundle_version="good",
-                                   bandit_update_s=0.05),
+                                   bandit_update_s=0.05, **PATIENT),
                      recommender_factory=category_factory(articles))
     cats = article_categories(articles)
     async with running(app) as client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -254,8 +255,11 @@ async def test_a_failing_or_slow_variant_is_rolled_back_before_5pct_of_traffic(
         row = (await client.get("/v1/admin/experiments", headers=AUTH)).json()["experiments"][0]
         assert row["killed"] is True and row["rollout"]["reason"].startswith(f"{guardrail} broken")
         metrics = (await client.get("/metrics")).text
-        assert ('newsdesk_rollout_guardrail_breaches_total{experiment="guarded",'
-                f'guardrail="{guardrail}"}} 1.0') in metrics
+        # at least once (a loaded machine can let a second tick see the breach before the
+        # kill switch lands)
+        found = re.search(r'newsdesk_rollout_guardrail_breaches_total\{experiment="guarded",'
+                          f'guardrail="{guardrail}"' r'\} ([0-9.]+)', metrics)
+        assert found is not None and float(found.group(1)) >= 1.0
         for i in range(20):  # the kill switch: everyone gets control
             body = (await client.post("/v1/recommendations", json={
                 "user_id": f"u{i}", "k": 5, "surface": "front_page"})).json()
