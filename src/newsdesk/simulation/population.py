@@ -107,6 +107,14 @@ def articles_table(world: World) -> pa.Table:
         langs.append(lang)
         brands.append(brand)
         urls.append(f"https://{brand}.example/{cat}/{sub}/a{j}")
+    return articles_arrow(world, titles, abstracts, entities, cats, subs, langs, brands, urls)
+
+
+def articles_arrow(world: World, titles: list[str], abstracts: list[str],
+                   entities: list[list[str]], cats: list[str], subs: list[str],
+                   langs: list[str], brands: list[str], urls: list[str]) -> pa.Table:
+    """The `articles` table from per-article text columns and the world's times (v1 and v2)."""
+    n = world.n_articles
     ts = pa.timestamp("us", tz="UTC")
     cols = {
         "article_id": pa.array([f"a{j}" for j in range(n)]),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from newsdesk.data.schema import ARTICLES
 from newsdesk.simulation.config import SimulationConfig
 from newsdesk.simulation.population import (
     ARTICLES_STREAM,
@@ -32,6 +31,7 @@ from newsdesk.simulation.population import (
     USERS,
     _to_us,
     _window_counts,
+    articles_arrow,
     histories_arrow,
     rng_for,
 )
@@ -198,24 +198,7 @@ def articles_table_v2(world: WorldV2) -> pa.Table:
         langs.append(lang)
         brands.append(brand)
         urls.append(f"https://{brand}.example/{cat}/{sub}/a{j}")
-    ts = pa.timestamp("us", tz="UTC")
-    return pa.table({
-        "article_id": pa.array([f"a{j}" for j in range(n)]),
-        "title": pa.array(titles),
-        "abstract": pa.array(abstracts),
-        "body": pa.nulls(n, pa.string()),
-        "category": pa.array(cats),
-        "subcategory": pa.array(subs),
-        "entities": pa.array(entities, pa.list_(pa.string())),
-        "language": pa.array(langs),
-        "url": pa.array(urls),
-        "published_at": pa.array(_to_us(world.article_published), ts),
-        "updated_at": pa.nulls(n, ts),
-        "expires_at": pa.array(_to_us(world.article_expires), ts),
-        "brand": pa.array(brands),
-        "tags": pa.array([[c, s] for c, s in zip(cats, subs, strict=True)],
-                         pa.list_(pa.string())),
-    }, schema=ARTICLES)
+    return articles_arrow(world, titles, abstracts, entities, cats, subs, langs, brands, urls)
 
 
 def histories_table_v2(world: WorldV2, max_per_user: int = 50) -> pa.Table:
