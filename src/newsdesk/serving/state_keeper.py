@@ -238,6 +238,7 @@ class OnlineStateKeeper:
         me = json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
                          "since": time.time()})
         self.state = "rebuilding"
+        log.warning("online_state_rebuild_started", reason=reason, log_seq=upto)
         try:
             if not self.store.claim_marker(LOCK, me):
                 holder = json.loads(self.store.read_marker(LOCK) or "{}")

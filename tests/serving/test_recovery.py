@@ -1,0 +1,186 @@
+"""Recovery after an online-store outage: the breaker's probe, with a real redis-server.
+
+The breaker's reset timeout is set long (30 s) in the service tests, so that a request's
+half-open trial cannot be what brings the service back: only the probe off the request path
+can (serving/resilience.py, BreakerProbe). The old breaker stayed open (or half-open, with no
+request to try it) for the whole reset timeout after Redis was back.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from newsdesk.data.schema import Article
+from newsdesk.errors import StoreUnavailable
+from newsdesk.serving.app import create_app
+from newsdesk.serving.resilience import BreakerProbe, CircuitBreaker, CircuitOpen
+from tests.serving.conftest import ADMIN_KEY, ctr_factory, make_settings, running
+
+pytestmark = pytest.mark.anyio
+
+RECOVERY_TARGET_S = 5.0  # issue 13: whole again within 5 s of the fault's end
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _down() -> None:
+    raise StoreUnavailable("down")
+
+
+def test_probe_closes_an_open_circuit_on_probation() -> None:
+    clock = Clock()  # stands still: the reset timeout never passes, only the probe can close
+    breaker = CircuitBreaker("s", failure_threshold=3, reset_s=30.0, clock=clock)
+    for _ in range(3):
+        with pytest.raises(StoreUnavailable):
+            breaker.call(_down)
+    assert breaker.state == "open"
+    assert breaker.probe(lambda: False) is False  # still down: nothing changes
+    assert breaker.probe(_down) is False  # a probe that raises is a failed probe
+    with pytest.raises(CircuitOpen):
+        breaker.call(lambda: 1)
+    assert breaker.probe(lambda: True) is True
+    assert breaker.state == "closed"
+    assert breaker.call(lambda: 7) == 7  # requests use the backend again at once
+    # probation ended with that success: it takes `failure_threshold` failures again
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable):
+            breaker.call(_down)
+    assert breaker.state == "closed"
+    with pytest.raises(StoreUnavailable):
+        breaker.call(_down)
+    assert breaker.state == "open"
+    # on probation (no success since the probe), the first failure re-opens the circuit
+    assert breaker.probe(lambda: True)
+    with pytest.raises(StoreUnavailable):
+        breaker.call(_down)
+    assert breaker.state == "open"
+
+
+def test_probe_thread_pings_only_while_the_circuit_is_open() -> None:
+    breaker = CircuitBreaker("s", failure_threshold=1, reset_s=30.0)
+    answers = {"up": False}
+    pings: list[float] = []
+
+    def ping() -> bool:
+        pings.append(time.monotonic())
+        return answers["up"]
+
+    probe = BreakerProbe(breaker, ping, interval_s=0.02).start()
+    try:
+        time.sleep(0.2)
+        assert pings == []  # closed: no ping at all
+        with pytest.raises(StoreUnavailable):
+            breaker.call(_down)
+        deadline = time.monotonic() + 5
+        while len(pings) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(pings) >= 3 and breaker.state == "open"  # pinged, still down
+        answers["up"] = True
+        while breaker.state != "closed" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert breaker.state == "closed"
+        n = len(pings)
+        time.sleep(0.2)
+        assert len(pings) == n  # closed again: pinging stopped
+    finally:
+        probe.stop()
+    with pytest.raises(ValueError, match="interval_s"):
+        BreakerProbe(breaker, ping, interval_s=0)
+
+
+async def _whole_again(client: httpx.AsyncClient, user: str, *, after: float
+                       ) -> tuple[float, dict[str, Any], dict[str, Any]]:
+    """Seconds from `after` until /readyz is ready and whole (checks pass, circuit closed,
+    online state ok) and an answer is personalised (not degraded); polled every 0.1 s with
+    no other traffic, so no request's trial can close the circuit."""
+    deadline = after + 3 * RECOVERY_TARGET_S
+    while True:
+        ready = await client.get("/readyz")
+        body = ready.json()
+        if (ready.status_code == 200 and body["status"] == "ready" and "breaker" not in body
+                and body.get("online_state", {}).get("state") == "ok"):
+            answer = (await client.post("/v1/recommendations",
+                                        json={"user_id": user, "k": 8})).json()
+            if not answer["degraded"]:
+                return time.monotonic() - after, body, answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not whole {3 * RECOVERY_TARGET_S} s after the fault: {body}")
+        await anyio.sleep(0.1)
+
+
+async def _fault(client: httpx.AsyncClient) -> None:
+    """Requests while the store is down: answered, degraded; the circuit opens."""
+    for i in range(6):
+        r = await client.post("/v1/recommendations", json={"user_id": f"u{i}", "k": 8})
+        assert r.status_code == 200 and r.json()["degraded"] is True
+    body = (await client.get("/readyz")).json()
+    assert body["breaker"] in ("open", "half_open") and body["checks"]["online_store"] is False
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(60)
+async def test_paused_redis_is_used_again_within_5s_of_resuming(
+        tmp_path: Path, dataset_dir: Path, articles: list[Article]) -> None:
+    from newsdesk.chaos.redis import RedisServer
+
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    app = create_app(make_settings(tmp_path, dataset_dir, online_store_url=redis.url,
+                                   breaker_failure_threshold=2, breaker_reset_s=30),
+                     recommender_factory=ctr_factory(articles))
+    try:
+        async with running(app) as client:
+            assert not (await client.post("/v1/recommendations",
+                                          json={"user_id": "u", "k": 8})).json()["degraded"]
+            redis.pause()
+            try:
+                await _fault(client)
+            finally:
+                redis.resume()
+            took, body, answer = await _whole_again(client, "u", after=time.monotonic())
+            assert took <= RECOVERY_TARGET_S, took
+            assert body["online_state"]["rebuilds"] == 0  # paused is not emptied
+    finally:
+        redis.kill()
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(60)
+async def test_redis_back_empty_is_rebuilt_and_used_within_5s(
+        tmp_path: Path, dataset_dir: Path, articles: list[Article]) -> None:
+    from newsdesk.chaos.redis import RedisServer
+
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    app = create_app(make_settings(tmp_path, dataset_dir, online_store_url=redis.url,
+                                   breaker_failure_threshold=2, breaker_reset_s=30),
+                     recommender_factory=ctr_factory(articles))
+    try:
+        async with running(app) as client:
+            clicks = [{"type": "click", "event_id": f"e{i}", "user_id": "reader",
+                       "article_id": f"a{i:03d}"} for i in range(3)]
+            assert (await client.post("/v1/events", json={"events": clicks})).json()["applied"]
+            redis.kill()
+            await _fault(client)
+            redis.start()  # the same port, EMPTY (no persistence)
+            took, body, _ = await _whole_again(client, "reader", after=time.monotonic())
+            assert took <= RECOVERY_TARGET_S, took
+            assert body["online_state"]["last"]["reason"] == "store_emptied"
+            # the reader's clicks came back from the durable event log
+            recent = (await client.get("/v1/users/reader/recent",
+                                       headers={"X-API-Key": ADMIN_KEY})).json()
+            assert {c["article_id"] for c in recent["clicks"]} == {"a000", "a001", "a002"}
+    finally:
+        redis.kill()
