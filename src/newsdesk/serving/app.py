@@ -280,6 +280,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                                    if settings.bootstrap_store else None,
                                    registry=metrics.registry)
         await loop.run_in_executor(io_pool, keeper.prepare)  # before the bootstrap and requests
+        probe.on_recovered = keeper.wake  # a store back empty: rebuilt at once
         ingestor.not_applied = keeper.defer
         svc = Services(settings, metrics, store, event_log, cat, registry, pipeline, ingestor,
                        exposure, assigner, io_pool, breaker, clock, bootstrap, keeper=keeper,

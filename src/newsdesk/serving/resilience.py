@@ -153,21 +153,28 @@ class BreakerProbe:
             requests would pass too).
         interval_s: how often to look; the recovery time after the backend is back is
             about one interval.
+        on_recovered: called after the probe closed the circuit (the state keeper's `wake`:
+            a store back empty is rebuilt at once).
     """
 
     def __init__(self, breaker: CircuitBreaker, ping: Callable[[], bool], *,
-                 interval_s: float = 0.25) -> None:
+                 interval_s: float = 0.25,
+                 on_recovered: Callable[[], object] | None = None) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
         self.breaker = breaker
         self.ping = ping
+        self.on_recovered = on_recovered
         self._job = Periodic(f"breaker-probe-{breaker.name}", interval_s, self.tick)
 
     def tick(self) -> bool:
         """One look: True when the circuit is closed afterwards."""
         if self.breaker.state == CLOSED:
             return True
-        return self.breaker.probe(self.ping)
+        closed = self.breaker.probe(self.ping)
+        if closed and self.on_recovered is not None:
+            self.on_recovered()
+        return closed
 
     def start(self) -> BreakerProbe:
         self._job.start()
