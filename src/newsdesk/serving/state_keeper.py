@@ -12,8 +12,11 @@ The store carries a sentinel marker (`online-state`), written once it holds the 
 every logged event. At start, a store that is unclean (then cleared) or has no sentinel is
 rebuilt: the dataset's bootstrap (which skips events the log holds) plus a replay of the whole
 log up to its last seq at that moment; later events are applied live as usual, so none is
-counted twice. While serving, a thread checks the sentinel every `watch_s` seconds: a store
+counted twice. While serving, a thread checks the sentinel every `watch_s` seconds, and at
+once when the breaker's probe sees the store answer again after an outage (`wake`): a store
 that lost it (Redis restarted empty) is rebuilt the same way without restarting the service.
+The replay merges each chunk of logged events like the dataset (`merge_logged_events`: a few
+bulk calls instead of three commands per click), since the state is not whole until it ends.
 Several processes sharing one store rebuild it once (a lock marker, like the bootstrap's).
 
 The same thread samples the dependencies for the metrics (`newsdesk_dependency_up`): the
