@@ -274,3 +274,39 @@ def test_merged_replay_is_the_state_of_recording_each_event(backend: str,
             two.clear()
         one.close()
         two.close()
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(60)
+def test_readiness_is_patient_with_a_slow_redis_not_with_a_stopped_one(tmp_path: Path) -> None:
+    """/readyz asks `ready` (0.5 s of patience), the request path and the breaker's probe
+    `ping` (50 ms): a Redis answering in ~80 ms (a loaded machine, through the latency proxy)
+    is slow for requests but up; a stopped one is down for both, and said so in time."""
+    from newsdesk.chaos.proxy import LatencyProxy
+    from newsdesk.chaos.redis import RedisServer
+    from newsdesk.errors import ConfigError
+    from newsdesk.features.redis_store import RedisOnlineStore
+
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    proxy = LatencyProxy("127.0.0.1", redis.port)
+    proxy.start()
+    store = RedisOnlineStore(f"redis://127.0.0.1:{proxy.port}/0")
+    try:
+        assert store.ping() and store.ready()
+        proxy.set_delay(0.04)  # a round trip costs ~80 ms more
+        assert store.ready()
+        assert not store.ping()
+        proxy.set_delay(0.0)
+        redis.pause()
+        start = time.perf_counter()
+        assert not store.ready()
+        assert time.perf_counter() - start < 2.0
+        assert not store.ping()
+    finally:
+        redis.resume()
+        store.close()
+        proxy.stop()
+        redis.kill()
+    with pytest.raises(ConfigError, match="ready_timeout_s"):
+        RedisOnlineStore(redis.url, ready_timeout_s=0)

@@ -231,6 +231,9 @@ class GuardedOnlineStore(DelegatedBulkLoads, OnlineStore):
     def ping(self) -> bool:
         return self.inner.ping()
 
+    def ready(self) -> bool:
+        return self.inner.ready()
+
     def close(self) -> None:
         self.inner.close()
 
