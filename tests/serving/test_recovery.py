@@ -77,7 +77,9 @@ def test_probe_thread_pings_only_while_the_circuit_is_open() -> None:
         pings.append(time.monotonic())
         return answers["up"]
 
-    probe = BreakerProbe(breaker, ping, interval_s=0.02).start()
+    recovered: list[str] = []
+    probe = BreakerProbe(breaker, ping, interval_s=0.02,
+                         on_recovered=lambda: recovered.append(breaker.state)).start()
     try:
         time.sleep(0.2)
         assert pings == []  # closed: no ping at all
@@ -94,8 +96,20 @@ def test_probe_thread_pings_only_while_the_circuit_is_open() -> None:
         n = len(pings)
         time.sleep(0.2)
         assert len(pings) == n  # closed again: pinging stopped
+        assert recovered == ["closed"]  # once per outage
     finally:
         probe.stop()
+    # a request's trial closed the circuit between two looks: recovered all the same
+    later: list[bool] = []
+    probe = BreakerProbe(breaker, lambda: False, interval_s=60,
+                         on_recovered=lambda: later.append(True))
+    with pytest.raises(StoreUnavailable):
+        breaker.call(_down)
+    assert probe.tick() is False and later == []
+    breaker.reset_s = 0.0  # the next call is a half-open trial
+    assert breaker.call(lambda: 1) == 1 and breaker.state == "closed"
+    assert probe.tick() is True and later == [True]
+    assert probe.tick() is True and later == [True]
     with pytest.raises(ValueError, match="interval_s"):
         BreakerProbe(breaker, ping, interval_s=0)
 

@@ -165,16 +165,22 @@ class BreakerProbe:
         self.breaker = breaker
         self.ping = ping
         self.on_recovered = on_recovered
+        self._outage = False  # the circuit was seen not closed since the last recovery
         self._job = Periodic(f"breaker-probe-{breaker.name}", interval_s, self.tick)
 
     def tick(self) -> bool:
-        """One look: True when the circuit is closed afterwards."""
-        if self.breaker.state == CLOSED:
-            return True
-        closed = self.breaker.probe(self.ping)
-        if closed and self.on_recovered is not None:
-            self.on_recovered()
-        return closed
+        """One look: True when the circuit is closed afterwards. `on_recovered` runs once
+        per outage, whoever closed the circuit (this probe, or a request's trial since the
+        last look)."""
+        if self.breaker.state != CLOSED:
+            self._outage = True
+            if not self.breaker.probe(self.ping):
+                return False
+        if self._outage:
+            self._outage = False
+            if self.on_recovered is not None:
+                self.on_recovered()
+        return True
 
     def start(self) -> BreakerProbe:
         self._job.start()
