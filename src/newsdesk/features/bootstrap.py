@@ -133,6 +133,45 @@ def bootstrap_store(store: OnlineStore, dataset_dir: str | Path, *,
     return report
 
 
+def merge_logged_events(store: OnlineStore, events: Sequence[Any]) -> int:
+    """Logged events (`Impression`, `Interaction`) merged into the store the way the dataset
+    is: article counts in `merge_article_counts`, clicks into the users' lists by time
+    (`merge_user_clicks`). The same state as `record_events` (the contract of the merges),
+    in a few bulk calls instead of three commands per click -- the replay of a rebuild and the
+    deferred events of an outage (serving/state_keeper.py) -- and a click older than those
+    recorded live meanwhile lands below them, where `record_events` would put it on top.
+    Returns the number of events."""
+    from newsdesk.data.schema import Impression, InteractionType
+
+    shown_ids: list[str] = []
+    shown_ts: list[float] = []
+    users: list[str] = []
+    clicked: list[str] = []
+    click_ts: list[float] = []
+    for event in events:
+        ts = event.timestamp.timestamp()
+        if isinstance(event, Impression):
+            shown_ids += event.article_ids
+            shown_ts += [ts] * len(event.article_ids)
+        elif event.type is InteractionType.CLICK:
+            users.append(event.user_id)
+            clicked.append(event.article_id)
+            click_ts.append(ts)
+    if not shown_ids and not clicked:
+        return len(events)
+    clicks = pl.DataFrame({"user_id": users, "article_id": clicked, "ts": click_ts},
+                          schema={"user_id": pl.String, "article_id": pl.String,
+                                  "ts": pl.Float64})
+    shown = pl.DataFrame({"article_id": shown_ids, "ts": shown_ts},
+                         schema={"article_id": pl.String, "ts": pl.Float64})
+    store.merge_article_counts(_article_counts(
+        clicks=clicks.select("article_id", "ts"), shown=shown,
+        half_life_hours=store.half_life_hours))
+    for chunk in _chunks(_user_lists(_empty_history(), clicks, store.max_user_clicks)):
+        store.merge_user_clicks(chunk)
+    return len(events)
+
+
 def _unix(value: datetime | float | None) -> float | None:
     if value is None or isinstance(value, int | float):
         return value
@@ -284,11 +323,13 @@ def _article_counts(*, clicks: pl.DataFrame, shown: pl.DataFrame,
 def _user_lists(history: pl.DataFrame, clicks: pl.DataFrame, cap: int
                 ) -> Iterator[tuple[str, list[Click]]]:
     """Each user's clicks newest first, capped: logged clicks by time, then the history
-    (all at as_of, later list entries are newer)."""
+    (all at as_of, later list entries are newer). Clicks at the same time: the later row
+    first, as recording them one by one would put them."""
+    top = np.iinfo(np.int64).max - clicks.height  # above every history position
     rows = pl.concat([
         history.select("user_id", "article_id", "ts", "pos"),
         clicks.select("user_id", "article_id", "ts",
-                      pl.lit(np.iinfo(np.int64).max, pl.Int64).alias("pos")),
+                      (pl.int_range(pl.len(), dtype=pl.Int64) + top).alias("pos")),
     ])
     if rows.is_empty():
         return

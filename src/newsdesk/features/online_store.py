@@ -207,6 +207,13 @@ class OnlineStore(ABC):
     def ping(self) -> bool:
         """True when the backend answers; never raises."""
 
+    def ready(self) -> bool:
+        """Readiness (the service's /readyz): True when the backend answers within a patient
+        timeout; never raises. A reply slower than the request path allows (a backend busy a
+        moment on a loaded machine) is not an outage, and a readiness check that flipped on
+        one would take the service out of rotation for nothing. Default: `ping`."""
+        return self.ping()
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and flush persistence."""
 

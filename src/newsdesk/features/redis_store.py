@@ -215,17 +215,22 @@ class RedisOnlineStore(OnlineStore):
     Args:
         url: redis://host:port/db.
         socket_timeout_s: per-command socket timeout; short, so a dead server fails fast.
+        ready_timeout_s: the patience of `ready` (readiness): a server that answers within it
+            is up, however slow for the request path.
         article_ttl_s / user_ttl_s: idle keys expire (0 = never).
     """
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, half_life_hours: float = 6.0,
                  max_user_clicks: int = 50, prefix: str = "nd:",
                  socket_timeout_s: float = 0.05, connect_timeout_s: float = 0.1,
+                 ready_timeout_s: float = 0.5,
                  article_ttl_s: int = 30 * 86_400, user_ttl_s: int = 90 * 86_400) -> None:
         if half_life_hours <= 0:
             raise ConfigError(f"half_life_hours must be > 0, got {half_life_hours}")
         if max_user_clicks < 1:
             raise ConfigError(f"max_user_clicks must be >= 1, got {max_user_clicks}")
+        if ready_timeout_s <= 0:
+            raise ConfigError(f"ready_timeout_s must be > 0, got {ready_timeout_s}")
         redis = require("redis", "redis")
         from redis.backoff import NoBackoff
         from redis.retry import Retry
@@ -247,6 +252,11 @@ class RedisOnlineStore(OnlineStore):
         # bulk loads run off the request path and may take longer than its 50 ms timeouts
         self._bulk_client = redis.Redis.from_url(
             url, socket_timeout=60.0, socket_connect_timeout=5.0, decode_responses=True)
+        # readiness waits longer than requests, never as long as bulk loads (a paused server
+        # must still be reported down within a readiness probe's budget)
+        self._ready_client = redis.Redis.from_url(
+            url, socket_timeout=ready_timeout_s, socket_connect_timeout=ready_timeout_s,
+            retry=Retry(NoBackoff(), 0), retry_on_timeout=False, decode_responses=True)
         self._merge = self._bulk_client.register_script(_MERGE_LUA)
         self._merge_users = self._bulk_client.register_script(_MERGE_USERS_LUA)
         self._meta, self._trending = f"{prefix}meta", f"{prefix}trending"
@@ -517,6 +527,12 @@ class RedisOnlineStore(OnlineStore):
         except self._redis_error:
             return False
 
+    def ready(self) -> bool:
+        try:
+            return bool(self._ready_client.ping())
+        except self._redis_error:
+            return False
+
     def clear(self) -> None:
         """Delete every key under this store's prefix (tests, resets)."""
         with self._errors("clear"):
@@ -527,3 +543,4 @@ class RedisOnlineStore(OnlineStore):
     def close(self) -> None:
         self._client.close()
         self._bulk_client.close()
+        self._ready_client.close()

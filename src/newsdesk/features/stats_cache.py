@@ -167,5 +167,8 @@ class StatsCachingStore(DelegatedBulkLoads, OnlineStore):
     def ping(self) -> bool:
         return self.inner.ping()
 
+    def ready(self) -> bool:
+        return self.inner.ready()
+
     def close(self) -> None:
         self.inner.close()

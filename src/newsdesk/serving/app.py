@@ -42,7 +42,7 @@ from newsdesk.serving.feedback import EventIngestor, ExposureLogger
 from newsdesk.serving.middleware import ServingMiddleware, error_json
 from newsdesk.serving.model_registry import ModelRegistry
 from newsdesk.serving.recommend_pipeline import PipelineConfig, RecommendPipeline
-from newsdesk.serving.resilience import CircuitBreaker, GuardedOnlineStore
+from newsdesk.serving.resilience import BreakerProbe, CircuitBreaker, GuardedOnlineStore
 from newsdesk.serving.schemas import ErrorBody
 from newsdesk.serving.settings import ServeSettings
 from newsdesk.serving.state_keeper import OnlineStateKeeper
@@ -223,6 +223,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         )
         raw_store = await loop.run_in_executor(io_pool, store_factory or default_store, settings)
         store = GuardedOnlineStore(raw_store, breaker)
+        # closes the circuit within one probe interval of the store answering again
+        probe = BreakerProbe(breaker, raw_store.ping, interval_s=settings.breaker_probe_s).start()
         event_log = await loop.run_in_executor(
             io_pool, event_log_factory or default_event_log, settings)
         cat = catalog
@@ -279,6 +281,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                                    if settings.bootstrap_store else None,
                                    registry=metrics.registry)
         await loop.run_in_executor(io_pool, keeper.prepare)  # before the bootstrap and requests
+        probe.on_recovered = keeper.wake  # a store back empty: rebuilt at once
         ingestor.not_applied = keeper.defer
         svc = Services(settings, metrics, store, event_log, cat, registry, pipeline, ingestor,
                        exposure, assigner, io_pool, breaker, clock, bootstrap, keeper=keeper,
@@ -332,6 +335,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             model_pool.shutdown(wait=True, cancel_futures=True)
             bootstrap.join(timeout_s=60)  # a half-finished load must not race close()
             keeper.stop()
+            probe.stop()
             if consumer is not None:
                 consumer.stop()
             event_log.close()

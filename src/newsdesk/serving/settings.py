@@ -63,6 +63,9 @@ class ServeSettings(BaseSettings):
     # Circuit breaker around the online store.
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_reset_s: float = Field(default=2.0, gt=0)
+    # How often the store is pinged off the request path while the circuit is open (s); a
+    # passing ping closes it (serving/resilience.py BreakerProbe).
+    breaker_probe_s: float = Field(default=0.25, gt=0, le=60)
 
     # Request limits.
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
