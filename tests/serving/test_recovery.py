@@ -192,7 +192,13 @@ async def test_redis_back_empty_is_rebuilt_and_used_within_5s(
         async with running(app) as client:
             clicks = [{"type": "click", "event_id": f"e{i}", "user_id": "reader",
                        "article_id": f"a{i:03d}"} for i in range(3)]
+            clicks += [{"type": "click", "event_id": "g1", "user_id": "gone",
+                        "article_id": "a004"},
+                       {"type": "dismiss", "event_id": "d1", "user_id": "reader",
+                        "article_id": "a005", "reason": "not_interested"}]
             assert (await client.post("/v1/events", json={"events": clicks})).json()["applied"]
+            erase = await client.delete("/v1/users/gone", headers={"X-API-Key": ADMIN_KEY})
+            assert erase.status_code == 200
             redis.kill()
             await _fault(client)
             assert _unchanged((await client.get("/readyz")).json()["online_state"])
@@ -211,6 +217,14 @@ async def test_redis_back_empty_is_rebuilt_and_used_within_5s(
             recent = (await client.get("/v1/users/reader/recent",
                                        headers={"X-API-Key": ADMIN_KEY})).json()
             assert {c["article_id"] for c in recent["clicks"]} == {"a000", "a001", "a002"}
+            # ... with the dismissal; an erased reader's clicks stay gone
+            from newsdesk.features.dismissals import read_dismissals
+
+            store = app.state.services.store
+            assert [d.article_id for d in read_dismissals(store, "reader")] == ["a005"]
+            gone = (await client.get("/v1/users/gone/recent",
+                                     headers={"X-API-Key": ADMIN_KEY})).json()
+            assert gone["clicks"] == []
     finally:
         redis.kill()
 

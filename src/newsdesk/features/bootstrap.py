@@ -142,7 +142,9 @@ def merge_logged_events(store: OnlineStore, events: Sequence[Any]) -> int:
     recorded live meanwhile lands below them, where `record_events` would put it on top.
     Returns the number of events."""
     from newsdesk.data.schema import Impression, InteractionType
+    from newsdesk.features.dismissals import apply_dismissals
 
+    apply_dismissals(store, events)  # markers, merged (features/dismissals.py)
     shown_ids: list[str] = []
     shown_ts: list[float] = []
     users: list[str] = []

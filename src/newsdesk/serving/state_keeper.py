@@ -39,6 +39,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,10 @@ def last_seq(event_log: Any) -> int:
     return seq
 
 
-def replay_log(store: OnlineStore, event_log: Any, upto_seq: int) -> int:
-    """Apply every logged event with seq <= upto_seq to the store; returns how many."""
+def replay_log(store: OnlineStore, event_log: Any, upto_seq: int,
+               erased: frozenset[str] = frozenset()) -> int:
+    """Apply every logged event with seq <= upto_seq to the store, except those of `erased`
+    readers (the right to erasure outlives a rebuild); returns how many were read."""
     if event_log is None or upto_seq <= 0:
         return 0
     n = 0
@@ -80,14 +83,14 @@ def replay_log(store: OnlineStore, event_log: Any, upto_seq: int) -> int:
     for seq, event in event_log.read(0):
         if seq > upto_seq:
             break
-        chunk.append(event)
+        if getattr(event, "user_id", None) not in erased:
+            chunk.append(event)
+        n += 1
         if len(chunk) >= REPLAY_CHUNK:
             _apply(store, chunk)
-            n += len(chunk)
             chunk = []
     if chunk:
         _apply(store, chunk)
-        n += len(chunk)
     return n
 
 
@@ -112,8 +115,10 @@ class OnlineStateKeeper:
     """
 
     def __init__(self, store: OnlineStore, event_log: Any, dataset_dir: Path | None, *,
-                 registry: CollectorRegistry | None = None, watch_s: float = 0.5) -> None:
+                 registry: CollectorRegistry | None = None, watch_s: float = 0.5,
+                 erased: Callable[[], frozenset[str]] | None = None) -> None:
         self.store, self.event_log, self.dataset_dir = store, event_log, dataset_dir
+        self.erased = erased or frozenset  # erased readers: left out of a replay
         self.watch_s = watch_s
         self.state = "ok"
         self.rebuilds = 0
@@ -267,7 +272,7 @@ class OnlineStateKeeper:
 
                     loaded = bootstrap_store(self.store, self.dataset_dir,
                                              event_log=self.event_log).to_dict()["users"]
-                replayed = replay_log(self.store, self.event_log, upto)
+                replayed = replay_log(self.store, self.event_log, upto, self.erased())
                 self.store.write_marker(SENTINEL, json.dumps(
                     {"rebuilt_at": time.time(), "reason": reason, "log_seq": upto}))
             finally:
