@@ -47,8 +47,8 @@ def _systems(pair: tuple[Path, Path]) -> tuple[dict, list]:
     return systems, stores
 
 
-def _reference(dataset: Path, start: float, end: float, pair: tuple[Path, Path], warmup: float | None,
-               max_scored: int, seed: int) -> dict:
+def _reference(dataset: Path, start: float, end: float, pair: tuple[Path, Path],
+               warmup: float | None, max_scored: int, seed: int) -> dict:
     """The gate's replay as it was: every event an object, written one by one."""
     ds = Dataset(dataset)
     events = build_events(ds, score_from=start, score_until=end, seed_histories=False)
