@@ -39,7 +39,7 @@ def test_push_pull_verified_copy_and_refuse_corruption(world: World, s3: tuple[s
 
     shutil.copytree(world.dataset, src)
     pushed = push_dataset(src, url)
-    assert pushed.copied and "manifest.json" == pushed.copied[-1]  # the manifest goes last
+    assert pushed.copied and pushed.copied[-1] == "manifest.json"  # the manifest goes last
     keys = {o["Key"] for o in client.list_objects_v2(  # type: ignore[attr-defined]
         Bucket="models", Prefix="datasets/sim/")["Contents"]}
     assert "datasets/sim/manifest.json" in keys and "datasets/sim/_files.json" in keys
