@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import polars as pl
 
 from newsdesk.features.online_store import ArticleCounts, Click, OnlineStore
 
@@ -48,40 +47,41 @@ class EventBatch:
     unknown_id: str = "\x00unknown"
 
 
-def _decayed(keys: np.ndarray, ts: np.ndarray, half_life_hours: float) -> pl.DataFrame:
-    """Per key: count, newest time (ref) and the decayed count at ref."""
-    hl = half_life_hours * 3600.0
-    frame = pl.DataFrame({"k": keys.astype(np.int64), "ts": ts.astype(np.float64)})
-    return (frame.with_columns(ref=pl.col("ts").max().over("k"))
-            .with_columns(w=(2.0 ** ((pl.col("ts") - pl.col("ref")) / hl).clip(-1000.0, 0.0)))
-            .group_by("k").agg(n=pl.len(), ref=pl.col("ref").first(), value=pl.col("w").sum()))
+def _decayed(keys: np.ndarray, ts: np.ndarray, half_life_hours: float
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct key (sorted): count, newest time (ref) and the decayed count at ref.
+    numpy only: batches are often small, and a thread pool's start-up costs more than them."""
+    uniq, inv = np.unique(keys.astype(np.int64), return_inverse=True)
+    ts = ts.astype(np.float64)
+    ref = np.full(len(uniq), -np.inf)
+    np.maximum.at(ref, inv, ts)
+    w = np.power(2.0, np.clip((ts - ref[inv]) / (half_life_hours * 3600.0), -1000.0, 0.0))
+    value = np.bincount(inv, weights=w, minlength=len(uniq))
+    return uniq, np.bincount(inv, minlength=len(uniq)).astype(np.int64), ref, value
 
 
 def article_counts(batch: EventBatch, half_life_hours: float) -> ArticleCounts:
     """The batch's per-article counts (ArticleCounts for `merge_article_counts`)."""
     unknown = len(batch.ids)  # the code of unknown_id
     imp_keep = batch.imp_key >= 0
-    imp = _decayed(batch.imp_key[imp_keep], batch.imp_ts[imp_keep], half_life_hours)
-    ck = np.where(batch.click_key >= 0, batch.click_key, unknown)
-    clk = _decayed(ck, batch.click_ts, half_life_hours)
-    both = (imp.rename({"n": "imps", "ref": "imp_ref", "value": "imp_value"})
-            .join(clk.rename({"n": "clicks", "ref": "clk_ref", "value": "clk_value"}),
-                  on="k", how="full", coalesce=True)
-            .sort("k"))
-    keys = both["k"].to_numpy()
-    imp_ref = both["imp_ref"].fill_null(np.nan).to_numpy()
-    clk_ref = both["clk_ref"].fill_null(np.nan).to_numpy()
+    ik, i_n, i_ref, i_val = _decayed(batch.imp_key[imp_keep], batch.imp_ts[imp_keep],
+                                     half_life_hours)
+    ck, c_n, c_ref, c_val = _decayed(np.where(batch.click_key >= 0, batch.click_key, unknown),
+                                     batch.click_ts, half_life_hours)
+    keys = np.union1d(ik, ck)
+    n = len(keys)
+    impressions, clicks = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    imp_value, clk_value = np.zeros(n), np.zeros(n)
+    imp_ref, clk_ref = np.full(n, np.nan), np.full(n, np.nan)
+    at = np.searchsorted(keys, ik)
+    impressions[at], imp_ref[at], imp_value[at] = i_n, i_ref, i_val
+    at = np.searchsorted(keys, ck)
+    clicks[at], clk_ref[at], clk_value[at] = c_n, c_ref, c_val
     ids = [batch.ids[k] if k < unknown else batch.unknown_id for k in keys.tolist()]
-    return ArticleCounts(
-        ids=ids,
-        impressions=both["imps"].fill_null(0).to_numpy().astype(np.int64),
-        clicks=both["clicks"].fill_null(0).to_numpy().astype(np.int64),
-        imp_value=both["imp_value"].fill_null(0.0).to_numpy().astype(np.float64),
-        imp_ref=np.nan_to_num(imp_ref, nan=0.0),
-        clk_value=both["clk_value"].fill_null(0.0).to_numpy().astype(np.float64),
-        clk_ref=np.nan_to_num(clk_ref, nan=0.0),
-        last_ts=np.fmax(imp_ref, clk_ref),
-    )
+    return ArticleCounts(ids=ids, impressions=impressions, clicks=clicks,
+                         imp_value=imp_value, imp_ref=np.nan_to_num(imp_ref, nan=0.0),
+                         clk_value=clk_value, clk_ref=np.nan_to_num(clk_ref, nan=0.0),
+                         last_ts=np.fmax(imp_ref, clk_ref))
 
 
 def user_click_lists(batch: EventBatch, cap: int) -> list[tuple[str, list[Click]]]:
@@ -105,13 +105,13 @@ def user_click_lists(batch: EventBatch, cap: int) -> list[tuple[str, list[Click]
     return out
 
 
-SMALL_BATCH = 256  # below this many events, writing them one by one is cheaper
+SMALL_BATCH = 64  # below this many events, writing them one by one is cheaper
 
 
 def apply_batch(store: OnlineStore, batch: EventBatch, *, small: int = SMALL_BATCH) -> None:
     """Write the batch into the store (module docstring: same state as one by one). A batch
     of fewer than `small` events is written one by one: the aggregation's fixed cost (a few
-    Polars calls) is larger than a few hundred store writes."""
+    numpy calls and a merge) is larger than a few dozen store writes."""
     if len(batch.imp_key) + len(batch.click_key) < small:
         for k, t in zip(batch.imp_key.tolist(), batch.imp_ts.tolist(), strict=True):
             if k >= 0:
