@@ -110,12 +110,16 @@ def main() -> None:
         "cycle_s": round(rec["wall_s"], 1), "steps_s": steps,
         "train_steps_s": manifest.get("timings_s"),
         "peak_rss_gib": round(usage.ru_maxrss / 2**20, 3),
+        # CPU seconds of the cycle's process: on a shared machine, wall time also counts the
+        # time other users' processes held the cores
+        "cycle_cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
         "baseline_train_s": round(baseline_train_s, 1),
         "cycle_over_train": round(rec["wall_s"] / baseline_train_s, 2),
         "decision": rec["decision"], "reasons": rec.get("reasons"),
         "scored_impressions": (rec.get("gate") or {}).get("scored_impressions"),
     }
-    print(f"cycle {result['cycle_s']} s ({result['cycle_over_train']}x a plain train), peak "
+    print(f"cycle {result['cycle_s']} s, {result['cycle_cpu_s']} CPU s "
+          f"({result['cycle_over_train']}x a plain train), peak "
           f"{result['peak_rss_gib']} GiB, decision {rec['decision']}")
     for step, s in steps.items():
         print(f"  {step:<16}{s:>8.1f} s")
