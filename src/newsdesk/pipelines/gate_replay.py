@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -168,6 +167,3 @@ def sampled_replay(dataset_dir: str | Path, start: float, end: float,
             progress(n)
     return evals
 
-
-def replay_summary(evals: dict[str, ImpressionEvaluation]) -> dict[str, Any]:
-    return {n: e.summary() for n, e in evals.items()}
