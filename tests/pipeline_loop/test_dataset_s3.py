@@ -92,6 +92,8 @@ def test_pipeline_cycle_with_dataset_in_s3(world: World, s3: tuple[str, object],
     added = rec["export"]["added"]
     assert added["impressions"] + added["interactions"] == w.n_events
     assert rec["push"]["copied"] >= 3  # parts, marker, manifest
+    # no cache in the training config: article vectors are cached in the state dir
+    assert (tmp_path / "state" / "embedding-cache" / "embeddings.sqlite").stat().st_size > 0
     # what the bucket holds now: the dataset plus every logged event, once
     check = tmp_path / "check"
     pull_dataset(url, check)

@@ -69,9 +69,15 @@ def _reference(dataset: Path, start: float, end: float, pair: tuple[Path, Path],
     return replay_events(events, systems, stores)
 
 
-@pytest.mark.parametrize(("warmup", "max_scored"), [(6.0, 150), (None, 100_000)])
+@pytest.mark.parametrize(("warmup", "max_scored", "chunk"),
+                         [(6.0, 150, 2000), (None, 100_000, 64)])
 def test_batched_replay_equals_event_by_event(world: World, bundles: tuple[Path, Path],
-                                              warmup: float | None, max_scored: int) -> None:
+                                              warmup: float | None, max_scored: int, chunk: int,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also with the ranker called per 64 scored impressions (several chunks)."""
+    from newsdesk.pipelines import gate_replay
+
+    monkeypatch.setattr(gate_replay, "PREDICT_CHUNK", chunk)
     start, end = latest_window(world.dataset, 6)
     ref = _reference(world.dataset, start, end, bundles, warmup, max_scored, seed=3)
     systems, stores = _systems(bundles)
