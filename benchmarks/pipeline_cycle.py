@@ -13,7 +13,9 @@ the same run, since the machine is shared). Timed, in a child process (peak RSS 
 one pipeline cycle: export the logged events, train the candidate on the dataset cut at the
 evaluation window (last 24 h), replay the window through both bundles (5000 scored
 impressions, paired bootstrap), gate, promote. The embedder is `hashing` (the MiniLM cost of
-the catalog is benchmarks/embed.py's and is cached across cycles with embedding_cache_dir).
+the catalog is benchmarks/embed.py's). The setup's training and the cycle share one embedding
+cache (keyed by content hash), as consecutive cycles of `newsdesk pipeline run` share the
+state dir's: the cycle embeds only the articles the previous training had not seen.
 """
 
 from __future__ import annotations
@@ -60,16 +62,18 @@ def main() -> None:
     from newsdesk.pipelines.window import dataset_before, latest_window, log_events_since
     from newsdesk.simulation import SimulationConfig, simulate_to_dataset
 
+    tmp = tempfile.TemporaryDirectory(prefix="nd-pipeline-cycle-")
     cfg = PipelineConfig.from_dict({
-        "train": {"embedder": "hashing"},
+        "train": {"embedder": "hashing",
+                  "embedding_cache_dir": str(Path(tmp.name) / "embedding-cache")},
         "evaluation": {"window_hours": 24, "max_scored_impressions": 5000},
         "retry": {"attempts": 1},
     })
     sim = SimulationConfig(seed=5, n_users=max(2000, n_imps // 20), days=args.days,
                            articles_per_day=min(5000, max(200, n_imps // 200)),
                            impressions_per_day=round(n_imps / args.days), slate_size=10)
-    with tempfile.TemporaryDirectory(prefix="nd-pipeline-cycle-") as tmp:
-        root = Path(tmp)
+    with tmp:
+        root = Path(tmp.name)
         t = time.perf_counter()
         simulate_to_dataset(sim, root / "full")
         simulate_s = time.perf_counter() - t
@@ -97,19 +101,25 @@ def main() -> None:
         if status != 0:
             raise SystemExit(f"the pipeline cycle failed (status {status})")
         rec = json.loads(out.strip().splitlines()[-1])
+        manifest = json.loads((root / "bundles" / rec["candidate"] / "manifest.json").read_text())
     steps = rec["steps_s"]
     result = {
         "impressions": n_imps, "shown_items": n_imps * 10, "users": sim.n_users,
         "days": args.days, "logged_events": logged,
         "exported": rec.get("export", {}).get("added"),
         "cycle_s": round(rec["wall_s"], 1), "steps_s": steps,
+        "train_steps_s": manifest.get("timings_s"),
         "peak_rss_gib": round(usage.ru_maxrss / 2**20, 3),
+        # CPU seconds of the cycle's process: on a shared machine, wall time also counts the
+        # time other users' processes held the cores
+        "cycle_cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
         "baseline_train_s": round(baseline_train_s, 1),
         "cycle_over_train": round(rec["wall_s"] / baseline_train_s, 2),
         "decision": rec["decision"], "reasons": rec.get("reasons"),
         "scored_impressions": (rec.get("gate") or {}).get("scored_impressions"),
     }
-    print(f"cycle {result['cycle_s']} s ({result['cycle_over_train']}x a plain train), peak "
+    print(f"cycle {result['cycle_s']} s, {result['cycle_cpu_s']} CPU s "
+          f"({result['cycle_over_train']}x a plain train), peak "
           f"{result['peak_rss_gib']} GiB, decision {rec['decision']}")
     for step, s in steps.items():
         print(f"  {step:<16}{s:>8.1f} s")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,3 +106,33 @@ class FlakyTrainer(Trainer):
 
 def real_trainer() -> EngineTrainer:
     return EngineTrainer(pipeline_config().train)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, object]]:
+    """(bundles URL, boto3 client) of a fresh bucket `models` on a moto server of this test
+    (real HTTP on 127.0.0.1; other prefixes of the bucket hold datasets)."""
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    pytest.importorskip("boto3")
+    import boto3
+
+    port = _free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}",
+                              region_name="us-east-1")
+        client.create_bucket(Bucket="models")
+        yield (f"s3://models/bundles?endpoint_override=127.0.0.1:{port}&scheme=http"
+               "&region=us-east-1", client)
+    finally:
+        server.stop()

@@ -4,8 +4,6 @@ local copy, refuse a corrupt object, and serve a bundle straight from an s3:// U
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,31 +23,6 @@ from .conftest import World
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
 boto3 = pytest.importorskip("boto3")
 pytestmark = [pytest.mark.ml]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, object]]:
-    """(bundles URL, boto3 client) of a fresh bucket on a moto server of this test."""
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(k, v)
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}",
-                              region_name="us-east-1")
-        client.create_bucket(Bucket="models")
-        yield (f"s3://models/bundles?endpoint_override=127.0.0.1:{port}&scheme=http"
-               "&region=us-east-1", client)
-    finally:
-        server.stop()
 
 
 def test_publish_fetch_verify_and_refuse_corruption(world: World, s3: tuple[str, object],

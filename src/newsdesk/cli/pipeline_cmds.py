@@ -39,7 +39,8 @@ def describe(rec: dict[str, Any]) -> str:
 
 @pipeline_app.command("run")
 def run(
-    dataset: Path = typer.Option(..., "--dataset", help="Dataset directory to grow and train on."),
+    dataset: str = typer.Option(..., "--dataset", help="Dataset directory to grow and train "
+                                "on, or an s3:// URL (then --state-dir is required)."),
     bundles: str = typer.Option(..., "--bundles", help="Bundles directory (the one `newsdesk "
                                 "serve --bundles` serves: it watches its ACTIVE pointer), or "
                                 "an s3:// URL (then --state-dir is required)."),

@@ -214,7 +214,39 @@ def warm_store(store: OnlineStore, log: LogArrays, until: float,
                since: float | None = None) -> None:
     """Write every impression / click with since <= ts < until into `store`, plus the
     histories when `since` is None (a fresh store); call again with since=previous until to
-    advance a store incrementally."""
+    advance a store incrementally. One vectorised batch (`features.bulk_apply`), the state
+    `warm_store_sequential` leaves."""
+    from newsdesk.features.bulk_apply import EventBatch, apply_batch
+
+    ev = log.events
+    key_ids = log.key_ids or [a.article_id for a in log.articles]
+    hist_art = ev.hist_article if ev.hist_key is None else ev.hist_key
+    click_art = ev.click_article if ev.click_key is None else ev.click_key
+    lo = -np.inf if since is None else since
+    exp = log.exposures.filter((pl.col("ts") >= lo) & (pl.col("ts") < until))
+    keep = (ev.click_ts >= lo) & (ev.click_ts < until)
+    # the written order: histories (per user, oldest first), then clicks in time order
+    c_order = np.argsort(ev.click_ts[keep], kind="stable")
+    c_user = ev.click_user[keep][c_order]
+    c_key = click_art[keep][c_order]
+    c_ts = ev.click_ts[keep][c_order]
+    if since is None and len(ev.hist_user):
+        c_user = np.concatenate([ev.hist_user, c_user])
+        c_key = np.concatenate([hist_art, c_key])
+        c_ts = np.concatenate([ev.hist_ts, c_ts])
+    apply_batch(store, EventBatch(
+        ids=key_ids, users=ev.user_ids, imp_key=exp["akey"].to_numpy().astype(np.int64),
+        imp_ts=exp["ts"].to_numpy().astype(np.float64),
+        click_user=np.asarray(c_user, np.int64), click_key=np.asarray(c_key, np.int64),
+        click_ts=np.asarray(c_ts, np.float64), unknown_id=UNKNOWN))
+
+
+def warm_store_sequential(store: OnlineStore, log: LogArrays, until: float,
+               since: float | None = None) -> None:
+    """Write every impression / click with since <= ts < until into `store`, plus the
+    histories when `since` is None (a fresh store); call again with since=previous until to
+    advance a store incrementally. Event by event through the store's write API: the
+    reference `warm_store` is tested against."""
     ev = log.events
     # statistics keys name every logged article, in or out of the catalog, as the store does
     key_ids = log.key_ids or [a.article_id for a in log.articles]

@@ -9,7 +9,8 @@ scored impression ranked by both bundles before it is counted, clicks applied at
 time, each bundle reading a store with its own trained half-life. Events from `warmup_hours`
 before the window feed the stores (older ones are skipped to bound the time); at most
 `max_scored_impressions` impressions of the window are scored (a seeded uniform sample; the
-rest still feed the stores). Both bundles are scored on exactly the same impressions, which is
+rest still feed the stores, in vectorised batches between scored impressions:
+`pipelines/gate_replay.py`). Both bundles are scored on exactly the same impressions, which is
 what makes the bootstrap paired.
 
 The rule (`GateConfig`, see `pipelines/config.py`):
@@ -27,8 +28,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from newsdesk.evaluation.bootstrap import PairedComparison, paired_bootstrap
 from newsdesk.pipelines.config import EvaluationConfig, GateConfig
@@ -65,9 +64,11 @@ class Decision:
 
 def _load(bundle: Path, embedders: dict[str, Any], cache_dir: Path | None) -> tuple[Any, Any]:
     """The bundle on a fresh memory store, with an embedder shared by bundles of the same
-    embedder (cached on disk when `cache_dir`): the replay upserts every article into both
-    bundles, and embedding them twice with MiniLM dominated the evaluate step."""
+    embedder (cached on disk when `cache_dir`, else in memory for this evaluation): the
+    replay upserts every article into both bundles, and embedding them twice with MiniLM
+    dominated the evaluate step."""
     from newsdesk.content import make_embedder
+    from newsdesk.content.cache import CachedEmbedder, InMemoryEmbeddingCache
     from newsdesk.features.memory_store import MemoryOnlineStore
     from newsdesk.models.bundle import load_recommender, read_manifest
 
@@ -76,7 +77,10 @@ def _load(bundle: Path, embedders: dict[str, Any], cache_dir: Path | None) -> tu
     store = MemoryOnlineStore(half_life_hours=half_life)
     name = str(manifest["embedder"]["short_name"])
     if name not in embedders:
-        embedders[name] = make_embedder(name, cache_dir=cache_dir)
+        embedder = make_embedder(name, cache_dir=cache_dir)
+        if cache_dir is None:  # content-hash keyed: the second bundle reuses the first's
+            embedder = CachedEmbedder(embedder, InMemoryEmbeddingCache())
+        embedders[name] = embedder
     return load_recommender(bundle, store, embedder=embedders[name], ranker="lightgbm"), store
 
 
@@ -86,48 +90,32 @@ def evaluate_pair(dataset_dir: str | Path, active: Path, candidate: Path,
     """Replay the latest window through both bundles; paired bootstrap per metric."""
     import time
 
-    from newsdesk.data.dataset import Dataset
-    from newsdesk.evaluation.replay import (
-        ClickEvent,
-        ImpressionEvent,
-        build_events,
-        history_events,
-        replay_events,
-    )
+    from newsdesk.pipelines.gate_replay import sampled_replay
     from newsdesk.pipelines.window import latest_window
 
     started = time.perf_counter()
     start, end = latest_window(dataset_dir, cfg.window_hours)
-    ds = Dataset(dataset_dir)
-    events = build_events(ds, score_from=start, score_until=end, seed_histories=False)
-    if cfg.warmup_hours is not None:  # articles are always kept: the catalog must be complete
-        since = start - cfg.warmup_hours * 3600.0
-        events = [e for e in events
-                  if not isinstance(e, ImpressionEvent | ClickEvent) or e.ts >= since]
-    events = history_events(ds, events[0].ts if events else 0.0) + events
-    scored = [i for i, e in enumerate(events) if isinstance(e, ImpressionEvent) and e.scored]
-    if len(scored) > cfg.max_scored_impressions:
-        rng = np.random.default_rng(cfg.seed)
-        keep = set(rng.choice(len(scored), cfg.max_scored_impressions, replace=False).tolist())
-        for j, i in enumerate(scored):
-            if j not in keep:
-                ev = events[i]
-                assert isinstance(ev, ImpressionEvent)
-                events[i] = ImpressionEvent(ev.ts, ev.impression, False)
     embedders: dict[str, Any] = {}
     active_rec, active_store = _load(active, embedders, embedding_cache_dir)
     cand_rec, cand_store = _load(candidate, embedders, embedding_cache_dir)
-    evals = replay_events(events, {ACTIVE: active_rec, CANDIDATE: cand_rec},
-                          [active_store, cand_store])
+    evals = sampled_replay(dataset_dir, start, end, {ACTIVE: active_rec, CANDIDATE: cand_rec},
+                           [active_store, cand_store], warmup_hours=cfg.warmup_hours,
+                           max_scored=cfg.max_scored_impressions, seed=cfg.seed)
+    return compare(evals, gate, cfg.seed, (start, end), time.perf_counter() - started)
+
+
+def compare(evals: dict[str, Any], gate: GateConfig, seed: int, window: tuple[float, float],
+            seconds: float = 0.0) -> Evaluation:
+    """Paired bootstrap per gate metric of two systems' per-impression evaluations."""
     per_unit = {name: ev.per_unit() for name, ev in evals.items()}
     metrics = [gate.primary_metric, *[m for m in gate.guardrails if m != gate.primary_metric]]
     comparisons = {m: paired_bootstrap(per_unit[ACTIVE][m], per_unit[CANDIDATE][m], metric=m,
                                        system_a=ACTIVE, system_b=CANDIDATE,
                                        n_resamples=gate.n_resamples,
-                                       confidence=gate.confidence, seed=cfg.seed)
+                                       confidence=gate.confidence, seed=seed)
                    for m in metrics}
-    return Evaluation(comparisons, {n: e.summary() for n, e in evals.items()}, (start, end),
-                      len(evals[ACTIVE].impression_ids), time.perf_counter() - started)
+    return Evaluation(comparisons, {n: e.summary() for n, e in evals.items()}, window,
+                      len(evals[ACTIVE].impression_ids), seconds)
 
 
 def decide(evaluation: Evaluation, gate: GateConfig) -> Decision:

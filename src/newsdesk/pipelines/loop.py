@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from newsdesk.data.dataset_remote import pull_dataset, push_dataset
 from newsdesk.data.eventlog import EventLog, open_event_log
 from newsdesk.errors import BundleError, ConfigError, NewsdeskError
 from newsdesk.models.active_bundle import active_version, write_active
@@ -82,7 +83,13 @@ class PipelineRunner:
                  state_dir: str | Path | None = None, trainer: Trainer | None = None,
                  engine: str = "local", tracker: Any = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.dataset_dir = Path(dataset_dir)
+        # a dataset in object storage: worked on in a local copy under the state dir, pulled
+        # before each cycle and pushed after the export (`data/dataset_remote.py`)
+        self.dataset_url = str(dataset_dir) if is_remote(dataset_dir) else None
+        if self.dataset_url is not None and state_dir is None:
+            raise ConfigError("--state-dir is required when --dataset is an object-storage URL")
+        self.dataset_dir = (Path(state_dir) / "dataset" if self.dataset_url is not None
+                            else Path(dataset_dir))
         # bundles in object storage: trained and evaluated in a local copy under the state
         # dir; promotion publishes the candidate and rewrites the remote ACTIVE pointer
         self.bundles_url = str(bundles_dir) if is_remote(bundles_dir) else None
@@ -93,7 +100,8 @@ class PipelineRunner:
                             else Path(bundles_dir))
         self.config = config or PipelineConfig()
         self.event_log = event_log
-        self.trainer = trainer or EngineTrainer(self.config.train, engine=engine)
+        self.trainer = trainer or EngineTrainer(self.config.train, engine=engine,
+                                                embedding_cache_dir=self._embedding_cache())
         self.tracker = tracker
         self.sleep = sleep
         self.audit = AuditLog(self.state_dir / AUDIT_FILE)
@@ -104,7 +112,8 @@ class PipelineRunner:
         """One attempt of one cycle; returns its audit record. Raises on failure (recorded)."""
         cycle = f"c{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         rec: dict[str, Any] = {"cycle": cycle, "engine": self.trainer.engine,
-                               "dataset": str(self.dataset_dir), "bundles": str(self.bundles_dir),
+                               "dataset": self.dataset_url or str(self.dataset_dir),
+                               "bundles": str(self.bundles_dir),
                                "host": socket.gethostname(), "pid": os.getpid(), "steps_s": {}}
         try:
             with PipelineLock(self.state_dir):
@@ -122,9 +131,17 @@ class PipelineRunner:
 
     def _cycle(self, rec: dict[str, Any]) -> dict[str, Any]:
         try:
+            if self.dataset_url is not None:
+                rec["pull"] = self._step(rec, "pull", lambda: pull_dataset(
+                    self.dataset_url, self.dataset_dir)).to_dict()  # type: ignore[arg-type]
             if self.event_log is not None:
                 stats = self._step(rec, "export", self._export)
                 rec["export"] = stats.to_dict()
+                if self.dataset_url is not None and (stats.chunks or stats.cleaned_files):
+                    # before training: the exported events are durable even if a later
+                    # step fails
+                    rec["push"] = self._step(rec, "push", lambda: push_dataset(
+                        self.dataset_dir, self.dataset_url)).to_dict()  # type: ignore[arg-type]
             active = self._step(rec, "resolve_active", self._active)
             rec["active_before"] = active
             candidate, window = self._step(rec, "train", lambda: self._train(active))
@@ -193,10 +210,12 @@ class PipelineRunner:
                      reason="adopted: the newest bundle was serving without a pointer")
         return newest
 
-    def _embedding_cache(self) -> Path | None:
-        """The training config's embedding cache, shared by the gate's replay."""
+    def _embedding_cache(self) -> Path:
+        """The training config's embedding cache, else `embedding-cache` in the state dir:
+        shared by training and the gate's replay, and across cycles (keyed by content hash,
+        so a changed article is embedded again)."""
         cache = self.config.train.embedding_cache_dir
-        return Path(cache) if cache else None
+        return Path(cache) if cache else self.state_dir / "embedding-cache"
 
     def _train(self, active: str | None) -> tuple[str, str | None]:
         cfg = self.config.evaluation

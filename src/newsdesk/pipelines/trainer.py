@@ -44,18 +44,29 @@ class Trainer(ABC):
 
 
 class EngineTrainer(Trainer):
-    """`pipelines.train.train` with a TrainConfig on the chosen engine."""
+    """`pipelines.train.train` with a TrainConfig on the chosen engine.
+
+    `embedding_cache_dir`: where article vectors are cached by content hash when the config
+    names no cache (the pipeline passes its state dir's), so a cycle embeds only the
+    articles no earlier cycle embedded; the vectors, hence the bundle, are the same."""
 
     def __init__(self, config: TrainConfig | None = None, *, engine: str = "local",
-                 embedder: Any = None) -> None:
+                 embedder: Any = None, embedding_cache_dir: Path | None = None) -> None:
         self.config = config or TrainConfig()
         self.engine = check_engine(engine)
         self.embedder = embedder
+        self.embedding_cache_dir = embedding_cache_dir
 
     def train(self, dataset_dir: Path, bundles_dir: Path) -> str:
         from newsdesk.pipelines.train import train
 
-        return train(dataset_dir, bundles_dir, self.config, embedder=self.embedder,
+        embedder = self.embedder
+        if (embedder is None and self.config.embedding_cache_dir is None
+                and self.embedding_cache_dir is not None):
+            from newsdesk.content import make_embedder
+
+            embedder = make_embedder(self.config.embedder, cache_dir=self.embedding_cache_dir)
+        return train(dataset_dir, bundles_dir, self.config, embedder=embedder,
                      engine=self.engine)  # type: ignore[arg-type]
 
     def params(self) -> dict[str, Any]:
