@@ -287,3 +287,15 @@ def test_trending_is_shared_for_a_second_then_follows_the_store(rec: NewsRecomme
         rec.ws.store.record_clicks(f"burst-{u}", [target], at_time + 0.6)
     later = trending.propose(rec.ws.view("never-seen", at_time + 1.5), 10)
     assert rec.ws.catalog.index[target] in later[0].tolist()
+
+
+def test_warm_computes_the_content_basis_before_the_first_request(
+        bundle_dir: Path, embedder: Embedder) -> None:
+    from newsdesk.models.bundle import load_recommender
+
+    rec = load_recommender(bundle_dir, MemoryOnlineStore(), embedder=embedder)
+    assert rec.content is not None and rec.content._basis is None
+    rec.content.projected_min_live = 1  # the small test catalog as if it were large
+    rec.warm()
+    assert rec.content._basis is not None
+    assert rec.content._basis.shape == (rec.ws.catalog.embeddings.shape[1], rec.content.dims)

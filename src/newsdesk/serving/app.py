@@ -140,8 +140,10 @@ def default_recommender_factory(settings: ServeSettings) -> RecommenderFactory:
             embedder = make_embedder(short)
             embedder.embed(["warm up"])
             embedders[short] = embedder
-        return load_recommender(path, store, embedder=embedders[short], ranker=settings.ranker,
-                                compiled_cache_dir=settings.compiled_ranker_cache_dir)
+        rec = load_recommender(path, store, embedder=embedders[short], ranker=settings.ranker,
+                               compiled_cache_dir=settings.compiled_ranker_cache_dir)
+        rec.warm()  # before it serves: no first-request stall
+        return rec
 
     return load
 
