@@ -299,3 +299,18 @@ def test_warm_computes_the_content_basis_before_the_first_request(
     rec.warm()
     assert rec.content._basis is not None
     assert rec.content._basis.shape == (rec.ws.catalog.embeddings.shape[1], rec.content.dims)
+
+
+def test_warm_with_a_time_prepares_the_live_set_and_writes_nothing(
+        bundle_dir: Path, embedder: Embedder, at_time: float) -> None:
+    from newsdesk.models.bundle import load_recommender
+    from newsdesk.models.pipeline import WARM_UP_READER
+
+    store = MemoryOnlineStore()
+    rec = load_recommender(bundle_dir, store, embedder=embedder)
+    assert rec.ws.live_sets.current is None
+    rec.warm(at_time)
+    warmed = rec.ws.live_sets.current
+    assert warmed is not None and len(warmed.indices)
+    assert rec.ws.live_set(at_time) is warmed  # the first request finds it ready
+    assert store.user_clicks(WARM_UP_READER) == [] and store.trending(5, at_time) == []

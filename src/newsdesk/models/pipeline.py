@@ -44,6 +44,9 @@ class DriftSink(Protocol):
     def observe(self, x: np.ndarray, scores: np.ndarray) -> None: ...
 
 
+WARM_UP_READER = "__warm-up__"  # the synthetic reader of `warm` (never in the store)
+
+
 class NewsRecommender(Recommender):
     """A loaded pipeline (see the module docstring); build it with `models.bundle`."""
 
@@ -65,12 +68,30 @@ class NewsRecommender(Recommender):
         self.drift: DriftSink | None = None  # set by serving: samples scored rows (PSI)
         self.stage_timer: StageTimer | None = None  # see models.timing
 
-    def warm(self) -> None:
+    def warm(self, now: float | None = None) -> None:
         """Do at load what the first requests would otherwise do on the request path: the
         content search's projection basis (a PCA over a catalog sample: about a second at
-        100k articles, which at 200 req/s would pile up a few hundred requests)."""
+        100k articles, which at 200 req/s would pile up a few hundred requests), and with
+        `now` one request's worth of the per-live-set work (the live set, trending, the
+        projected live embeddings, category orders) for a reader who read the newest
+        articles. Nothing is written to the store."""
         if self.content is not None and self.ws.catalog.size >= self.content.projected_min_live:
             self.content.basis()
+        if now is None:
+            return
+        live = self.ws.live_set(now)
+        n = self.ws.builder.recent_clicks
+        take = live.indices[-min(5, n, len(live.indices)):] if n else live.indices[:0]
+        if len(take) == 0:
+            return
+        idx = np.full(n, -1, dtype=np.int64)
+        ts = np.full(n, np.nan)
+        idx[: len(take)], ts[: len(take)] = take, now - 3600.0
+        profile, affinity = self.ws.builder.user_profiles(self.ws.catalog, idx[None, :])
+        view = UserView(WARM_UP_READER, now, idx, ts, profile[0], affinity[0], live.indices,
+                        live)
+        self._recommend_view(view, RequestContext(user_id=WARM_UP_READER, now=now, k=20),
+                             perf_counter())
 
     # -- features (the online half of train/serve parity) ---------------------------------------
     def inputs(self, view: UserView, idx: np.ndarray, ids: Sequence[str],
@@ -139,8 +160,11 @@ class NewsRecommender(Recommender):
 
     def recommend(self, ctx: RequestContext) -> list[ScoredArticle]:
         t0 = perf_counter()
+        return self._recommend_view(self.ws.view(ctx.user_id, ctx.now), ctx, t0)
+
+    def _recommend_view(self, view: UserView, ctx: RequestContext, t0: float
+                        ) -> list[ScoredArticle]:
         rules = self.serving.for_surface(ctx.surface)
-        view = self.ws.view(ctx.user_id, ctx.now)
         idx, gen = self._pool(view)
         names = [g.name for g in self.generators] + ["content"]  # gen codes -> source name
         if ctx.current_article_id is not None and self.content is not None:

@@ -142,7 +142,7 @@ def default_recommender_factory(settings: ServeSettings) -> RecommenderFactory:
             embedders[short] = embedder
         rec = load_recommender(path, store, embedder=embedders[short], ranker=settings.ranker,
                                compiled_cache_dir=settings.compiled_ranker_cache_dir)
-        rec.warm()  # before it serves: no first-request stall
+        rec.warm(make_clock(settings)())  # before it serves: no first-request stall
         return rec
 
     return load
