@@ -78,6 +78,8 @@ class LatencyProxy:
             asyncio.run_coroutine_threadsafe(_close(), self._loop).result(timeout=5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.close()  # its self-pipe sockets, else left to the garbage collector
 
 
 class ProxyProcess:
