@@ -24,7 +24,6 @@ The ids are kept as given: the list must match them in logs and datasets.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterable
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import orjson
 
+from newsdesk.data.append_file import append_lines
 from newsdesk.errors import DatasetError
 
 FILE = "erasures.jsonl"
@@ -59,13 +59,7 @@ class ErasureList:
             return 0
         at = time.time() if now is None else now
         data = b"".join(orjson.dumps({"user_id": u, "erased_at": at}) + b"\n" for u in new)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_lines(self.path, data)
         self._next_check = 0.0  # this process sees its own tombstones at once
         return len(new)
 

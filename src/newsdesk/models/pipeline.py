@@ -73,8 +73,8 @@ class NewsRecommender(Recommender):
         content search's projection basis (a PCA over a catalog sample: about a second at
         100k articles, which at 200 req/s would pile up a few hundred requests), and with
         `now` one request's worth of the per-live-set work (the live set, trending, the
-        projected live embeddings, category orders) for a reader who read the newest
-        articles. Nothing is written to the store."""
+        projected live embeddings, category orders) for a synthetic reader whose history is
+        the last five live articles in catalog order. Nothing is written to the store."""
         if self.content is not None and self.ws.catalog.size >= self.content.projected_min_live:
             self.content.basis()
         if now is None:

@@ -17,13 +17,14 @@ for a long-running `--every` loop.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from prometheus_client import write_to_textfile as _write_textfile
+
+from newsdesk.data.append_file import append_lines
 
 AUDIT_FILE = "audit.jsonl"
 METRICS_FILE = "pipeline.prom"
@@ -38,13 +39,7 @@ class AuditLog:
 
     def append(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record, default=str, sort_keys=True) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_lines(self.path, line, mode=0o644)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if not self.path.is_file():

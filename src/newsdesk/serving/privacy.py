@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from newsdesk.data.append_file import append_lines
 from newsdesk.monitoring.logging import get_logger
 
 KEY_FILE = "pseudonym.key"
@@ -123,13 +124,8 @@ class AuditLog:
                  "target": target}
         line = orjson.dumps(entry) + b"\n"
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             # admin calls are rare: open / append / close keeps no descriptor per app
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                os.write(fd, line)
-            finally:
-                os.close(fd)
+            append_lines(self.path, line, fsync=False)
         except OSError as exc:  # the log line below still records the call
             log.error("audit_write_failed", error=f"{type(exc).__name__}: {exc}")
         log.info("admin_audit", **{k: v for k, v in entry.items() if k != "ts"})
