@@ -17,7 +17,7 @@ from newsdesk.models.base import RequestContext
 from newsdesk.models.cold_start import seed_profile
 from newsdesk.models.pipeline import NewsRecommender
 from newsdesk.serving.app import create_app
-from tests.serving.conftest import PATIENT, make_settings, running
+from tests.serving.conftest import PATIENT, make_settings, running, settled
 
 SPORTS = "football striker, goalkeeper, penalty, derby, transfer window, tennis grand slam"
 POLITICS = "election campaign, parliament vote, budget bill, coalition, foreign minister"
@@ -108,6 +108,7 @@ async def test_api_interests_route(tmp_path: Path, llm_world: tuple[Path, Path],
     app = create_app(make_settings(tmp_path, dataset, bundles_dir=bundle.parent,
                                    clock_start=end, online_store_url=None, **PATIENT))
     async with running(app) as client:
+        await settled(client)
         body = {"session_id": "new-reader", "k": 10, "explain": True, "lang": "de"}
         before = (await client.post("/v1/recommendations", json=body)).json()
         ack = await client.put("/v1/users/session:new-reader/interests",

@@ -27,7 +27,7 @@ from newsdesk.models.base import RequestContext
 from newsdesk.models.cold_start import seed_profile
 from newsdesk.models.pipeline import NewsRecommender
 from newsdesk.serving.app import create_app
-from tests.serving.conftest import PATIENT, make_settings, running
+from tests.serving.conftest import PATIENT, make_settings, running, settled
 
 
 def _users(log: LogArrays, before: float, n: int) -> list[str]:
@@ -149,6 +149,7 @@ async def test_api_explain_opt_in_in_german(tmp_path: Path, llm_world: tuple[Pat
                                    clock_start=end, online_store_url=None, **PATIENT))
     user = _users(llm_log, llm_log.time_range[1], 2)[0]
     async with running(app) as client:
+        await settled(client)
         plain = (await client.post("/v1/recommendations", json={"user_id": user})).json()
         assert plain["items"] and all("explanation" not in it for it in plain["items"])
         body = {"user_id": user, "explain": True, "context": {"locale": "de-DE"}}

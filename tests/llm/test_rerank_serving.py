@@ -15,7 +15,7 @@ from newsdesk.llm.fake import FakeProvider
 from newsdesk.llm.service import LLMService
 from newsdesk.llm.settings import load_llm_settings
 from newsdesk.serving.app import create_app
-from tests.serving.conftest import ADMIN_KEY, PATIENT, make_settings, running
+from tests.serving.conftest import ADMIN_KEY, PATIENT, make_settings, running, settled
 
 pytestmark = pytest.mark.anyio
 
@@ -52,6 +52,7 @@ async def test_stage_reorders_its_surface_and_keeps_order_when_off(
     user = llm_log.events.user_ids[int(llm_log.events.click_user[0])]
     body = {"user_id": user, "k": 8, "surface": "newsletter"}
     async with running(app) as client:
+        await settled(client)
         front = (await client.post("/v1/recommendations",
                                    json={**body, "surface": "front_page"})).json()
         assert "llm_rerank" not in front and fake.calls == 0
@@ -80,6 +81,7 @@ async def test_stage_timeout_keeps_the_ranker_order(
     app = make_app(tmp_path, llm_world, llm_log, slow)
     user = llm_log.events.user_ids[int(llm_log.events.click_user[0])]
     async with running(app) as client:
+        await settled(client)
         base = (await client.post("/v1/recommendations", json={
             "user_id": user, "k": 8, "surface": "front_page"})).json()
         began = time.perf_counter()

@@ -116,6 +116,17 @@ def app(tmp_path: Path, dataset_dir: Path, articles: list[Article]) -> FastAPI:
                       recommender_factory=ctr_factory(articles))
 
 
+async def settled(client: httpx.AsyncClient, timeout_s: float = 60.0) -> None:
+    """Until /readyz says "ready": the online store's background load from the dataset is
+    done, so article statistics (trending, features) stop moving under the test."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout_s
+    while (await client.get("/readyz")).json().get("status") != "ready":
+        assert time.monotonic() < deadline, "the service did not settle"
+        await asyncio.sleep(0.05)
+
+
 async def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
     import asyncio
 
