@@ -235,7 +235,9 @@ def test_preview_shows_k_items_with_reasons_and_the_users_recent_clicks(
     p.fill("#preview-k", str(k))
     p.click("#preview-go")
     items = p.locator("#preview-items > li")
-    items.nth(k - 1).wait_for()
+    # the first preview (the default k) stays on screen until the new answer replaces it
+    p.wait_for_function(
+        f"document.querySelectorAll('#preview-items > li').length === {k}", timeout=15_000)
     assert items.count() == k
     reasons = p.locator("#preview-items .reason").all_inner_texts()
     assert len(reasons) == k and all(r.strip() for r in reasons)
