@@ -166,12 +166,35 @@ class Workspace:
                         dismissed_ts=np.array([d.ts for d in dismissed], dtype=np.float64))
 
 
+_SAMPLE_STEP = 16  # `largest` bounds the m-th largest value from a 1-in-16 sample
+
+
+def largest(values: np.ndarray, m: int) -> np.ndarray:
+    """Positions of the m largest values, in no order (m < len(values)): the set
+    np.argpartition(-values, m - 1)[:m] gives, ties at the boundary aside.
+
+    On a long array (a live set of 10k articles) a full partition costs ~0.1 ms per call;
+    a strided sample bounds the m-th largest from below instead, so that only the few values
+    above the bound (about 2m) are partitioned. When the bound fails (fewer than m values
+    above it, e.g. many ties), it falls back to the full partition."""
+    n = len(values)
+    if n < 4096 or m * 8 > n:
+        return np.argpartition(-values, m - 1)[:m]
+    sample = values[::_SAMPLE_STEP]
+    j = min(2 * m // _SAMPLE_STEP + 1, len(sample))  # ~2m values lie above the j-th best
+    bound = np.partition(sample, len(sample) - j)[len(sample) - j]
+    above = np.flatnonzero(values >= bound)
+    if len(above) < m:
+        return np.argpartition(-values, m - 1)[:m]
+    return above[np.argpartition(-values[above], m - 1)[:m]]
+
+
 def top_n(indices: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The n best (indices, scores), best first; ties broken by index for determinism."""
     if len(indices) == 0 or n <= 0:
         return indices[:0], scores[:0]
     if len(indices) > n:
-        part = np.argpartition(-scores, n - 1)[:n]
+        part = largest(scores, n)
         indices, scores = indices[part], scores[part]
     order = np.lexsort((indices, -scores))
     return indices[order], scores[order]
