@@ -237,10 +237,9 @@ class FeatureBuilder:
             profiles = self.user_profiles(catalog, inputs.click_idx)
         profile, affinity = profiles
         emb_a = catalog.embeddings[safe_a] if article_embeddings is None else article_embeddings
-        if len(profile) == 1:  # one user (serving): one BLAS product, no (R, dim) copy
-            sim = emb_a @ profile[0]
-        else:
-            sim = np.einsum("rd,rd->r", profile[q], emb_a)
+        # one user (serving): one BLAS product, no (R, dim) copy of the profile
+        sim = (emb_a @ profile[0] if len(profile) == 1
+               else np.einsum("rd,rd->r", profile[q], emb_a))
         out[:, col["content_sim"]] = np.where(known, sim, 0.0)
         out[:, col["max_click_sim"]] = np.where(known, self._max_sim(inputs, catalog, emb_a), 0.0)
         aff = affinity[q, np.minimum(catalog.category[safe_a], affinity.shape[1] - 1)]
