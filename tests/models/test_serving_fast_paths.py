@@ -339,3 +339,26 @@ def test_largest_picks_the_m_largest_values(seed: int) -> None:
     got = largest(values, m)
     assert len(got) == len(np.unique(got)) == m
     np.testing.assert_array_equal(np.sort(values[got]), np.sort(values)[-m:])
+
+
+def test_a_cleared_store_voids_the_cached_row_handles(bundle_dir: Path, embedder: Embedder,
+                                                      log: LogArrays, at_time: float) -> None:
+    """The recommender keeps the store's row handle per catalog article. A rebuild clears the
+    store and hands out rows afresh: the kept handles must be dropped, not read (they pointed
+    past the new table, an IndexError on every request, or at other articles' counters)."""
+    store = MemoryOnlineStore(half_life_hours=6.0)
+    warm_store(store, log, until=at_time)
+    rec = load_recommender(bundle_dir, store, embedder=embedder, ranker="lightgbm")
+    cat = rec.ws.catalog
+    idx = rec.ws.live_set(at_time).indices[:200]
+    ids = [cat.ids[i] for i in idx.tolist()]
+    before = rec.ws.article_stats(idx, at_time)
+    assert before[:, 3].sum() > 0  # the handles are in use
+    store.clear()
+    # the rebuild sees the articles in another order, with other counts
+    store.record_impressions(ids[::-1][:50], at_time - 60)
+    store.record_impressions(ids[::-1][:10], at_time - 30)
+    got = rec.ws.article_stats(idx, at_time)
+    np.testing.assert_array_equal(got, store.stats_matrix(ids, at_time))
+    assert got[:, 3].sum() == 60
+    rec.recommend(RequestContext(user_id="u-after-clear", now=at_time, k=10))  # no IndexError

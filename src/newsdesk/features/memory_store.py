@@ -172,6 +172,7 @@ class MemoryOnlineStore(OnlineStore):
         # be written after it (the erased reader would come back at the next start)
         self._persist_lock = threading.Lock()
         self._art = _ArticleTable()
+        self._row_epoch = 0
         self._cand_cache: tuple[tuple[str, ...], np.ndarray, int] | None = None
         self._users: dict[str, deque[Click]] = {}
         self._epoch: float | None = None
@@ -316,7 +317,9 @@ class MemoryOnlineStore(OnlineStore):
         t = self._art
         out = np.zeros((len(rows), 5), dtype=np.float64)
         out[:, 4] = np.nan
-        known = rows >= 0
+        # a handle past the table is one a caller kept across a clear() (see row_epoch) and
+        # used before it noticed: unknown, never an IndexError in the request
+        known = (rows >= 0) & (rows < t.n)
         r = rows[known]
         if len(r):
             out[known, 0] = self._decayed(t.clk_value[r], t.clk_ref[r], now)
@@ -339,6 +342,9 @@ class MemoryOnlineStore(OnlineStore):
     def article_rows(self, article_ids: Sequence[str]) -> np.ndarray:
         with self._lock:  # rows are never reused, so a handle stays valid
             return self._art.rows(article_ids, len(article_ids))
+
+    def row_epoch(self) -> int:
+        return self._row_epoch
 
     def stats_rows(self, rows: np.ndarray, now: float) -> np.ndarray:
         with self._lock:
@@ -522,6 +528,7 @@ class MemoryOnlineStore(OnlineStore):
         """Drop the whole state, markers included (a rebuild starts from here)."""
         with self._lock:
             self._art = _ArticleTable()
+            self._row_epoch += 1  # the old table's row handles mean nothing now
             self._cand_cache = None
             self._users = {}
             self._epoch = None

@@ -140,10 +140,15 @@ class OnlineStore(ABC):
 
     def article_rows(self, article_ids: Sequence[str]) -> np.ndarray | None:
         """Optional fast path: stable integer handles of ids for `stats_rows` (-1: unknown so
-        far; a known id keeps its handle for the store's lifetime), or None when the backend
-        has no such handles (callers then use `stats_matrix`). Lets a caller resolve each
-        article's id once instead of on every request."""
+        far; a known id keeps its handle while `row_epoch` is unchanged), or None when the
+        backend has no such handles (callers then use `stats_matrix`). Lets a caller resolve
+        each article's id once instead of on every request."""
         return None
+
+    def row_epoch(self) -> int:
+        """Changes whenever handles from `article_rows` stop being valid (the state was
+        cleared for a rebuild); a caller that keeps handles drops them when it changes."""
+        return 0
 
     def stats_rows(self, rows: np.ndarray, now: float) -> np.ndarray:
         """`stats_matrix` by handles from `article_rows` (-1: zeros); shape (len(rows), 4)."""

@@ -227,6 +227,9 @@ class GuardedOnlineStore(DelegatedBulkLoads, OnlineStore):
     def article_rows(self, article_ids: Sequence[str]) -> np.ndarray | None:
         return self.breaker.call(self.inner.article_rows, article_ids)
 
+    def row_epoch(self) -> int:
+        return self.inner.row_epoch()  # an attribute read: nothing for the breaker to guard
+
     def stats_rows(self, rows: np.ndarray, now: float) -> np.ndarray:
         # the backend's row handles must reach the model through the breaker too: without
         # them every request resolves a few hundred ids again (measured: ~8% of the server's

@@ -77,6 +77,7 @@ class Workspace:
     def __post_init__(self) -> None:
         self.live_sets = LiveSets(self.catalog, self.max_age_hours)
         self._store_rows: np.ndarray | None = None  # catalog index -> store row (see below)
+        self._store_rows_epoch = 0  # the store's row_epoch when _store_rows was filled
 
     def live_set(self, now: float) -> LiveSet:
         """The live articles at `now` (= catalog.live_indices(now, max_age_hours)), cached."""
@@ -113,6 +114,9 @@ class Workspace:
         until they appear (their first impression)."""
         store, cat = self.store, self.catalog
         cache = self._store_rows
+        epoch = store.row_epoch()
+        if epoch != self._store_rows_epoch:  # the store was cleared (a rebuild): handles void
+            cache = None
         if cache is None or len(cache) < cat.size:
             probe = store.article_rows(())
             if probe is None:
@@ -120,6 +124,7 @@ class Workspace:
             grown = np.full(max(2 * cat.size, 1024), -1, dtype=np.int64)
             if cache is not None:
                 grown[: len(cache)] = cache
+            self._store_rows_epoch = epoch
             cache = self._store_rows = grown
         rows = cache[idx]
         missing = np.flatnonzero(rows < 0)
