@@ -176,6 +176,16 @@ def start_interleaving(url: str, admin_key: str, share: float) -> None:
     print(f"  interleaving {share:.0%} of readers ({active} against itself)", flush=True)
 
 
+def stop_interleaving(url: str, admin_key: str) -> None:
+    import httpx
+
+    try:
+        httpx.post(url + "/v1/admin/experiments/serve-load-il/kill", timeout=30,
+                   headers={"X-API-Key": admin_key, "X-Actor": "serve_load"})
+    except httpx.HTTPError as exc:
+        print(f"  could not stop the interleaving experiment: {exc}", flush=True)
+
+
 def trivial_server(port: int, workers: int = 1) -> None:
     """A trivial FastAPI endpoint on the same stack (the baseline of the ratio), in as many
     worker processes as the server under test."""
@@ -620,6 +630,8 @@ def main() -> None:
         if redis_proc is not None:
             redis_rss = rss_mib(redis_proc.pid)
     finally:
+        if args.interleave:  # the experiment is stored in the state dir: leave it stopped
+            stop_interleaving(url, extra_env["NEWSDESK_ADMIN_API_KEY"])
         stop(server)
         if redis_proc is not None:
             stop(redis_proc)
