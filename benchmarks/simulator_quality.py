@@ -19,10 +19,17 @@ it sees topics, ids and behaviour but no story or entity words (the ablation of 
 the text and story signals add). The gain newsdesk - category_only gets a paired bootstrap
 interval over impressions.
 
+Real-time learning (issue 14, item 2): `newsdesk` serves the bundle with its online parts on
+(co-visitation counted from the replayed events, fold-in of new articles and users);
+`newsdesk_static` is the same bundle with both off, `newsdesk_covis` / `newsdesk_foldin` with
+one of them on (the ablation). All four read one store fed point-in-time by the replay.
+
 Figures (newsdesk / oracle):
 * AUC and nDCG@10 of the logged clicks (mean over impressions with a click and a non-click);
 * expected clicks when the slate is displayed in each ranker's order (true click model,
-  position bias included), overall and for articles in their first hour (cold start).
+  position bias included), overall and for articles in their first hour (cold start), and
+  `new_user_clicks_ratio`: the same on the impressions of readers whose first click came
+  after the training cut, from their first click on (what fold-in of new users can reach).
 """
 
 from __future__ import annotations
@@ -52,6 +59,17 @@ from newsdesk.simulation.world_v2 import WorldV2
 
 STEP_S = 900.0
 
+# the bundle served with its real-time parts on / off (see set_realtime), on one shared store
+REALTIME_VARIANTS = {"newsdesk": (True, True), "newsdesk_static": (False, False),
+                     "newsdesk_covis": (True, False), "newsdesk_foldin": (False, True)}
+
+
+def set_realtime(rec: Any, covis: bool, foldin: bool) -> None:
+    """Switch a loaded bundle's online co-visitation and fold-in on or off."""
+    rec.coclick.online_weight = rec.coclick.online_weight if covis else 0.0
+    if hasattr(rec.cf, "online_foldin"):
+        rec.cf.online_foldin = rec.cf.online_foldin if foldin else False
+
 
 def cut_dataset(src: Path, dst: Path, cut: float) -> None:
     """Copy of a dataset with the impressions / interactions / articles before `cut`."""
@@ -80,15 +98,18 @@ def blind_dataset(src: Path, dst: Path) -> None:
             w.table(table, dedupe=False).write_table(ds.read(table))
 
 
-def _ranker(bundle: Path, sim_dir: Path, cut: float, embedder_name: str
+def _ranker(bundle: Path, sim_dir: Path, cut: float, embedder_name: str,
+            store: MemoryOnlineStore | None = None, log: Any = None
             ) -> tuple[Any, MemoryOnlineStore, Any]:
-    """A bundle served from a fresh store warmed up to `cut`, with the later articles
-    upserted (as serving would); returns (recommender, store, log)."""
+    """A bundle served from a fresh store warmed up to `cut` (or from `store`, already
+    warm), with the later articles upserted (as serving would); returns (recommender, store,
+    log)."""
     from newsdesk.content import make_embedder
 
-    log = load_log(sim_dir)
-    store = MemoryOnlineStore(half_life_hours=6.0)
-    warm_store(store, log, until=cut)
+    if store is None:
+        log = load_log(sim_dir)
+        store = MemoryOnlineStore(half_life_hours=6.0)
+        warm_store(store, log, until=cut)
     rec = load_recommender(bundle, store, embedder=make_embedder(embedder_name))
     rec.upsert_articles([a for a in log.articles if a.article_id not in rec.ws.catalog.index])
     return rec, store, log
@@ -108,6 +129,12 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
         systems[name] = rec
         stores.append((store, blog))
         log = log or blog
+        if name == "newsdesk":  # the ablation of the real-time parts: one store, four switches
+            for variant, (covis, foldin) in REALTIME_VARIANTS.items():
+                if variant != name:
+                    systems[variant] = _ranker(bundle, data_dir, cut, embedder_name, store,
+                                               blog)[0]
+                set_realtime(systems[variant], covis, foldin)
     assert log is not None
     ctr_store = MemoryOnlineStore(half_life_hours=24.0)  # as the evaluation harness
     warm_store(ctr_store, log, until=cut)
@@ -124,10 +151,13 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
     exp = exp.join(pl.DataFrame({"q": qs}), on="q", how="semi").sort(["q", "pos"])
     art_ids = [a.article_id for a in log.articles]
     users = log.events.user_ids
+    new_since = first_clicks_after(log, cut)  # ucode -> first click time, for new readers
     names = [*systems, *oracles]
     per: dict[str, dict[str, list[float]]] = {n: {"auc": [], "ndcg@10": []} for n in names}
     exp_clicks = {n: 0.0 for n in names}
     fresh_clicks = {n: 0.0 for n in names}
+    new_user_clicks = {n: 0.0 for n in names}
+    new_user_impressions = 0
     t_store = cut
     latencies = []
     for (_q,), grp in exp.group_by(["q"], maintain_order=True):
@@ -154,12 +184,17 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
                 per[name]["ndcg@10"].append(M.ndcg(labels, s, 10))
         age = t - world.article_published[world.article_index(slate)]
         first_hour = age < 3600.0
+        first = new_since.get(int(grp["ucode"][0]))
+        new_user = first is not None and t > first
+        new_user_impressions += new_user
         for name, s in scores.items():
             pos = np.empty(len(slate))
             pos[np.argsort(-s, kind="stable")] = np.arange(len(slate))
             e = world.examination(pos) * scores["oracle"]
             exp_clicks[name] += e.sum()
             fresh_clicks[name] += e[first_hour].sum()
+            if new_user:
+                new_user_clicks[name] += e.sum()
     mean = {n: {m: float(np.nanmean(v)) for m, v in per[n].items()} for n in names}
     o = mean["oracle"]
     for n in names:
@@ -168,6 +203,8 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
         mean[n]["expected_clicks_ratio"] = exp_clicks[n] / exp_clicks["oracle"]
         mean[n]["first_hour_clicks_ratio"] = fresh_clicks[n] / max(fresh_clicks["oracle"],
                                                                    1e-12)
+        mean[n]["new_user_clicks_ratio"] = new_user_clicks[n] / max(new_user_clicks["oracle"],
+                                                                    1e-12)
     nd = mean["newsdesk"]
     out: dict[str, Any] = {
         "auc_model": nd["auc"], "auc_oracle": o["auc"], "ndcg_model": nd["ndcg@10"],
@@ -175,6 +212,8 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
         "ndcg@10_ratio": nd["ndcg@10_ratio"],
         "expected_clicks_ratio": nd["expected_clicks_ratio"],
         "first_hour_clicks_ratio": nd["first_hour_clicks_ratio"],
+        "new_user_clicks_ratio": nd["new_user_clicks_ratio"],
+        "new_user_impressions": new_user_impressions,
         "eval_impressions": len(qs),
         "scored_impressions": len(per["oracle"]["auc"]),
         "score_p50_ms": float(np.percentile(latencies, 50) * 1e3),
@@ -183,6 +222,18 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
     }
     arrays = {n: {m: np.asarray(v) for m, v in per[n].items()} for n in names}
     return out, arrays
+
+
+def first_clicks_after(log: Any, cut: float) -> dict[int, float]:
+    """Readers (user codes) whose first click (histories included) came at or after `cut`,
+    the training cut: their first click's time."""
+    ev = log.events
+    first: dict[int, float] = {}
+    for u, t in zip(ev.click_user.tolist(), ev.click_ts.tolist(), strict=True):
+        if t < first.get(u, np.inf):
+            first[u] = t
+    known = set(ev.hist_user.tolist())
+    return {u: t for u, t in first.items() if t >= cut and u not in known}
 
 
 def oracle_ablations(world: World) -> dict[str, World]:
@@ -202,11 +253,12 @@ def oracle_ablations(world: World) -> dict[str, World]:
 
 
 def ablation(per_unit: dict, seed: int = 0) -> list[dict[str, Any]]:
-    """newsdesk - category_only (and - streaming_ctr) with paired bootstrap intervals."""
-    pairs = {n: per_unit[n] for n in ("category_only", "streaming_ctr", "newsdesk")
-             if n in per_unit}
+    """newsdesk - category_only (and - streaming_ctr, - newsdesk_static: what the real-time
+    parts add) with paired bootstrap intervals."""
+    pairs = {n: per_unit[n] for n in ("category_only", "streaming_ctr", "newsdesk_static",
+                                      "newsdesk") if n in per_unit}
     out = []
-    for base in ("category_only", "streaming_ctr"):
+    for base in ("category_only", "streaming_ctr", "newsdesk_static"):
         if base in pairs and "newsdesk" in pairs:
             for c in compare_systems({base: pairs[base], "newsdesk": pairs["newsdesk"]}, base,
                                      ["auc", "ndcg@10"], n_resamples=2000, seed=seed):
@@ -274,7 +326,8 @@ def main() -> None:
               "systems": systems,
               "system_ratios": {n: {k: v[k] for k in ("auc_ratio", "ndcg@10_ratio",
                                                      "expected_clicks_ratio",
-                                                     "first_hour_clicks_ratio")}
+                                                     "first_hour_clicks_ratio",
+                                                     "new_user_clicks_ratio")}
                                 for n, v in figures["systems"].items()},
               "comparisons": comparisons,
               "oracle_ablations": oracle_parts,
@@ -284,12 +337,15 @@ def main() -> None:
               "machine": "2 cores shared with other engineers' jobs; figures are noisy"}
     for k in ("auc_model", "auc_oracle", "auc_ratio", "ndcg_model", "ndcg_oracle",
               "ndcg@10_ratio", "expected_clicks_ratio", "first_hour_clicks_ratio",
-              "eval_impressions", "score_p50_ms", "score_p99_ms"):
+              "new_user_clicks_ratio", "new_user_impressions", "eval_impressions",
+              "score_p50_ms", "score_p99_ms"):
         print(f"{k:26s} {figures[k]:.4f}" if isinstance(figures[k], float) else
               f"{k:26s} {figures[k]}")
     for n, v in figures["systems"].items():
-        print(f"{n:14s} auc {v['auc']:.4f} ({v['auc_ratio']:.4f} of oracle)  "
-              f"ndcg@10 {v['ndcg@10']:.4f} ({v['ndcg@10_ratio']:.4f})")
+        print(f"{n:16s} auc {v['auc']:.4f} ({v['auc_ratio']:.4f} of oracle)  "
+              f"ndcg@10 {v['ndcg@10']:.4f} ({v['ndcg@10_ratio']:.4f})  "
+              f"first hour {v['first_hour_clicks_ratio']:.4f}  "
+              f"new users {v['new_user_clicks_ratio']:.4f}")
     for c in comparisons:
         print(f"{c['system_b']} - {c['system_a']} {c['metric']}: {c['diff']:+.4f} "
               f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] p={c['p_value']:.4f}")
