@@ -162,3 +162,38 @@ def test_memory_rows_expire_when_idle() -> None:
 def test_params_refuse_bad_values(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match=next(iter(bad))):
         CoVisitParams(**bad)  # type: ignore[arg-type]
+
+
+def test_replay_matches_the_store_at_every_checkpoint() -> None:
+    """ReplayCoVisits (what training sees) gives the store's counts at each query time."""
+    from newsdesk.features.covisit_replay import ReplayCoVisits
+
+    p = CoVisitParams(half_life_hours=1.0, session_gap_s=600.0, window=3)
+    rng = np.random.default_rng(5)
+    n_art, n_user = 9, 5
+    t, clicks = 0.0, []
+    for _ in range(400):
+        t += float(rng.exponential(120.0))
+        art = int(rng.integers(-1, n_art))  # -1: an article unknown to the catalog
+        clicks.append((int(rng.integers(n_user)), art, t))
+    user = np.array([u for u, _, _ in clicks])
+    article = np.array([a for _, a, _ in clicks])
+    ts = np.array([x for _, _, x in clicks])
+    rc = ReplayCoVisits.fit(user, article, ts, p, n_art)
+    store = MemoryOnlineStore(half_life_hours=1.0, covisit=p)
+    ids = [f"a{i}" for i in range(n_art)]
+    checks = 0
+    for i, (u, a, x) in enumerate(clicks):
+        if i % 50 == 49:  # a query just before click i: everything before it is in the store
+            q = x - 1e-3
+            got = read_all(store, ids, q)
+            aa, bb = np.meshgrid(np.arange(n_art), np.arange(n_art), indexing="ij")
+            want = rc.lookup(aa.ravel(), bb.ravel(), np.full(aa.size, q)).reshape(aa.shape)
+            for ai in range(n_art):
+                for bi in range(n_art):
+                    g = got.get(ids[ai], {}).get(ids[bi], 0.0)
+                    assert g == pytest.approx(want[ai, bi], rel=1e-9, abs=1e-12), (i, ai, bi)
+            checks += int((want > 0).sum())
+        store.record_clicks(f"u{u}", [ids[a] if a >= 0 else "\x00unknown"], x)
+    assert checks > 50  # the comparison covered real co-clicks
+    assert rc.lookup(np.array([-1, 0]), np.array([0, 99]), np.array([t, t])).tolist() == [0, 0]

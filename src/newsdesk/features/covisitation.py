@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from newsdesk.errors import ConfigError
 from newsdesk.features.online_store import Click
@@ -137,9 +138,11 @@ class MemoryCoVisits:
             row.last = ts
         k = self.params.top_k
         if len(counts) > 2 * k:
-            # the order Redis' ZREMRANGEBYRANK cuts by: score, then id (bytewise); keep the best
-            best = sorted(counts.items(), key=lambda kv: (kv[1], kv[0].encode()))[-k:]
-            row.counts = dict(best)
+            # the order Redis' ZREMRANGEBYRANK cuts by: score, then id (str order = UTF-8
+            # bytewise); two stable C-keyed sorts, not a Python key per entry
+            items = sorted(counts.items(), key=itemgetter(0))
+            items.sort(key=itemgetter(1))
+            row.counts = dict(items[-k:])
 
     def expire(self, now: float) -> int:
         """Drop rows without a co-click for ttl_s before `now`; returns how many."""
@@ -161,11 +164,7 @@ class MemoryCoVisits:
                 out.append([])
                 continue
             f = 2.0 ** max(-1000.0, min(1000.0, -(now - row.epoch) / hl))
-            best = sorted(row.counts.items(), key=lambda kv: (-kv[1], _desc(kv[0])))[:limit]
-            out.append([(b, v * f) for b, v in best])
+            best = sorted(row.counts.items(), key=itemgetter(0), reverse=True)
+            best.sort(key=itemgetter(1), reverse=True)  # stable: ties stay id-descending
+            out.append([(b, v * f) for b, v in best[:limit]])
         return out
-
-
-def _desc(s: str) -> tuple[int, ...]:
-    """A sort key ordering strings bytewise descending."""
-    return tuple(-x for x in s.encode()) + (1,)

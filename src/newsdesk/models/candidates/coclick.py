@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from newsdesk.features.covisit_replay import ReplayCoVisits
 from newsdesk.features.ranking_features import RankingInputs
 from newsdesk.models.candidates.base import (
     IndexedGenerator,
@@ -46,6 +47,9 @@ class CoClickGenerator(IndexedGenerator):
         self.recent = recent
         self.online_weight = online_weight
         self.online_neighbours = online_neighbours
+        # training: the store's co-visitation as it was at each query time, from the log
+        # (set by the training job; serving reads the store)
+        self.replay_covisits: ReplayCoVisits | None = None
         # (click ids, now) -> (click idx, neighbour idx, counts) of the last store read
         self._online_memo: tuple[tuple[tuple[str, ...], float], tuple] | None = None
         self.matrix_: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.float32)
@@ -168,6 +172,13 @@ class CoClickGenerator(IndexedGenerator):
     def _online_pair_scores(self, inputs: RankingInputs) -> np.ndarray:
         a = inputs.row_article
         clicks = inputs.click_idx[:, : self.recent]
+        if self.replay_covisits is not None:  # training rows: the log, point in time
+            c = clicks[inputs.row_query]  # (R, M)
+            w = self._weights(inputs.click_idx)[inputs.row_query]
+            vals = self.replay_covisits.lookup(
+                c.ravel(), np.repeat(a, c.shape[1]),
+                np.repeat(inputs.now, c.shape[1])).reshape(c.shape)
+            return (vals * w).sum(axis=1) * self.online_weight
         t_ref = float(inputs.now.max())
         src, nb, cnt = self._online(clicks, t_ref)
         if len(src) == 0:

@@ -182,10 +182,11 @@ class CollaborativeGenerator(IndexedGenerator):
                 pos = np.minimum(np.searchsorted(fresh, np.maximum(nb, 0)), len(fresh) - 1)
                 lend = (nb >= 0) & (fresh[pos] == nb) & done[pos] & ~trained
                 nb_vec[lend] = vecs[pos[lend]]
-            usable = np.abs(nb_vec).sum(axis=1) > 0
-            wsum = np.bincount(src[usable], weights=w[usable], minlength=len(fresh))
-            acc = np.zeros_like(vecs)
-            np.add.at(acc, src[usable], nb_vec[usable] * w[usable, None])
+            usable = np.flatnonzero(np.abs(nb_vec).sum(axis=1) > 0)
+            weights = sp.csr_matrix((w[usable], (src[usable], np.arange(len(usable)))),
+                                    shape=(len(fresh), len(usable)))
+            wsum = np.asarray(weights.sum(axis=1)).ravel()
+            acc = weights @ nb_vec[usable]
             ready = wsum > 0
             vecs[ready] = acc[ready] / wsum[ready, None]
             done = ready
