@@ -40,7 +40,7 @@ class CollaborativeGenerator(IndexedGenerator):
     def __init__(self, ws: Workspace, *, factors: int = 32, iterations: int = 10,
                  regularization: float = 0.05, alpha: float = 10.0, seed: int = 0,
                  online_foldin: bool = True, foldin_refresh_s: float = 300.0,
-                 foldin_neighbours: int = 50) -> None:
+                 foldin_neighbours: int = 20) -> None:
         super().__init__(ws)
         if not foldin_refresh_s > 0:
             raise ValueError(f"collaborative foldin_refresh_s must be > 0, "
