@@ -8,8 +8,9 @@
 Protocol: simulate; train a bundle on the events before the last `--eval-days` (articles
 published later are unknown to it and are upserted at the start of evaluation, as serving
 would); then replay the held-out impressions in time order: each logged slate is ranked with
-`Recommender.score` from a store that holds exactly the events before that impression (advanced
-in 15-minute steps), and by the oracle (the simulator's true attraction = P(click | examined)).
+`Recommender.score` from a store that holds the events before the last 15-minute step boundary
+at or before that impression (`--store-step-s 0`: every event before the impression, as a
+server's store), and by the oracle (the simulator's true attraction = P(click | examined)).
 
 Systems, all scored on the same held-out slates: `oracle` (true attraction), `newsdesk` (the
 trained bundle), `streaming_ctr` (decayed smoothed CTR, the harness's baseline) and
@@ -116,8 +117,11 @@ def _ranker(bundle: Path, sim_dir: Path, cut: float, embedder_name: str,
 
 
 def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
-             max_impressions: int, embedder_name: str) -> tuple[dict[str, Any], dict]:
+             max_impressions: int, embedder_name: str, step_s: float = STEP_S
+             ) -> tuple[dict[str, Any], dict]:
     """Replay the held-out slates; `bundles`: system -> (bundle dir, dataset it reads).
+    The stores advance in `step_s` steps (0: up to each impression's time, as a server's
+    store is: every event strictly before the impression).
 
     Returns (figures, per-impression metric values per system for the bootstrap)."""
     world = World.load(sim_dir)
@@ -162,10 +166,14 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
     latencies = []
     for (_q,), grp in exp.group_by(["q"], maintain_order=True):
         t = float(grp["ts"][0])
-        while t_store + STEP_S <= t:  # advance the stores: events strictly before the step end
+        if step_s <= 0 and t > t_store:  # exact: every event strictly before t
             for store, slog in stores:
-                warm_store(store, slog, until=t_store + STEP_S, since=t_store)
-            t_store += STEP_S
+                warm_store(store, slog, until=t, since=t_store)
+            t_store = t
+        while step_s > 0 and t_store + step_s <= t:  # events strictly before the step end
+            for store, slog in stores:
+                warm_store(store, slog, until=t_store + step_s, since=t_store)
+            t_store += step_s
         uid = users[int(grp["ucode"][0])]
         slate = [art_ids[a] for a in grp["aidx"].to_list()]
         labels = grp["label"].to_numpy().astype(float)
@@ -276,6 +284,9 @@ def main() -> None:
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--eval-days", type=float, default=0.5)
     ap.add_argument("--max-eval-impressions", type=int, default=None)
+    ap.add_argument("--store-step-s", type=float, default=STEP_S,
+                    help="the online stores advance in steps of this many seconds (0: up to "
+                         "each impression, as a server's store)")
     ap.add_argument("--no-ablation", action="store_true",
                     help="skip the category-only ranker (one training run less)")
     ap.add_argument("--workdir", type=Path, default=None)
@@ -312,7 +323,8 @@ def main() -> None:
         timings["train_category_only_s"] = time.perf_counter() - t
         bundles["category_only"] = (work / "bundles_blind" / blind, work / "sim_blind")
     t = time.perf_counter()
-    figures, per_unit = evaluate(work / "sim", bundles, cut, max_eval, args.embedder)
+    figures, per_unit = evaluate(work / "sim", bundles, cut, max_eval, args.embedder,
+                                 args.store_step_s)
     timings["evaluate_s"] = time.perf_counter() - t
     comparisons = ablation(per_unit)
     manifest = json.loads((work / "bundles" / version / "manifest.json").read_text())
@@ -321,6 +333,7 @@ def main() -> None:
     oracle_parts = {n: v for n, v in figures["systems"].items() if n.startswith("oracle_")}
     result = {"benchmark": "simulator_quality", "quick": args.quick, "world": args.world,
               "config": sim.to_dict(), "embedder": args.embedder,
+              "store_step_s": args.store_step_s,
               **{k: v for k, v in figures.items() if k != "systems"},
               **{k: round(v, 2) for k, v in timings.items()},
               "systems": systems,
