@@ -133,3 +133,33 @@ def test_bad_foldin_settings_are_refused(ws: Workspace) -> None:
         CollaborativeGenerator(ws, foldin_refresh_s=0)
     with pytest.raises(ValueError, match="foldin_neighbours"):
         CollaborativeGenerator(ws, foldin_neighbours=0)
+
+
+def test_training_rows_see_the_fresh_vector_serving_would(ws: Workspace,
+                                                          embedder: Embedder) -> None:
+    """The training path (ReplayCoVisits over the log) gives a fresh article the vector the
+    store gives it at the start of the row's refresh bucket."""
+    from newsdesk.features.covisit_replay import ReplayCoVisits
+
+    cf = _fit(ws)
+    fresh = _publish(ws, embedder, "fresh")
+    clicks = [("a", "old0", NOW - 3700), ("a", "fresh", NOW - 3600), ("b", "old0", NOW - 200),
+              ("b", "fresh", NOW - 100), ("c", "old4", NOW - 150), ("c", "fresh", NOW - 90),
+              ("d", "old1", NOW + 10), ("d", "fresh", NOW + 20)]  # after the bucket start
+    for u, art, t in clicks:
+        if t < NOW:
+            ws.store.record_clicks(u, [art], t)
+    idx, vec = cf.fresh_vectors(NOW)  # NOW is a bucket start; the store holds what is before
+    users = {"a": 0, "b": 1, "c": 2, "d": 3}
+    cf.replay_covisits = ReplayCoVisits.fit(
+        np.array([users[u] for u, _, _ in clicks]), ws.catalog.lookup([a for _, a, _ in clicks]),
+        np.array([t for _, _, t in clicks]), ws.store.covisit, ws.catalog.size)
+    rows = ws.catalog.lookup(["fresh", "fresh", "old2"])
+    got, hit = cf._replayed_fresh(rows, np.array([NOW + 30, NOW + 299, NOW + 30]))
+    assert hit.tolist() == [True, True, False]
+    np.testing.assert_allclose(got[0], vec[idx.tolist().index(fresh)], rtol=1e-6)  # float32
+    np.testing.assert_allclose(got[1], got[0], rtol=1e-12)
+    # the training rows' cf_score uses it (the replay is what training sets on the model)
+    inputs = _rows(ws, "t0", [], ["fresh"], NOW + 30)
+    assert cf.pair_scores(inputs)[0] == pytest.approx(
+        float(cf.user_factors_[cf.user_index_["t0"]] @ got[0]), rel=1e-5)

@@ -88,18 +88,48 @@ class ReplayCoVisits:
         """(N,) co-clicks of (a[i], b[i]) from events strictly before t[i], decayed to t[i];
         0 where a or b is < 0 or the pair never co-occurred."""
         a, b, t = np.asarray(a, np.int64), np.asarray(b, np.int64), np.asarray(t, np.float64)
-        out = np.zeros(len(a))
         if len(self.pair_keys) == 0 or len(a) == 0:
-            return out
+            return np.zeros(len(a))
         ok = (a >= 0) & (b >= 0) & (a < self.n_articles) & (b < self.n_articles)
         key = np.where(ok, a * self.n_articles + b, -1)
         pos = np.minimum(np.searchsorted(self.pair_keys, key), len(self.pair_keys) - 1)
         ok &= self.pair_keys[pos] == key
+        return self._values(pos, t, ok)
+
+    def neighbours(self, b: np.ndarray, t: np.ndarray, limit: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every article co-clicked with b[i] before t[i], at most `limit` per query (the
+        most co-clicked, like the store's read): (query index, neighbour, count at t)."""
+        b, t = np.asarray(b, np.int64), np.asarray(t, np.float64)
+        n = self.n_articles
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        if len(self.pair_keys) == 0 or len(b) == 0:
+            return empty
+        lo = np.searchsorted(self.pair_keys, np.where(b >= 0, b * n, -1))
+        hi = np.searchsorted(self.pair_keys, np.where(b >= 0, (b + 1) * n, -1))
+        sizes = np.maximum(hi - lo, 0)
+        if sizes.sum() == 0:
+            return empty
+        q = np.repeat(np.arange(len(b)), sizes)
+        starts = np.repeat(lo - np.cumsum(sizes) + sizes, sizes)
+        pos = starts + np.arange(int(sizes.sum()))
+        vals = self._values(pos, t[q], np.ones(len(pos), bool))
+        keep = vals > 0
+        q, pos, vals = q[keep], pos[keep], vals[keep]
+        order = np.lexsort((-vals, q))  # per query, most first
+        q, pos, vals = q[order], pos[order], vals[order]
+        first = np.searchsorted(q, q)  # index of each query's first entry
+        keep = np.arange(len(q)) - first < limit
+        return q[keep], self.pair_keys[pos[keep]] % n, vals[keep]
+
+    def _values(self, pos: np.ndarray, t: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """Decayed counts at t of the pairs at `pos` in pair_keys (0 where not ok)."""
+        out = np.zeros(len(pos))
         # queries at t see events with ms < t's (ms rounded like the events')
         q_ms = np.clip(np.round((t - self.t0) * 1000.0), 0, self.span_ms - 1).astype(np.int64)
         q = pos.astype(np.int64) * self.span_ms + q_ms
         idx = np.searchsorted(self.event_code, q, side="left") - 1
-        ok &= idx >= 0
+        ok = ok & (idx >= 0)
         safe = np.maximum(idx, 0)
         ok &= (self.event_code[safe] // self.span_ms) == pos
         hl = self.params.half_life_hours * 3600.0

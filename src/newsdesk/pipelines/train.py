@@ -286,9 +286,10 @@ def local_training_data(dataset_dir: Path, cfg: TrainConfig, embedder: Embedder,
                                          len(log.events.exp_ts))
     gen_cut, valid_cut = split_times(cfg, log.time_range)
     co, cf = fit_static(ws, cfg, log, until=gen_cut)
-    # the online co-clicks serving adds, as the store held them at each training query
-    co.replay_covisits = ReplayCoVisits.fit(log.events.click_user, log.events.click_article,
-                                            log.events.click_ts, CoVisitParams(), catalog.size)
+    # the online co-clicks (and fold-in) serving adds, as the store held them at each query
+    co.replay_covisits = cf.replay_covisits = ReplayCoVisits.fit(
+        log.events.click_user, log.events.click_article, log.events.click_ts, CoVisitParams(),
+        catalog.size)
     lap("fit_generators")
 
     rng = np.random.default_rng(cfg.seed)

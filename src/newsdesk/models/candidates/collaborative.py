@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from newsdesk.deps import require
+from newsdesk.features.covisit_replay import ReplayCoVisits
 from newsdesk.features.ranking_features import RankingInputs
 from newsdesk.models.candidates.base import IndexedGenerator, UserView, Workspace, top_n
 
@@ -54,6 +55,9 @@ class CollaborativeGenerator(IndexedGenerator):
         # (live set indices, time bucket, item factors) -> (fresh catalog indices, vectors)
         self._fresh_memo: tuple[tuple[object, float, object], tuple] | None = None
         self._gram: np.ndarray | None = None  # Y'Y of the item factors (user fold-in)
+        # training: the store's co-visitation as it was at each query time, from the log, so
+        # that fresh articles' cf_score in the training rows is what serving would compute
+        self.replay_covisits: ReplayCoVisits | None = None
         self.factors = factors
         self.iterations = iterations
         self.regularization = regularization
@@ -152,6 +156,39 @@ class CollaborativeGenerator(IndexedGenerator):
         self._fresh_memo = (key, got)
         return got
 
+    def _replayed_fresh(self, a: np.ndarray, now: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Training's view of `fresh_vectors`: (R, factors) vectors of the rows' articles
+        without trained factors, from the co-clicks before the start of the row's refresh
+        bucket (serving computes them at the bucket's first request); (R,) which rows have
+        one. One pass (serving's second pass, fresh neighbours lending theirs, is left out)."""
+        items = self.item_factors_
+        assert self.replay_covisits is not None
+        vec = np.zeros((len(a), self.factors))
+        trained = np.zeros(len(a), bool)
+        inside = (a >= 0) & (a < len(items))
+        trained[inside] = np.abs(items[a[inside]]).sum(axis=1) > 0
+        rows = np.flatnonzero((a >= 0) & ~trained)
+        if len(rows) == 0 or len(items) == 0:
+            return vec, np.zeros(len(a), bool)
+        bucket = np.floor(now[rows] / self.foldin_refresh_s)
+        combo, inv = np.unique(np.stack([a[rows], bucket]), axis=1, return_inverse=True)
+        inv = inv.ravel()
+        q, nb, w = self.replay_covisits.neighbours(
+            combo[0].astype(np.int64), combo[1] * self.foldin_refresh_s, self.foldin_neighbours)
+        usable = (nb < len(items))
+        usable[usable] = np.abs(items[nb[usable]]).sum(axis=1) > 0
+        q, nb, w = q[usable], nb[usable], w[usable]
+        weights = sp.csr_matrix((w, (q, np.arange(len(q)))), shape=(combo.shape[1], len(q)))
+        wsum = np.asarray(weights.sum(axis=1)).ravel()
+        acc = weights @ np.asarray(items[nb], np.float64)
+        ready = wsum > 0
+        combo_vec = np.zeros((combo.shape[1], self.factors))
+        combo_vec[ready] = acc[ready] / wsum[ready, None]
+        vec[rows] = combo_vec[inv]
+        hit = np.zeros(len(a), bool)
+        hit[rows] = ready[inv]
+        return vec, hit
+
     def _compute_fresh(self, live: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
         items = self.item_factors_
         empty = (np.zeros(0, np.int64), np.zeros((0, self.factors), np.float32))
@@ -201,7 +238,11 @@ class CollaborativeGenerator(IndexedGenerator):
         if items is None:
             return np.zeros(len(a))
         out = np.where(ok, np.einsum("rf,rf->r", users[inputs.row_query], items), 0.0)
-        if self.online_foldin and now is not None:
+        if self.online_foldin and self.replay_covisits is not None:  # training rows
+            vec, hit = self._replayed_fresh(a, inputs.now)
+            if hit.any():
+                out[hit] = np.einsum("rf,rf->r", users[inputs.row_query[hit]], vec[hit])
+        elif self.online_foldin and now is not None:
             fresh_idx, fresh_vec = self.fresh_vectors(now)
             if len(fresh_idx):
                 pos = np.minimum(np.searchsorted(fresh_idx, np.maximum(a, 0)),
