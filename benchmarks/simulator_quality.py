@@ -152,10 +152,21 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
     rng = np.random.default_rng(0)
     if len(qs) > max_impressions:
         qs = np.sort(rng.choice(qs, max_impressions, replace=False))
-    exp = exp.join(pl.DataFrame({"q": qs}), on="q", how="semi").sort(["q", "pos"])
+    new_since = first_clicks_after(log, cut)  # ucode -> first click time, for new readers
+    # every held-out impression of a new reader after their first click is scored too (they
+    # are few: a sample would leave a handful); outside the sample they count for
+    # new_user_clicks_ratio only, so the other figures keep the sample they always had
+    firsts = pl.DataFrame({"ucode": np.fromiter(new_since, np.int64, len(new_since)),
+                           "first": np.fromiter(new_since.values(), np.float64,
+                                                len(new_since))},
+                          schema={"ucode": pl.Int32, "first": pl.Float64})
+    new_qs = (exp.join(firsts, on="ucode").filter(pl.col("ts") > pl.col("first"))["q"]
+              .unique().to_numpy())
+    sampled = set(qs.tolist())
+    qs_all = np.union1d(qs, new_qs)
+    exp = exp.join(pl.DataFrame({"q": qs_all}), on="q", how="semi").sort(["q", "pos"])
     art_ids = [a.article_id for a in log.articles]
     users = log.events.user_ids
-    new_since = first_clicks_after(log, cut)  # ucode -> first click time, for new readers
     names = [*systems, *oracles]
     per: dict[str, dict[str, list[float]]] = {n: {"auc": [], "ndcg@10": []} for n in names}
     exp_clicks = {n: 0.0 for n in names}
@@ -164,8 +175,9 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
     new_user_impressions = 0
     t_store = cut
     latencies = []
-    for (_q,), grp in exp.group_by(["q"], maintain_order=True):
+    for (q,), grp in exp.group_by(["q"], maintain_order=True):
         t = float(grp["ts"][0])
+        in_sample = q in sampled
         if step_s <= 0 and t > t_store:  # exact: every event strictly before t
             for store, slog in stores:
                 warm_store(store, slog, until=t, since=t_store)
@@ -182,11 +194,11 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
             began = time.perf_counter()
             scores[name] = np.asarray(rec.score(RequestContext(user_id=uid, now=t), slate),
                                       dtype=float)
-            if name == "newsdesk":
+            if name == "newsdesk" and in_sample:
                 latencies.append(time.perf_counter() - began)
         for name, w in oracles.items():
             scores[name] = np.asarray(w.attraction([uid] * len(slate), slate, t), dtype=float)
-        if 0 < labels.sum() < len(labels):
+        if in_sample and 0 < labels.sum() < len(labels):
             for name, s in scores.items():
                 per[name]["auc"].append(M.auc(labels, s))
                 per[name]["ndcg@10"].append(M.ndcg(labels, s, 10))
@@ -199,8 +211,9 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
             pos = np.empty(len(slate))
             pos[np.argsort(-s, kind="stable")] = np.arange(len(slate))
             e = world.examination(pos) * scores["oracle"]
-            exp_clicks[name] += e.sum()
-            fresh_clicks[name] += e[first_hour].sum()
+            if in_sample:
+                exp_clicks[name] += e.sum()
+                fresh_clicks[name] += e[first_hour].sum()
             if new_user:
                 new_user_clicks[name] += e.sum()
     mean = {n: {m: float(np.nanmean(v)) for m, v in per[n].items()} for n in names}
