@@ -17,7 +17,9 @@ histories either). Memory: one int64 + two float64 per co-click event (both dire
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -83,6 +85,24 @@ class ReplayCoVisits:
             before[code[starts]] = cum[starts] - w[starts]
         cum = cum - before[code]
         return cls(params, n, t0, pair_keys, composite, cum, span)
+
+    def save(self, directory: Path) -> None:
+        """As .npy arrays and a JSON header (no pickle): the Spark engine ships it to its
+        workers with the other models."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in ("pair_keys", "event_code", "cum"):
+            np.save(directory / f"{name}.npy", getattr(self, name), allow_pickle=False)
+        (directory / "replay.json").write_text(json.dumps(
+            {"params": asdict(self.params), "n_articles": self.n_articles, "t0": self.t0,
+             "span_ms": self.span_ms}))
+
+    @classmethod
+    def load(cls, directory: Path) -> ReplayCoVisits:
+        head = json.loads((directory / "replay.json").read_text())
+        arrays = {name: np.load(directory / f"{name}.npy", allow_pickle=False)
+                  for name in ("pair_keys", "event_code", "cum")}
+        return cls(CoVisitParams(**head["params"]), int(head["n_articles"]),
+                   float(head["t0"]), span_ms=int(head["span_ms"]), **arrays)
 
     def lookup(self, a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
         """(N,) co-clicks of (a[i], b[i]) from events strictly before t[i], decayed to t[i];
