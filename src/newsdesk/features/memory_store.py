@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from newsdesk.errors import ConfigError, StoreUnavailable
+from newsdesk.features.covisitation import CoVisitParams, MemoryCoVisits, session_partners
 from newsdesk.features.online_store import (
     ArticleCounts,
     ArticleStats,
@@ -155,11 +156,14 @@ class MemoryOnlineStore(OnlineStore):
         snapshot_interval_s: when set (with persist_path), a background thread snapshots this
             often, so a crash loses at most that much state.
         top_k: size of the incrementally maintained trending index.
+        covisit: online co-visitation parameters (`features.covisitation`); its counts are
+            not snapshotted (decayed, they rebuild from the next day of clicks).
     """
 
     def __init__(self, *, half_life_hours: float = 6.0, max_user_clicks: int = 50,
                  persist_path: str | Path | None = None,
-                 snapshot_interval_s: float | None = None, top_k: int = 256) -> None:
+                 snapshot_interval_s: float | None = None, top_k: int = 256,
+                 covisit: CoVisitParams | None = None) -> None:
         if half_life_hours <= 0:
             raise ConfigError(f"half_life_hours must be > 0, got {half_life_hours}")
         if max_user_clicks < 1:
@@ -178,6 +182,8 @@ class MemoryOnlineStore(OnlineStore):
         self._epoch: float | None = None
         self._top = _TopK(top_k)
         self._markers: dict[str, str] = {}
+        self.covisit = covisit or CoVisitParams()
+        self._co = MemoryCoVisits(self.covisit)
         self._closed = threading.Event()
         self._snapshotter: threading.Thread | None = None
         self.unclean = False  # the snapshot was left by a process that did not close it
@@ -222,6 +228,9 @@ class MemoryOnlineStore(OnlineStore):
                                                      ts, hl)
                 t.touch(r, ts)
                 self._top.update(article_id, self._scaled(r), r)
+                for a in session_partners(list(islice(recent, self.covisit.window)),
+                                          article_id, ts, self.covisit):
+                    self._co.add(a, article_id, ts)
                 recent.appendleft(Click(article_id, ts))
 
     def _scaled(self, r: int) -> float:
@@ -276,6 +285,16 @@ class MemoryOnlineStore(OnlineStore):
                 self._users[user_id] = deque(merged, maxlen=cap)
                 n += 1
         return n
+
+    def merge_coclicks(self, pairs: Sequence[tuple[str, str, float]]) -> None:
+        with self._lock:
+            for a, b, ts in pairs:
+                self._co.add(a, b, ts)
+
+    def coclick_neighbours(self, article_ids: Sequence[str], now: float, limit: int
+                           ) -> list[list[tuple[str, float]]]:
+        with self._lock:
+            return self._co.neighbours(article_ids, now, limit)
 
     def read_marker(self, name: str) -> str | None:
         with self._lock:
@@ -534,6 +553,7 @@ class MemoryOnlineStore(OnlineStore):
             self._epoch = None
             self._top.clear()
             self._markers = {}
+            self._co = MemoryCoVisits(self.covisit)
 
     def _snapshot_loop(self, interval_s: float) -> None:
         while not self._closed.wait(interval_s):

@@ -37,6 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 import newsdesk
 from newsdesk.content.embedder import Embedder
 from newsdesk.errors import ConfigError, DatasetError
+from newsdesk.features.covisit_replay import ReplayCoVisits
+from newsdesk.features.covisitation import CoVisitParams
 from newsdesk.features.ranking_features import FEATURE_NAMES, FeatureBuilder, RankingInputs
 from newsdesk.features.replay import replay_inputs
 from newsdesk.features.training_log import LogArrays, load_log, ranker_queries
@@ -284,6 +286,10 @@ def local_training_data(dataset_dir: Path, cfg: TrainConfig, embedder: Embedder,
                                          len(log.events.exp_ts))
     gen_cut, valid_cut = split_times(cfg, log.time_range)
     co, cf = fit_static(ws, cfg, log, until=gen_cut)
+    # the online co-clicks (and fold-in) serving adds, as the store held them at each query
+    co.replay_covisits = cf.replay_covisits = ReplayCoVisits.fit(
+        log.events.click_user, log.events.click_article, log.events.click_ts, CoVisitParams(),
+        catalog.size)
     lap("fit_generators")
 
     rng = np.random.default_rng(cfg.seed)

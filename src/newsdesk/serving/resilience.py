@@ -208,6 +208,7 @@ class GuardedOnlineStore(DelegatedBulkLoads, OnlineStore):
         self.breaker = breaker
         self.half_life_hours = inner.half_life_hours
         self.max_user_clicks = inner.max_user_clicks
+        self.covisit = inner.covisit
 
     def record_impressions(self, article_ids: Sequence[str], ts: float) -> None:
         self.breaker.call(self.inner.record_impressions, article_ids, ts)
@@ -242,6 +243,10 @@ class GuardedOnlineStore(DelegatedBulkLoads, OnlineStore):
 
     def record_events(self, events: Iterable[Impression | Interaction]) -> None:
         self.breaker.call(self.inner.record_events, list(events))
+
+    def coclick_neighbours(self, article_ids: Sequence[str], now: float, limit: int
+                           ) -> list[list[tuple[str, float]]]:
+        return self.breaker.call(self.inner.coclick_neighbours, article_ids, now, limit)
 
     def ping(self) -> bool:
         return self.inner.ping()
