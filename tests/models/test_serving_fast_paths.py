@@ -2,7 +2,8 @@
 
 A request is one user; the feature code and the generators have single-user paths and
 per-live-set caches for it. Each is checked bit for bit against the general code it replaces
-(the two embedding similarities to float32 rounding: one BLAS product sums in its own order):
+(the two embedding similarities and the co-click sums to float rounding: they add the same
+terms in another order):
 the batch feature path (two copies of the user, which takes the general code), the dictionary
 union of the candidate pool, the naive recency and category scans, the sparse co-click product.
 """
@@ -87,9 +88,12 @@ def test_single_user_features_equal_the_general_code(rec: NewsRecommender, log: 
         # bit for bit (NaN == NaN here), except the two similarities: the single-user path
         # takes them from one BLAS product, which sums in another order than the batch code
         blas = [FEATURE_NAMES.index("content_sim"), FEATURE_NAMES.index("max_click_sim")]
-        exact = np.setdiff1d(np.arange(fast.shape[1]), blas)
+        # and the co-click sums, which the request path adds per article (as `propose` does)
+        coclick = FEATURE_NAMES.index("coclick")
+        exact = np.setdiff1d(np.arange(fast.shape[1]), [*blas, coclick])
         np.testing.assert_array_equal(fast[:, exact], slow[:, exact])
         np.testing.assert_allclose(fast[:, blas], slow[:, blas], rtol=0, atol=2e-6)
+        np.testing.assert_allclose(fast[:, coclick], slow[:, coclick], rtol=1e-6, atol=0)
         profile, affinity = rec.ws.builder.user_profiles(
             rec.ws.catalog, np.repeat(view.click_idx[None, :], 2, axis=0))
         np.testing.assert_array_equal(view.profile, profile[0])

@@ -105,9 +105,35 @@ class CoClickGenerator(IndexedGenerator):
     def pair_scores(self, inputs: RankingInputs) -> np.ndarray:
         """Recency-weighted co-click count of each row's article with the user's clicks (R,):
         trained counts plus `online_weight` x the online store's decayed counts."""
+        if len(inputs.click_idx) == 1 and self.replay_covisits is None and len(inputs.now) \
+                and inputs.now.min() == inputs.now.max():
+            return self._one_request_pair_scores(inputs)
         out = self._trained_pair_scores(inputs)
         if self.online_weight > 0 and len(inputs.row_article):
             out = out + self._online_pair_scores(inputs)
+        return out
+
+    def _one_request_pair_scores(self, inputs: RankingInputs) -> np.ndarray:
+        """`pair_scores` of one reader at one time (a request): the co-click entries of the
+        reader's clicks, trained and online, summed per article as `propose` sums them (the
+        store read is the one `propose` left), then looked up per row. The general path adds
+        the same terms in another order: equal up to float64 rounding."""
+        a = inputs.row_article
+        clicks = inputs.click_idx[0]
+        cols, weights = self._entries(clicks)
+        if self.online_weight > 0:
+            o_cols, o_weights = self._online_entries(clicks, float(inputs.now[0]))
+            if len(o_cols):
+                cols = np.concatenate([cols, o_cols])
+                weights = np.concatenate([weights, o_weights])
+        out = np.zeros(len(a))
+        if len(cols) == 0:
+            return out
+        arts, slot = np.unique(cols, return_inverse=True)
+        sums = np.bincount(slot, weights=weights, minlength=len(arts))
+        pos = np.minimum(np.searchsorted(arts, a), len(arts) - 1)
+        hit = (a >= 0) & (arts[pos] == a)
+        out[hit] = sums[pos[hit]]
         return out
 
     def _trained_pair_scores(self, inputs: RankingInputs) -> np.ndarray:
