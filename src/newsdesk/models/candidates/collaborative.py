@@ -57,6 +57,10 @@ class CollaborativeGenerator(IndexedGenerator):
         # time (_fresh_lock), the others serve the previous bucket's vectors meanwhile
         self._fresh_memo: tuple[tuple[float, object], tuple] | None = None
         self._fresh_lock = threading.Lock()
+        # (reader, clicks, time, online_foldin, item factors) -> (1, factors): the last
+        # request's vector
+        self._user_memo: tuple[tuple[str, bytes, float | None, bool, object],
+                               np.ndarray] | None = None
         self._gram: np.ndarray | None = None  # Y'Y of the item factors (user fold-in)
         # training: the store's co-visitation as it was at each query time, from the log, so
         # that fresh articles' cf_score in the training rows is what serving would compute
@@ -102,7 +106,23 @@ class CollaborativeGenerator(IndexedGenerator):
     def user_vectors(self, user_ids: list[str], click_idx: np.ndarray,
                      now: float | None = None) -> np.ndarray:
         """(Q, factors): the fitted factor; else, from the recent clicks, the ALS fold-in
-        (`online_foldin`, fresh articles' vectors at `now` included) or the mean factor."""
+        (`online_foldin`, fresh articles' vectors at `now` included) or the mean factor.
+
+        One reader (a request) is memoised for the next call with the same reader, clicks
+        and time: `propose` and the `cf_score` feature of a request share one fold-in."""
+        if len(user_ids) == 1:
+            key = (user_ids[0], click_idx.tobytes(), now, self.online_foldin,
+                   self.item_factors_)
+            memo = self._user_memo
+            if memo is not None and memo[0][:4] == key[:4] and memo[0][4] is key[4]:
+                return memo[1].copy()
+            got = self._user_vectors(user_ids, click_idx, now)
+            self._user_memo = (key, got)
+            return got.copy()
+        return self._user_vectors(user_ids, click_idx, now)
+
+    def _user_vectors(self, user_ids: list[str], click_idx: np.ndarray,
+                      now: float | None) -> np.ndarray:
         n_items = len(self.item_factors_)
         out = np.zeros((len(user_ids), self.factors), np.float32)
         ok = (click_idx >= 0) & (click_idx < n_items)
