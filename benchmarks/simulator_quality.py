@@ -297,6 +297,9 @@ def main() -> None:
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--eval-days", type=float, default=0.5)
     ap.add_argument("--max-eval-impressions", type=int, default=None)
+    ap.add_argument("--online-replay", action="store_true",
+                    help="train with the online co-clicks / fold-in replayed point in time "
+                         "(train config generators.online_replay)")
     ap.add_argument("--store-step-s", type=float, default=STEP_S,
                     help="the online stores advance in steps of this many seconds (0: up to "
                          "each impression, as a server's store)")
@@ -323,7 +326,8 @@ def main() -> None:
     cut = sim.end_unix - args.eval_days * 86400.0
     cut_dataset(work / "sim", work / "train", cut)
     cfg = TrainConfig.from_dict({"embedder": args.embedder,
-                                 "embedding_cache_dir": str(work / "cache")})
+                                 "embedding_cache_dir": str(work / "cache"),
+                                 "generators": {"online_replay": args.online_replay}})
     t = time.perf_counter()
     version = train(work / "train", work / "bundles", cfg)
     timings["train_s"] = time.perf_counter() - t
@@ -346,7 +350,7 @@ def main() -> None:
     oracle_parts = {n: v for n, v in figures["systems"].items() if n.startswith("oracle_")}
     result = {"benchmark": "simulator_quality", "quick": args.quick, "world": args.world,
               "config": sim.to_dict(), "embedder": args.embedder,
-              "store_step_s": args.store_step_s,
+              "store_step_s": args.store_step_s, "online_replay": args.online_replay,
               **{k: v for k, v in figures.items() if k != "systems"},
               **{k: round(v, 2) for k, v in timings.items()},
               "systems": systems,

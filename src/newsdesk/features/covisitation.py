@@ -95,12 +95,15 @@ def batch_pairs(previous: dict[str, list[Click]],
 
 
 class _Row:
-    __slots__ = ("epoch", "last", "counts")
+    __slots__ = ("epoch", "last", "counts", "ranked")
 
     def __init__(self, epoch: float) -> None:
         self.epoch = epoch
         self.last = epoch
         self.counts: dict[str, float] = {}
+        # the counts most first (ties id-descending), kept until the next write: a row is
+        # read on every request of its readers, written once per co-click
+        self.ranked: list[tuple[str, float]] | None = None
 
 
 class MemoryCoVisits:
@@ -132,6 +135,7 @@ class MemoryCoVisits:
             shift = 2.0 ** max(-1000.0, -(ts - row.epoch) / hl)
             row.counts = {k: v * shift for k, v in row.counts.items()}
             row.epoch = ts
+        row.ranked = None
         counts = row.counts
         counts[b] = counts.get(b, 0.0) + 2.0 ** max(-1000.0, min(1000.0, (ts - row.epoch) / hl))
         if ts > row.last:
@@ -164,7 +168,10 @@ class MemoryCoVisits:
                 out.append([])
                 continue
             f = 2.0 ** max(-1000.0, min(1000.0, -(now - row.epoch) / hl))
-            best = sorted(row.counts.items(), key=itemgetter(0), reverse=True)
-            best.sort(key=itemgetter(1), reverse=True)  # stable: ties stay id-descending
+            best = row.ranked
+            if best is None:
+                best = sorted(row.counts.items(), key=itemgetter(0), reverse=True)
+                best.sort(key=itemgetter(1), reverse=True)  # stable: ties stay id-descending
+                row.ranked = best
             out.append([(b, v * f) for b, v in best[:limit]])
         return out

@@ -160,6 +160,8 @@ class MemoryOnlineStore(OnlineStore):
             not snapshotted (decayed, they rebuild from the next day of clicks).
     """
 
+    covisit: CoVisitParams  # always set: these backends count online co-visitation
+
     def __init__(self, *, half_life_hours: float = 6.0, max_user_clicks: int = 50,
                  persist_path: str | Path | None = None,
                  snapshot_interval_s: float | None = None, top_k: int = 256,

@@ -307,6 +307,8 @@ class RedisOnlineStore(OnlineStore):
         covisit: online co-visitation parameters (`features.covisitation`).
     """
 
+    covisit: CoVisitParams  # always set: these backends count online co-visitation
+
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, half_life_hours: float = 6.0,
                  max_user_clicks: int = 50, prefix: str = "nd:",
                  socket_timeout_s: float = 0.05, connect_timeout_s: float = 0.1,
@@ -598,7 +600,7 @@ class RedisOnlineStore(OnlineStore):
         with self._errors("coclick_neighbours"):
             rows = self._co_read(keys=keys, args=[limit])
         hl = self.covisit.half_life_hours
-        out = []
+        out: list[list[tuple[str, float]]] = []
         for row in rows:
             if len(row) < 3 or not row[0]:
                 out.append([])

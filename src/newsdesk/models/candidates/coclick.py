@@ -36,7 +36,7 @@ class CoClickGenerator(IndexedGenerator):
 
     def __init__(self, ws: Workspace, *, session_gap_s: float = 1800.0, window: int = 5,
                  recent: int = 10, online_weight: float = 1.0,
-                 online_neighbours: int = 50) -> None:
+                 online_neighbours: int = 20) -> None:
         super().__init__(ws)
         if not online_weight >= 0:
             raise ValueError(f"coclick online_weight must be >= 0, got {online_weight!r}")

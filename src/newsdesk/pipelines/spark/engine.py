@@ -172,7 +172,8 @@ def spark_training_data(dataset_dir: Path, cfg: TrainConfig, embedder: Embedder,
 
     co, cf = fit(gen_cut)
     # the online co-clicks and fold-in serving adds, as at each query (train.py's replay)
-    co.replay_covisits = cf.replay_covisits = replay_covisits(log, catalog.size)
+    if g.online_replay:
+        co.replay_covisits = cf.replay_covisits = replay_covisits(log, catalog.size)
     lap("fit_generators")
     models = ModelFiles.pack(catalog, co, cf, builder)
     rng = np.random.default_rng(cfg.seed)
