@@ -27,7 +27,7 @@ from newsdesk.models.bundle import load_recommender, read_manifest  # noqa: E402
 from newsdesk.pipelines.train import TrainConfig  # noqa: E402
 from tests.serving.live_server import LiveServer, World  # noqa: E402
 
-pytestmark = [pytest.mark.ml]
+pytestmark = [pytest.mark.ml, pytest.mark.slow]
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "example_plugin"
 
 _TRAIN = """

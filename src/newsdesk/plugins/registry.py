@@ -20,8 +20,8 @@ from newsdesk.plugins.base import ROLE_CLASSES
 
 GROUP_PREFIX = "newsdesk."
 BUILTIN: dict[str, dict[str, str]] = {  # role -> name -> "module:attr" (see pyproject.toml)
-    "candidates": {},
-    "features": {},
+    "candidates": {"nrms": "newsdesk.plugins.nrms.plugin:NRMSPlugin"},
+    "features": {"nrms": "newsdesk.plugins.nrms.plugin:NRMSPlugin"},
     "rankers": {},
 }
 
