@@ -55,6 +55,10 @@ def test_numpy_encoder_equals_the_torch_module() -> None:
     # padding does not change a reader: the same clicks without the padded slots
     only = w.encode(clicked[2:3, mask[2]], np.ones((1, int(mask[2].sum())), bool))
     np.testing.assert_allclose(only[0], got[2], rtol=1e-4, atol=1e-5)
+    # the request path's single-reader encoder agrees with the batch one
+    for r in range(1, 5):
+        np.testing.assert_allclose(w.encode_one(clicked[r, mask[r]]), got[r], rtol=1e-4,
+                                   atol=1e-5)
 
 
 def test_training_learns_which_article_follows_a_history() -> None:

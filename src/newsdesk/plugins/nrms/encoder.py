@@ -17,12 +17,13 @@ clicks (-1) are masked out of both softmaxes; a reader without a click has no ve
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 WEIGHTS_FILE = "weights.npz"
+ARRAYS = ("proj", "wq", "wk", "wv", "wa", "ba", "qa")
 
 
 @dataclass
@@ -37,20 +38,21 @@ class NRMSWeights:
     ba: np.ndarray
     qa: np.ndarray
     heads: int
+    # P [Wq | Wk | Wv] (dim, 3d): one product per reader on the request path (encode_one)
+    _qkv: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def dim(self) -> int:
         return int(self.proj.shape[0])
 
     def save(self, directory: Path) -> None:
-        arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "heads"}
+        arrays = {name: getattr(self, name) for name in ARRAYS}
         np.savez(directory / WEIGHTS_FILE, heads=np.array(self.heads), **arrays)
 
     @classmethod
     def load(cls, directory: Path) -> NRMSWeights:
         with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as z:
-            arrays = {f.name: np.ascontiguousarray(z[f.name], dtype=np.float32)
-                      for f in fields(cls) if f.name != "heads"}
+            arrays = {name: np.ascontiguousarray(z[name], dtype=np.float32) for name in ARRAYS}
             heads = int(z["heads"])
         w = cls(heads=heads, **arrays)
         d = w.proj.shape[1]
@@ -84,15 +86,39 @@ class NRMSWeights:
         u = np.einsum("bl,bld->bd", alpha, o)
         return np.where(mask.any(axis=1, keepdims=True), u, 0.0).astype(np.float32)
 
+    def encode_one(self, clicked: np.ndarray) -> np.ndarray:
+        """u (d,) of one reader from their n >= 1 clicked articles' embeddings (n, dim): the
+        request path. The same arithmetic as `encode` in fewer, larger numpy calls (the
+        projection folded into the attention's Q, K, V: float32 rounding differs slightly,
+        tested within 1e-4)."""
+        qkv_w = self._qkv
+        if qkv_w is None:  # a benign race: two threads build the same product
+            qkv_w = self._qkv = np.ascontiguousarray(
+                self.proj @ np.hstack([self.wq, self.wk, self.wv]), dtype=np.float32)
+        n = len(clicked)
+        d = self.wq.shape[0]
+        heads, dh = self.heads, d // self.heads
+        qkv = clicked @ qkv_w  # (n, 3d)
+        q = qkv[:, :d].reshape(n, heads, dh).transpose(1, 0, 2)  # (H, n, dh)
+        k = qkv[:, d:2 * d].reshape(n, heads, dh).transpose(1, 2, 0)  # (H, dh, n)
+        v = qkv[:, 2 * d:].reshape(n, heads, dh).transpose(1, 0, 2)
+        att = q @ k
+        att *= np.float32(1.0 / np.sqrt(dh))
+        att -= att.max(axis=-1, keepdims=True)
+        np.exp(att, out=att)
+        att /= att.sum(axis=-1, keepdims=True)
+        o = (att @ v).transpose(1, 0, 2).reshape(n, d)
+        e = np.tanh(o @ self.wa + self.ba) @ self.qa
+        e = np.exp(e - e.max())
+        return (e / e.sum()) @ o
+
     def reader_query(self, embeddings: np.ndarray, clicks: np.ndarray) -> np.ndarray | None:
         """`P u` (dim,) of one reader: clicks (L,) catalog indices newest first, -1 = pad;
         None without a click. Score of article i: embeddings[i] @ the result."""
         valid = clicks >= 0
         if not valid.any():
             return None
-        c = clicks[valid]
-        u = self.encode(embeddings[c][None, :, :], np.ones((1, len(c)), dtype=bool))[0]
-        return self.proj @ u
+        return self.proj @ self.encode_one(embeddings[clicks[valid]])
 
     def reader_queries(self, embeddings: np.ndarray, clicks: np.ndarray,
                        chunk: int = 1024) -> np.ndarray:

@@ -115,9 +115,8 @@ class NRMSPlugin(CandidatePlugin, FeaturePlugin):
         valid = clicks >= 0
         out = None
         if valid.any():
-            c = clicks[valid]
             w = self.weights_
-            u = w.encode(embeddings[c][None, :, :], np.ones((1, len(c)), dtype=bool))[0]
+            u = w.encode_one(embeddings[clicks[valid]])
             out = (u, w.proj @ u)
         self._local.last = (key, embeddings, out)
         return out
