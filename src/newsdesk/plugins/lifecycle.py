@@ -88,6 +88,8 @@ def save(staging: Path, resolved: list[Resolved], fitted: dict[str, Any],
     entries = []
     for r in resolved:
         obj = ranker if "rankers" in r.spec.roles else fitted[r.spec.name]
+        if obj is None:
+            raise ValueError(f"plug-in {r.spec.name!r}: nothing fitted to save")
         directory = staging / PLUGINS_DIR / r.spec.name
         directory.mkdir(parents=True)
         obj.save(directory)

@@ -154,7 +154,7 @@ class NRMSPlugin(CandidatePlugin, FeaturePlugin):
             return out
         clicks = inputs.click_idx[:, : self.history]
         queries = self.weights_.reader_queries(catalog.embeddings, clicks)  # (Q, dim)
-        has = (clicks >= 0).any(axis=1)[inputs.row_query]
+        has = np.asarray((clicks >= 0).any(axis=1))[inputs.row_query]
         sims = np.einsum("rd,rd->r", emb_a, queries[inputs.row_query])
         out[:, 0] = np.where(known & has, sims, np.nan)
         return out
