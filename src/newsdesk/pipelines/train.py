@@ -345,6 +345,7 @@ def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = Non
     if cfg.plugins and cfg.engine != "local":
         raise ConfigError("train config: field 'plugins': plug-ins train on the local engine "
                           f"only, not {cfg.engine!r}")
+    plugin_lifecycle.resolve(cfg.plugins)  # a name not installed fails before any work
     dataset_dir, bundles_dir = Path(dataset_dir), Path(bundles_dir)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
