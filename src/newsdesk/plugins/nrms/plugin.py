@@ -102,13 +102,14 @@ class NRMSPlugin(CandidatePlugin, FeaturePlugin):
         return self
 
     # -- the reader ---------------------------------------------------------------------------
-    def reader(self, embeddings: np.ndarray, clicks: np.ndarray
+    def reader(self, embeddings: np.ndarray, clicks: np.ndarray, version: object = None
                ) -> tuple[np.ndarray, np.ndarray] | None:
         """(u (d,), P u (dim,)) of one reader's clicks (newest first, -1 pad); None without
         a click. The last answer is kept per thread: the generator and the feature of one
-        request ask with the same clicks."""
+        request ask with the same clicks. `version`: the catalog's change counter (an
+        upsert may re-embed a clicked article in place)."""
         clicks = clicks[: self.history]
-        key = clicks.tobytes()
+        key = (clicks.tobytes(), version)
         last = getattr(self._local, "last", None)
         if last is not None and last[0] == key and last[1] is embeddings:
             return last[2]
@@ -124,7 +125,8 @@ class NRMSPlugin(CandidatePlugin, FeaturePlugin):
     # -- CandidatePlugin ----------------------------------------------------------------------
     def propose(self, view: UserView, n: int) -> tuple[np.ndarray, np.ndarray]:
         live = view.live
-        r = self.reader(self.ws.catalog.embeddings, view.click_idx) if n > 0 else None
+        cat = self.ws.catalog
+        r = self.reader(cat.embeddings, view.click_idx, cat.version) if n > 0 else None
         if r is None or len(live) == 0:
             return live[:0], np.zeros(0)
         from newsdesk.models.candidates.base import top_n
@@ -148,7 +150,8 @@ class NRMSPlugin(CandidatePlugin, FeaturePlugin):
                  else article_embeddings)
         out = np.full((len(a), 1), np.nan, dtype=np.float32)
         if len(inputs.click_idx) == 1:  # one reader (serving)
-            r = self.reader(catalog.embeddings, inputs.click_idx[0])
+            r = self.reader(catalog.embeddings, inputs.click_idx[0],
+                            getattr(catalog, "version", None))
             if r is not None:
                 out[:, 0] = np.where(known, emb_a @ r[1], np.nan)
             return out
