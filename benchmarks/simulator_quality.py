@@ -230,6 +230,8 @@ def main() -> None:
     ap.add_argument("--plugin", default=None,
                     help="also train newsdesk + this plug-in as candidates and feature "
                          "(e.g. nrms): system newsdesk_<name>, compared with newsdesk")
+    ap.add_argument("--plugin-params", type=json.loads, default={},
+                    help='JSON object of the plug-in\'s params, e.g. \'{"epochs": 6}\'')
     args = ap.parse_args()
     if args.quick and args.full:
         ap.error("--quick and --full exclude each other")
@@ -264,7 +266,8 @@ def main() -> None:
         bundles["category_only"] = (work / "bundles_blind" / blind, work / "sim_blind")
     if args.plugin:  # the ablation of a plug-in: the same config with it, else identical
         with_plugin = TrainConfig.from_dict({**cfg.model_dump(mode="json"), "plugins": [
-            {"name": args.plugin, "roles": ["candidates", "features"]}]})
+            {"name": args.plugin, "roles": ["candidates", "features"],
+             "params": args.plugin_params}]})
         t = time.perf_counter()
         pv = train(work / "train", work / "bundles_plugin", with_plugin)
         timings[f"train_{args.plugin}_s"] = time.perf_counter() - t
