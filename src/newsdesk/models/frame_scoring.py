@@ -7,7 +7,8 @@
 
 Each row is scored as the served model would have scored it at `time`: the reader's recent
 clicks and the article's statistics are replayed from the dataset's log strictly before
-`time` (the training job's point-in-time replay, `features.replay`), then the bundle's own
+`time` (the training job's point-in-time replay, `features.replay`; the online store's
+co-clicks and fold-in too, `features.covisit_replay`), then the bundle's own
 `FeatureBuilder` (plug-in columns included) and ranker run. Without a dataset every reader is
 new and every article unseen (an empty online store). The bundle's co-click and collaborative
 models are the served ones, fitted on the whole training log: scores of rows inside that log
@@ -27,6 +28,8 @@ import numpy as np
 import polars as pl
 
 from newsdesk.errors import ConfigError
+from newsdesk.features.covisit_replay import ReplayCoVisits
+from newsdesk.features.covisitation import CoVisitParams
 from newsdesk.features.memory_store import MemoryOnlineStore
 from newsdesk.features.replay import EventArrays, QueryRows, replay_inputs
 from newsdesk.features.training_log import LogArrays, load_log
@@ -59,6 +62,13 @@ class BundleScorer:
             manifest["config"]["features"].get("bucket_minutes", 60.0))
         self.log: LogArrays | None = load_log(Path(dataset)) if dataset is not None else None
         self._events = self._bundle_events() if self.log is not None else None
+        if self._events is not None:  # the online co-clicks and fold-in, as of each row's time
+            ev = self._events
+            replay = ReplayCoVisits.fit(ev.click_user, ev.click_article, ev.click_ts,
+                                        CoVisitParams(), rec.ws.catalog.size)
+            for model in (rec.coclick, rec.cf):
+                if model is not None:
+                    model.replay_covisits = replay
 
     def _bundle_events(self) -> EventArrays:
         """The log's events with article indices of the bundle's catalog (the dataset may be
