@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import newsdesk
 from newsdesk.content.embedder import Embedder
@@ -71,6 +71,17 @@ class FeatureConfig(BaseModel):
     profile_decay: float = Field(0.9, gt=0, le=1)
     ctr_strength: float = Field(20.0, ge=0)
     affinity_prior: float = Field(3.0, gt=0)  # Dirichlet pseudo-clicks of topic_interest
+    story_sim: float = Field(0.7, ge=-1, le=1)  # cosine from which a click is the same story
+    # features left missing for the ranker (ablations): names from FEATURE_NAMES
+    disabled: list[str] = Field(default_factory=list)
+
+    @field_validator("disabled")
+    @classmethod
+    def _known_features(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - set(FEATURE_NAMES))
+        if unknown:
+            raise ValueError(f"unknown feature(s) {unknown}; allowed: {list(FEATURE_NAMES)}")
+        return v
     bucket_minutes: float = Field(60.0, gt=0)  # replay granularity (speed only, still exact)
 
 
@@ -259,7 +270,8 @@ def _builder_and_workspace(cfg: TrainConfig, catalog: ArticleCatalog, clicks: in
     prior = clicks / exposures if exposures else 0.05
     builder = FeatureBuilder(recent_clicks=f.recent_clicks, sim_clicks=f.sim_clicks,
                              profile_decay=f.profile_decay, ctr_prior=max(prior, 1e-4),
-                             ctr_strength=f.ctr_strength, affinity_prior=f.affinity_prior)
+                             ctr_strength=f.ctr_strength, affinity_prior=f.affinity_prior,
+                             story_sim=f.story_sim, disabled=tuple(f.disabled))
     ws = Workspace(catalog, MemoryOnlineStore(half_life_hours=f.half_life_hours), builder,
                    max_age_hours=cfg.max_age_hours)
     return builder, ws
