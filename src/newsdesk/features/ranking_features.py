@@ -293,11 +293,14 @@ class FeatureBuilder:
             np.isnan(since), NO_CLICK_HOURS, np.clip(since, 0.0, NO_CLICK_HOURS))
         # share of the reader's recent clicks in the article's language, smoothed towards 1/2
         # (no clicks: 0.5); a German article for a reader who reads only English is unlikely
-        lang = self._code_counts(inputs, catalog.language, catalog.language[safe_a])
-        out[:, col["language_share"]] = np.where(known, (lang + 0.5) / (n_clicks[q] + 1.0),
-                                                 np.nan)
-        out[:, col["entity_overlap"]] = np.where(
-            known, self._entity_overlap(inputs, catalog, catalog.entities[safe_a]), 0.0)
+        # (a disabled feature is not computed: it costs the request nothing)
+        if "language_share" not in self.disabled:
+            lang = self._code_counts(inputs, catalog.language, catalog.language[safe_a])
+            out[:, col["language_share"]] = np.where(
+                known, (lang + 0.5) / (n_clicks[q] + 1.0), np.nan)
+        if "entity_overlap" not in self.disabled:
+            out[:, col["entity_overlap"]] = np.where(
+                known, self._entity_overlap(inputs, catalog, catalog.entities[safe_a]), 0.0)
         if coclick is not None:
             out[:, col["coclick"]] = np.log1p(np.maximum(coclick.pair_scores(inputs), 0.0))
         if cf is not None:
@@ -338,8 +341,9 @@ class FeatureBuilder:
             clicks = inputs.click_idx[0]
             mine = catalog.entities[clicks[clicks >= 0]].ravel()
             mine = np.unique(mine[mine >= 0])
-            if len(mine):
-                out[:] = (np.isin(row_ent, mine) & (row_ent >= 0)).sum(axis=1)
+            if len(mine):  # a sorted lookup: cheaper than np.isin at these sizes
+                pos = np.minimum(np.searchsorted(mine, row_ent), len(mine) - 1)
+                out[:] = np.count_nonzero((mine[pos] == row_ent) & (row_ent >= 0), axis=1)
             return out
         # every (query, entity) of the clicks as one int64 key, sorted; rows look theirs up
         n_ent = int(catalog.entities.max(initial=-1)) + 1
@@ -354,7 +358,7 @@ class FeatureBuilder:
             return out
         rk = inputs.row_query[:, None].astype(np.int64) * n_ent + row_ent
         pos = np.minimum(np.searchsorted(keys, rk), len(keys) - 1)
-        out[:] = ((keys[pos] == rk) & (row_ent >= 0)).sum(axis=1)
+        out[:] = np.count_nonzero((keys[pos] == rk) & (row_ent >= 0), axis=1)
         return out
 
     def _click_sims(self, inputs: RankingInputs, catalog: CatalogArrays, emb_a: np.ndarray
@@ -374,8 +378,8 @@ class FeatureBuilder:
         if len(clicks) == 1:  # one user (serving): its s click vectors once, not once a row
             c = clicks[0]
             sims = np.einsum("sd,rd->rs", catalog.embeddings[np.where(c >= 0, c, 0)], emb_a)
-            self._reduce_sims(np.broadcast_to(c >= 0, sims.shape), sims,
-                              inputs.now[:, None] - ts[0][None, :], slice(0, n_rows),
+            self._reduce_sims(np.broadcast_to(c >= 0, sims.shape), sims, inputs.now,
+                              np.broadcast_to(ts[0], sims.shape), slice(0, n_rows),
                               best, story, hours)
             return best, story, hours
         for lo in range(0, n_rows, _CHUNK):
@@ -384,18 +388,22 @@ class FeatureBuilder:
             ci = clicks[qi]  # (r, s)
             e = catalog.embeddings[np.where(ci >= 0, ci, 0)]  # (r, s, d)
             sims = np.einsum("rsd,rd->rs", e, emb_a[lo:hi])
-            self._reduce_sims(ci >= 0, sims, inputs.now[lo:hi, None] - ts[qi],
-                              slice(lo, hi), best, story, hours)
+            self._reduce_sims(ci >= 0, sims, inputs.now[lo:hi], ts[qi], slice(lo, hi),
+                              best, story, hours)
         return best, story, hours
 
-    def _reduce_sims(self, valid: np.ndarray, sims: np.ndarray, age_s: np.ndarray,
-                     rows: slice, best: np.ndarray, story: np.ndarray, hours: np.ndarray
-                     ) -> None:
-        """Write the three `_click_sims` figures of (r, s) cosines into rows of the outputs."""
-        m = np.where(valid, sims, -np.inf).max(axis=1)
-        best[rows] = np.where(np.isfinite(m), m, 0.0)
-        same = valid & (sims >= self.story_sim)
-        story[rows] = same.sum(axis=1)
-        newest = np.where(same, age_s, np.inf).min(axis=1) / 3600.0
-        hours[rows] = np.where(np.isfinite(newest), np.clip(newest, 0.0, NO_CLICK_HOURS),
-                               NO_CLICK_HOURS)
+    def _reduce_sims(self, valid: np.ndarray, sims: np.ndarray, now: np.ndarray,
+                     click_ts: np.ndarray, rows: slice, best: np.ndarray, story: np.ndarray,
+                     hours: np.ndarray) -> None:
+        """Write the three `_click_sims` figures of (r, s) cosines into rows of the outputs.
+        Clicks are newest first, so the newest story click is the first one at story_sim."""
+        m = np.where(valid, sims, -np.inf)
+        top = m.max(axis=1)
+        best[rows] = np.where(np.isfinite(top), top, 0.0)
+        same = m >= self.story_sim  # padding (-inf) never is
+        n_same = np.count_nonzero(same, axis=1)
+        story[rows] = n_same
+        first = same.argmax(axis=1)
+        newest = (now - np.take_along_axis(click_ts, first[:, None], axis=1)[:, 0]) / 3600.0
+        hours[rows] = np.where((n_same > 0) & np.isfinite(newest),
+                               np.clip(newest, 0.0, NO_CLICK_HOURS), NO_CLICK_HOURS)
