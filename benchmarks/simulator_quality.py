@@ -57,7 +57,7 @@ STEP_S = 900.0
 FEATURE_GROUPS = {
     "story": ["story_clicks", "hours_since_story_click"],
     "entities": ["entity_overlap"],
-    "language": ["language_share"],
+    "language": ["language_mismatch"],
     "text": ["content_sim", "max_click_sim", "story_clicks", "hours_since_story_click",
              "entity_overlap"],
 }

@@ -89,9 +89,9 @@ def test_story_entity_and_language_features() -> None:
                                rtol=1e-6)
     # article 2 names Anna Sorensen, Malmo, Greenpeace: the first two are in the clicks
     assert x[:, COL["entity_overlap"]].tolist() == [2, 0, 0, 1, 0]
-    # three English clicks: (3 + .5) / 4 for English, (0 + .5) / 4 for German; no clicks: .5
-    np.testing.assert_allclose(x[:, COL["language_share"]],
-                               [3.5 / 4, 0.5 / 4, 3.5 / 4, 3.5 / 4, 0.5], rtol=1e-6)
+    # three English clicks: none in another language for English articles, all for the
+    # German one; no clicks: 0
+    assert x[:, COL["language_mismatch"]].tolist() == [0, 1, 0, 0, 0]
     # sim_clicks bounds the story window: only the newest click is compared
     x1 = FeatureBuilder(sim_clicks=1, story_sim=0.9).build(inputs, cat)
     assert np.expm1(x1[0, COL["story_clicks"]]) == pytest.approx(1.0)
@@ -134,7 +134,7 @@ def test_disabled_features_are_missing_and_names_are_checked() -> None:
     x = b.build(inputs, cat)
     assert np.isnan(x[:, COL["story_clicks"]]).all()
     assert np.isnan(x[:, COL["entity_overlap"]]).all()
-    assert not np.isnan(x[:, COL["language_share"]]).any()
+    assert not np.isnan(x[:, COL["language_mismatch"]]).any()
     assert FeatureBuilder(**b.params()).disabled == b.disabled  # the bundle's round trip
     with pytest.raises(ValueError, match="disabled.*storyclicks"):
         FeatureBuilder(disabled=["storyclicks"])
@@ -143,6 +143,16 @@ def test_disabled_features_are_missing_and_names_are_checked() -> None:
 
     with pytest.raises(ConfigError, match="features.disabled"):
         TrainConfig.from_dict({"features": {"disabled": ["nope"]}})
+
+
+def test_language_mismatch_is_constant_in_a_one_language_catalog() -> None:
+    """On a one-language catalog (MIND) the feature must carry nothing the trees could split
+    on, whatever the readers' click counts."""
+    cat = _catalog()
+    inputs = _inputs([[1, 3, 0], [0], []], [[2.0, 5.0, 30.0], [1.0], []],
+                     [(0, 2), (0, 3), (1, 2), (2, 1), (2, 5)])
+    x = FeatureBuilder().build(inputs, cat)
+    assert (x[:, COL["language_mismatch"]] == 0).all()
 
 
 def test_catalog_save_load_keeps_languages_and_entities(tmp_path: Path) -> None:
