@@ -17,7 +17,9 @@ trained bundle), `streaming_ctr` (decayed smoothed CTR, the harness's baseline) 
 titles and abstracts are reduced to "category subcategory" and whose entities are removed, so
 it sees topics, ids and behaviour but no story or entity words (the ablation of issue 14: what
 the text and story signals add). The gain newsdesk - category_only gets a paired bootstrap
-interval over impressions. `--feature-ablations story,entities,language` adds, per group, the
+interval over impressions. `--text-features` trains every system with the story / entity /
+language ranking features on (off by default). `--feature-ablations story,entities,language,
+text` adds, per group, the
 newsdesk pipeline trained with that group of ranking features left out (`newsdesk_no_<group>`,
 `features.disabled`), each compared with newsdesk by the same paired bootstrap.
 
@@ -238,6 +240,9 @@ def main() -> None:
     ap.add_argument("--max-eval-impressions", type=int, default=None)
     ap.add_argument("--no-ablation", action="store_true",
                     help="skip the category-only ranker (one training run less)")
+    ap.add_argument("--text-features", action="store_true",
+                    help="train every system with the story / entity / language features on "
+                         "(features.disabled: []; they are off by default)")
     ap.add_argument("--feature-ablations", default="",
                     help=f"comma-separated feature groups, each trained without: "
                          f"{', '.join(FEATURE_GROUPS)}")
@@ -270,6 +275,9 @@ def main() -> None:
     base = TrainConfig.from_yaml(args.train_config).model_dump() if args.train_config else {}
     cfg = TrainConfig.from_dict({**base, "embedder": args.embedder,
                                  "embedding_cache_dir": str(work / "cache")})
+    if args.text_features:
+        cfg = cfg.model_copy(update={"features": cfg.features.model_copy(
+            update={"disabled": []})})
     t = time.perf_counter()
     version = train(work / "train", work / "bundles", cfg)
     timings["train_s"] = time.perf_counter() - t
@@ -283,7 +291,7 @@ def main() -> None:
         bundles["category_only"] = (work / "bundles_blind" / blind, work / "sim_blind")
     for g in groups:
         arm_cfg = cfg.model_copy(update={"features": cfg.features.model_copy(
-            update={"disabled": FEATURE_GROUPS[g]})})
+            update={"disabled": sorted({*cfg.features.disabled, *FEATURE_GROUPS[g]})})})
         t = time.perf_counter()
         v = train(work / "train", work / f"bundles_no_{g}", arm_cfg)
         timings[f"train_no_{g}_s"] = time.perf_counter() - t

@@ -143,6 +143,19 @@ def test_disabled_features_are_missing_and_names_are_checked() -> None:
 
     with pytest.raises(ConfigError, match="features.disabled"):
         TrainConfig.from_dict({"features": {"disabled": ["nope"]}})
+    # off by default (no measured gain, a request cost); `disabled: []` turns them on
+    from newsdesk.pipelines.train import OPT_IN_FEATURES
+
+    assert TrainConfig().features.disabled == list(OPT_IN_FEATURES)
+    assert TrainConfig.from_dict({"features": {"disabled": []}}).features.disabled == []
+    # with both story features off, max_click_sim is still computed
+    off = FeatureBuilder(disabled=list(OPT_IN_FEATURES), sim_clicks=3)
+    on = FeatureBuilder(sim_clicks=3)
+    three = _inputs([[1, 3, 0]], [[2.0, 5.0, 30.0]], [(0, 2), (0, 4), (0, 5)])
+    a, b2 = off.build(three, cat), on.build(three, cat)
+    keep = [COL[n] for n in FEATURE_NAMES if n not in OPT_IN_FEATURES]
+    np.testing.assert_array_equal(a[:, keep], b2[:, keep])
+    assert np.isnan(a[:, [COL[n] for n in OPT_IN_FEATURES]]).all()
 
 
 def test_language_mismatch_is_constant_in_a_one_language_catalog() -> None:

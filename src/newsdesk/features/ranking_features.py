@@ -129,6 +129,7 @@ class FeatureBuilder:
             raise ValueError(f"story_sim must be a cosine in [-1, 1], got {story_sim}")
         self.story_sim = float(story_sim)
         self.disabled = tuple(disabled)
+        self._no_story = {"story_clicks", "hours_since_story_click"} <= set(self.disabled)
         self.recent_clicks = recent_clicks
         self.sim_clicks = min(sim_clicks, recent_clicks)
         self.profile_decay = profile_decay
@@ -403,6 +404,8 @@ class FeatureBuilder:
         m = np.where(valid, sims, -np.inf)
         top = m.max(axis=1)
         best[rows] = np.where(np.isfinite(top), top, 0.0)
+        if self._no_story:  # both story features disabled: max_click_sim only, as before
+            return
         same = m >= self.story_sim  # padding (-inf) never is
         n_same = np.count_nonzero(same, axis=1)
         story[rows] = n_same

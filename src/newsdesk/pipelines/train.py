@@ -63,6 +63,10 @@ class CandidateQuotas(BaseModel):
     category: int = Field(60, ge=0)
 
 
+OPT_IN_FEATURES = ("story_clicks", "hours_since_story_click", "entity_overlap",
+                   "language_mismatch")
+
+
 class FeatureConfig(BaseModel):
     model_config = _Strict
     half_life_hours: float = Field(6.0, gt=0)  # must equal the online store's
@@ -72,8 +76,12 @@ class FeatureConfig(BaseModel):
     ctr_strength: float = Field(20.0, ge=0)
     affinity_prior: float = Field(3.0, gt=0)  # Dirichlet pseudo-clicks of topic_interest
     story_sim: float = Field(0.7, ge=-1, le=1)  # cosine from which a click is the same story
-    # features left missing for the ranker (ablations): names from FEATURE_NAMES
-    disabled: list[str] = Field(default_factory=list)
+    # features left missing for the ranker (and not computed): names from FEATURE_NAMES.
+    # The story / entity / language features are off by default: on simulator world v2 they
+    # gave no significant gain over the same ranker without them (nor over a category-only
+    # ranker) while adding request cost (docs/simulator.md, "Ranking quality on v2");
+    # `disabled: []` turns them on
+    disabled: list[str] = Field(default_factory=lambda: list(OPT_IN_FEATURES))
 
     @field_validator("disabled")
     @classmethod
