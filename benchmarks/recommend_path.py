@@ -16,6 +16,12 @@
    / p99 ms per call and the median ms of each stage (candidates, features, score, rerank)
    read from the recommender's `stage_timer` hook.
 4. Checks that the systems return the same articles with scores within 1e-6.
+4b. Real-time parts (issue 14): before measuring, every live article's online co-visitation
+   row is filled with `--covisit-fill` random live neighbours (default 50 = the store's top_k:
+   the bounded worst case of the per-request read), and `--realtime both` adds a `_static`
+   twin of each system with the online co-clicks and fold-in switched off, on the same store,
+   so the delta of the real-time parts is measured within one run; the fold-in's refresh (once
+   per live set and 5 minutes per process, not per request) is timed apart.
 5. With --baseline-src (e.g. the `src` of a main checkout), runs the same measurement of that
    code's plain LightGBM path in a subprocess just before and just after this one (an A-B-A
    bracket against the drift of a shared machine) and reports this run's systems against it.
@@ -103,6 +109,25 @@ def generator_times(rec: Any, ctxs: list[RequestContext]) -> dict[str, float]:
     return {k: round(1000 * pct(v, 50), 4) for k, v in times.items()}
 
 
+def fill_covisits(store: MemoryOnlineStore, live_ids: list[str], k: int, now: float,
+                  seed: int) -> int:
+    """Give every live article k random live co-visitation neighbours (0 when this code's
+    store has no online co-visitation); returns the pairs written."""
+    if k <= 0 or not hasattr(store, "merge_coclicks"):
+        return 0
+    rng = random.Random(seed)
+    pairs = [(a, b, now - rng.uniform(60.0, 86_400.0)) for a in live_ids
+             for b in rng.sample(live_ids, min(k, len(live_ids))) if a != b]
+    store.merge_coclicks(pairs)
+    return len(pairs)
+
+
+def set_static(rec: Any) -> None:
+    """Switch the real-time parts off (online co-clicks, fold-in)."""
+    rec.coclick.online_weight = 0.0
+    rec.cf.online_foldin = False
+
+
 def load(bundle: Path, store: MemoryOnlineStore, embedder: Any, ranker: str) -> Any:
     kwargs = {}
     if "ranker" in inspect.signature(load_recommender).parameters:
@@ -119,6 +144,7 @@ def run_baseline(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "baseline.json"
         cmd = [sys.executable, __file__, "--work", str(work), "--ranker", "lightgbm",
+               "--covisit-fill", str(args.covisit_fill),
                "--seed", str(args.seed), "--json", str(out), "--with-items"]
         cmd += ["--quick"] if args.quick else []
         cmd += ["--users", str(args.users)] if args.users else []
@@ -135,6 +161,10 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="state directory (reused if present)")
     ap.add_argument("--users", type=int, help="calls per system (default 3000, quick 500)")
     ap.add_argument("--ranker", choices=("lightgbm", "compiled", "both"), default="both")
+    ap.add_argument("--realtime", choices=("on", "both"), default="on",
+                    help="both: also each system with the real-time parts off (_static)")
+    ap.add_argument("--covisit-fill", type=int, default=50,
+                    help="online co-visitation neighbours given to every live article")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--generators", type=int, default=300, metavar="N",
                     help="CPU time of the view and of each candidate generator over N users "
@@ -162,10 +192,16 @@ def main() -> None:
     store_load_s = time.perf_counter() - t
     embedder = make_embedder(str(manifest["embedder"]["short_name"]))
     names = ["lightgbm", "compiled"] if args.ranker == "both" else [args.ranker]
+    if args.realtime == "both":
+        names = [n + suffix for n in names for suffix in ("", "_static")]
+    covisit_pairs = fill_covisits(store, state["live_ids"], args.covisit_fill,
+                                  float(state["clock_start"]), args.seed)
     mem_before = private_mib()
     systems: dict[str, Any] = {}
     for name in names:
-        rec, load_s = load(bundle, store, embedder, name)
+        rec, load_s = load(bundle, store, embedder, name.removesuffix("_static"))
+        if name.endswith("_static"):
+            set_static(rec)
         systems[name] = {"rec": rec, "load_s": load_s, "timer": _Samples(), "calls": [], "cpu": [],
                          "ranker_class": type(rec.ranker).__name__}
         print(f"  loaded {name} ({type(rec.ranker).__name__}) in {load_s:.2f} s", flush=True)
@@ -181,6 +217,15 @@ def main() -> None:
     # counted): anonymous memory is private to each worker process, file pages are shared
     memory = {k: round(v - mem_before[k], 1) for k, v in private_mib().items()}
     print(f"  bundle memory ({'+'.join(names)}): {memory}", flush=True)
+    foldin_refresh_ms = None
+    first = systems[names[0]]["rec"]
+    if hasattr(first.cf, "fresh_vectors"):  # the fold-in's refresh, once per bucket
+        live = first.ws.live_set(now).indices
+        t = time.perf_counter()
+        fresh_idx, _ = first.cf._compute_fresh(live, now)
+        foldin_refresh_ms = round(1000 * (time.perf_counter() - t), 3)
+        print(f"  fold-in refresh: {foldin_refresh_ms} ms for {len(fresh_idx)} fresh live "
+              f"articles with vectors; co-visitation pairs filled: {covisit_pairs}", flush=True)
     baseline_runs = [run_baseline(args, work)] if args.baseline_src else []
     results: dict[str, list[Any]] = {name: [] for name in systems}
     for lo in range(0, len(ctxs), BLOCK):
@@ -268,6 +313,8 @@ def main() -> None:
                   "users_with_history": len(state["users"]), "timings": state["timings"],
                   "store_load_s": round(store_load_s, 2), "bundle": str(bundle)},
         "bundle_memory_mib": {**memory, "systems": names},
+        "realtime": {"covisit_fill": args.covisit_fill, "covisit_pairs": covisit_pairs,
+                     "foldin_refresh_ms": foldin_refresh_ms},
         "request": {"k": 20, "surface": "front_page", "now": now, "calls_per_system": n_calls},
         "systems": report,
         "agreement": agreement,

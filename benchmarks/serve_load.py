@@ -156,6 +156,36 @@ def start_newsdesk(state: dict[str, Any], port: int, log: Path, extra_env: dict[
     )
 
 
+INTERLEAVE_ADMIN_KEY = "serve-load-admin-key-0123456789"
+
+
+def start_interleaving(url: str, admin_key: str, share: float) -> None:
+    """A live interleaving experiment over `share` of the readers: the active bundle against
+    itself, so every interleaved request pays for two full rankings (the serving cost of
+    interleaving, whatever the two models are)."""
+    import httpx
+
+    headers = {"X-API-Key": admin_key, "X-Actor": "serve_load"}
+    active = httpx.get(url + "/v1/admin/bundles", headers=headers, timeout=30).json()["active"]
+    config = {"id": "serve-load-il", "type": "interleaving", "layer": "serve-load",
+              "traffic": share, "variants": [{"name": "a", "bundle": active},
+                                             {"name": "b", "bundle": active}]}
+    r = httpx.post(url + "/v1/admin/experiments", headers=headers, json=config, timeout=120)
+    if r.status_code != 201:
+        raise RuntimeError(f"interleaving experiment: {r.status_code} {r.text}")
+    print(f"  interleaving {share:.0%} of readers ({active} against itself)", flush=True)
+
+
+def stop_interleaving(url: str, admin_key: str) -> None:
+    import httpx
+
+    try:
+        httpx.post(url + "/v1/admin/experiments/serve-load-il/kill", timeout=30,
+                   headers={"X-API-Key": admin_key, "X-Actor": "serve_load"})
+    except httpx.HTTPError as exc:
+        print(f"  could not stop the interleaving experiment: {exc}", flush=True)
+
+
 def trivial_server(port: int, workers: int = 1) -> None:
     """A trivial FastAPI endpoint on the same stack (the baseline of the ratio), in as many
     worker processes as the server under test."""
@@ -550,6 +580,9 @@ def main() -> None:
                     help="serving processes (default: half the cores, as newsdesk serve)")
     ap.add_argument("--redis", action="store_true",
                     help="start a redis-server and serve with --redis-url (RSS reported apart)")
+    ap.add_argument("--interleave", type=float, default=0.0, metavar="SHARE",
+                    help="serve this share of readers through a live team-draft interleaving "
+                         "experiment (two rankings per request) during the whole load")
     args = ap.parse_args()
     quick = args.quick
     load_start = list(os.getloadavg())  # a shared machine skews every figure: record it
@@ -570,6 +603,8 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     extra_env = dict(kv.split("=", 1) for kv in args.server_env)
+    if args.interleave:
+        extra_env.setdefault("NEWSDESK_ADMIN_API_KEY", INTERLEAVE_ADMIN_KEY)
     redis_proc, redis_url = start_redis(work) if args.redis else (None, None)
     redis_rss = 0.0
     server = start_newsdesk(state, port, work / "server.log", extra_env, args.workers, redis_url)
@@ -581,6 +616,8 @@ def main() -> None:
         startup_s = time.perf_counter() - t
         print(f"newsdesk serve ({args.workers} workers) ready in {startup_s:.1f} s; RSS "
               f"{tree_rss_mib(server.pid):.0f} MiB")
+        if args.interleave:
+            start_interleaving(url, extra_env["NEWSDESK_ADMIN_API_KEY"], args.interleave)
         rates = sweep(url, "/v1/recommendations", first, steps, step_s, files, server.pid)
         rss_after_load = tree_rss_mib(server.pid)
         stages = stage_means(url)
@@ -593,6 +630,8 @@ def main() -> None:
         if redis_proc is not None:
             redis_rss = rss_mib(redis_proc.pid)
     finally:
+        if args.interleave:  # the experiment is stored in the state dir: leave it stopped
+            stop_interleaving(url, extra_env["NEWSDESK_ADMIN_API_KEY"])
         stop(server)
         if redis_proc is not None:
             stop(redis_proc)
@@ -615,6 +654,7 @@ def main() -> None:
     summary = {
         "benchmark": "serve_load", "quick": quick, "embedder": args.embedder,
         "workers": args.workers, "redis": bool(args.redis), "cpu_count": os.cpu_count(),
+        "interleave_share": args.interleave,
         "shared_machine": True,
         "server_env": extra_env, "load_average_at_start": load_start,
         "load_average_at_end": list(os.getloadavg()),

@@ -8,8 +8,9 @@
 Protocol: simulate; train a bundle on the events before the last `--eval-days` (articles
 published later are unknown to it and are upserted at the start of evaluation, as serving
 would); then replay the held-out impressions in time order: each logged slate is ranked with
-`Recommender.score` from a store that holds exactly the events before that impression (advanced
-in 15-minute steps), and by the oracle (the simulator's true attraction = P(click | examined)).
+`Recommender.score` from a store that holds the events before the last 15-minute step boundary
+at or before that impression (`--store-step-s 0`: every event before the impression, as a
+server's store), and by the oracle (the simulator's true attraction = P(click | examined)).
 
 Systems, all scored on the same held-out slates: `oracle` (true attraction), `newsdesk` (the
 trained bundle), `streaming_ctr` (decayed smoothed CTR, the harness's baseline) and
@@ -23,10 +24,17 @@ text` adds, per group, the
 newsdesk pipeline trained with that group of ranking features left out (`newsdesk_no_<group>`,
 `features.disabled`), each compared with newsdesk by the same paired bootstrap.
 
+Real-time learning (issue 14, item 2): `newsdesk` serves the bundle with its online parts on
+(co-visitation counted from the replayed events, fold-in of new articles and users);
+`newsdesk_static` is the same bundle with both off, `newsdesk_covis` / `newsdesk_foldin` with
+one of them on (the ablation). All four read one store fed point-in-time by the replay.
+
 Figures (newsdesk / oracle):
 * AUC and nDCG@10 of the logged clicks (mean over impressions with a click and a non-click);
 * expected clicks when the slate is displayed in each ranker's order (true click model,
-  position bias included), overall and for articles in their first hour (cold start).
+  position bias included), overall and for articles in their first hour (cold start), and
+  `new_user_clicks_ratio`: the same on the impressions of readers whose first click came
+  after the training cut, from their first click on (what fold-in of new users can reach).
 """
 
 from __future__ import annotations
@@ -64,6 +72,17 @@ FEATURE_GROUPS = {
              "entity_overlap"],
 }
 
+# the bundle served with its real-time parts on / off (see set_realtime), on one shared store
+REALTIME_VARIANTS = {"newsdesk": (True, True), "newsdesk_static": (False, False),
+                     "newsdesk_covis": (True, False), "newsdesk_foldin": (False, True)}
+
+
+def set_realtime(rec: Any, covis: bool, foldin: bool) -> None:
+    """Switch a loaded bundle's online co-visitation and fold-in on or off."""
+    rec.coclick.online_weight = rec.coclick.online_weight if covis else 0.0
+    if hasattr(rec.cf, "online_foldin"):
+        rec.cf.online_foldin = rec.cf.online_foldin if foldin else False
+
 
 def cut_dataset(src: Path, dst: Path, cut: float) -> None:
     """Copy of a dataset with the impressions / interactions / articles before `cut`."""
@@ -92,23 +111,29 @@ def blind_dataset(src: Path, dst: Path) -> None:
             w.table(table, dedupe=False).write_table(ds.read(table))
 
 
-def _ranker(bundle: Path, sim_dir: Path, cut: float, embedder_name: str
+def _ranker(bundle: Path, sim_dir: Path, cut: float, embedder_name: str,
+            store: MemoryOnlineStore | None = None, log: Any = None
             ) -> tuple[Any, MemoryOnlineStore, Any]:
-    """A bundle served from a fresh store warmed up to `cut`, with the later articles
-    upserted (as serving would); returns (recommender, store, log)."""
+    """A bundle served from a fresh store warmed up to `cut` (or from `store`, already
+    warm), with the later articles upserted (as serving would); returns (recommender, store,
+    log)."""
     from newsdesk.content import make_embedder
 
-    log = load_log(sim_dir)
-    store = MemoryOnlineStore(half_life_hours=6.0)
-    warm_store(store, log, until=cut)
+    if store is None:
+        log = load_log(sim_dir)
+        store = MemoryOnlineStore(half_life_hours=6.0)
+        warm_store(store, log, until=cut)
     rec = load_recommender(bundle, store, embedder=make_embedder(embedder_name))
     rec.upsert_articles([a for a in log.articles if a.article_id not in rec.ws.catalog.index])
     return rec, store, log
 
 
 def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
-             max_impressions: int, embedder_name: str) -> tuple[dict[str, Any], dict]:
+             max_impressions: int, embedder_name: str, step_s: float = STEP_S
+             ) -> tuple[dict[str, Any], dict]:
     """Replay the held-out slates; `bundles`: system -> (bundle dir, dataset it reads).
+    The stores advance in `step_s` steps (0: up to each impression's time, as a server's
+    store is: every event strictly before the impression).
 
     Returns (figures, per-impression metric values per system for the bootstrap)."""
     world = World.load(sim_dir)
@@ -120,6 +145,12 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
         systems[name] = rec
         stores.append((store, blog))
         log = log or blog
+        if name == "newsdesk":  # the ablation of the real-time parts: one store, four switches
+            for variant, (covis, foldin) in REALTIME_VARIANTS.items():
+                if variant != name:
+                    systems[variant] = _ranker(bundle, data_dir, cut, embedder_name, store,
+                                               blog)[0]
+                set_realtime(systems[variant], covis, foldin)
     assert log is not None
     ctr_store = MemoryOnlineStore(half_life_hours=24.0)  # as the evaluation harness
     warm_store(ctr_store, log, until=cut)
@@ -133,21 +164,40 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
     rng = np.random.default_rng(0)
     if len(qs) > max_impressions:
         qs = np.sort(rng.choice(qs, max_impressions, replace=False))
-    exp = exp.join(pl.DataFrame({"q": qs}), on="q", how="semi").sort(["q", "pos"])
+    new_since = first_clicks_after(log, cut)  # ucode -> first click time, for new readers
+    # every held-out impression of a new reader after their first click is scored too (they
+    # are few: a sample would leave a handful); outside the sample they count for
+    # new_user_clicks_ratio only, so the other figures keep the sample they always had
+    firsts = pl.DataFrame({"ucode": np.fromiter(new_since, np.int64, len(new_since)),
+                           "first": np.fromiter(new_since.values(), np.float64,
+                                                len(new_since))},
+                          schema={"ucode": pl.Int32, "first": pl.Float64})
+    new_qs = (exp.join(firsts, on="ucode").filter(pl.col("ts") > pl.col("first"))["q"]
+              .unique().to_numpy())
+    sampled = set(qs.tolist())
+    qs_all = np.union1d(qs, new_qs)
+    exp = exp.join(pl.DataFrame({"q": qs_all}), on="q", how="semi").sort(["q", "pos"])
     art_ids = [a.article_id for a in log.articles]
     users = log.events.user_ids
     names = [*systems, *oracles]
     per: dict[str, dict[str, list[float]]] = {n: {"auc": [], "ndcg@10": []} for n in names}
     exp_clicks = {n: 0.0 for n in names}
     fresh_clicks = {n: 0.0 for n in names}
+    new_user_clicks = {n: 0.0 for n in names}
+    new_user_impressions = 0
     t_store = cut
     latencies = []
-    for (_q,), grp in exp.group_by(["q"], maintain_order=True):
+    for (q,), grp in exp.group_by(["q"], maintain_order=True):
         t = float(grp["ts"][0])
-        while t_store + STEP_S <= t:  # advance the stores: events strictly before the step end
+        in_sample = q in sampled
+        if step_s <= 0 and t > t_store:  # exact: every event strictly before t
             for store, slog in stores:
-                warm_store(store, slog, until=t_store + STEP_S, since=t_store)
-            t_store += STEP_S
+                warm_store(store, slog, until=t, since=t_store)
+            t_store = t
+        while step_s > 0 and t_store + step_s <= t:  # events strictly before the step end
+            for store, slog in stores:
+                warm_store(store, slog, until=t_store + step_s, since=t_store)
+            t_store += step_s
         uid = users[int(grp["ucode"][0])]
         slate = [art_ids[a] for a in grp["aidx"].to_list()]
         labels = grp["label"].to_numpy().astype(float)
@@ -156,22 +206,28 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
             began = time.perf_counter()
             scores[name] = np.asarray(rec.score(RequestContext(user_id=uid, now=t), slate),
                                       dtype=float)
-            if name == "newsdesk":
+            if name == "newsdesk" and in_sample:
                 latencies.append(time.perf_counter() - began)
         for name, w in oracles.items():
             scores[name] = np.asarray(w.attraction([uid] * len(slate), slate, t), dtype=float)
-        if 0 < labels.sum() < len(labels):
+        if in_sample and 0 < labels.sum() < len(labels):
             for name, s in scores.items():
                 per[name]["auc"].append(M.auc(labels, s))
                 per[name]["ndcg@10"].append(M.ndcg(labels, s, 10))
         age = t - world.article_published[world.article_index(slate)]
         first_hour = age < 3600.0
+        first = new_since.get(int(grp["ucode"][0]))
+        new_user = first is not None and t > first
+        new_user_impressions += new_user
         for name, s in scores.items():
             pos = np.empty(len(slate))
             pos[np.argsort(-s, kind="stable")] = np.arange(len(slate))
             e = world.examination(pos) * scores["oracle"]
-            exp_clicks[name] += e.sum()
-            fresh_clicks[name] += e[first_hour].sum()
+            if in_sample:
+                exp_clicks[name] += e.sum()
+                fresh_clicks[name] += e[first_hour].sum()
+            if new_user:
+                new_user_clicks[name] += e.sum()
     mean = {n: {m: float(np.nanmean(v)) for m, v in per[n].items()} for n in names}
     o = mean["oracle"]
     for n in names:
@@ -180,6 +236,8 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
         mean[n]["expected_clicks_ratio"] = exp_clicks[n] / exp_clicks["oracle"]
         mean[n]["first_hour_clicks_ratio"] = fresh_clicks[n] / max(fresh_clicks["oracle"],
                                                                    1e-12)
+        mean[n]["new_user_clicks_ratio"] = new_user_clicks[n] / max(new_user_clicks["oracle"],
+                                                                    1e-12)
     nd = mean["newsdesk"]
     out: dict[str, Any] = {
         "auc_model": nd["auc"], "auc_oracle": o["auc"], "ndcg_model": nd["ndcg@10"],
@@ -187,6 +245,8 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
         "ndcg@10_ratio": nd["ndcg@10_ratio"],
         "expected_clicks_ratio": nd["expected_clicks_ratio"],
         "first_hour_clicks_ratio": nd["first_hour_clicks_ratio"],
+        "new_user_clicks_ratio": nd["new_user_clicks_ratio"],
+        "new_user_impressions": new_user_impressions,
         "eval_impressions": len(qs),
         "scored_impressions": len(per["oracle"]["auc"]),
         "score_p50_ms": float(np.percentile(latencies, 50) * 1e3),
@@ -195,6 +255,18 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
     }
     arrays = {n: {m: np.asarray(v) for m, v in per[n].items()} for n in names}
     return out, arrays
+
+
+def first_clicks_after(log: Any, cut: float) -> dict[int, float]:
+    """Readers (user codes) whose first click (histories included) came at or after `cut`,
+    the training cut: their first click's time."""
+    ev = log.events
+    first: dict[int, float] = {}
+    for u, t in zip(ev.click_user.tolist(), ev.click_ts.tolist(), strict=True):
+        if t < first.get(u, np.inf):
+            first[u] = t
+    known = set(ev.hist_user.tolist())
+    return {u: t for u, t in first.items() if t >= cut and u not in known}
 
 
 def oracle_ablations(world: World) -> dict[str, World]:
@@ -214,13 +286,13 @@ def oracle_ablations(world: World) -> dict[str, World]:
 
 
 def ablation(per_unit: dict, seed: int = 0) -> list[dict[str, Any]]:
-    """newsdesk - category_only (and - streaming_ctr, - each newsdesk_no_<group>) with paired
-    bootstrap intervals."""
+    """newsdesk - category_only (and - streaming_ctr, - newsdesk_static: what the real-time
+    parts add, - each newsdesk_no_<group>) with paired bootstrap intervals."""
     arms = [n for n in per_unit if n.startswith("newsdesk_no_")]
-    pairs = {n: per_unit[n] for n in ("category_only", "streaming_ctr", "newsdesk", *arms)
-             if n in per_unit}
+    pairs = {n: per_unit[n] for n in ("category_only", "streaming_ctr", "newsdesk_static",
+                                      "newsdesk", *arms) if n in per_unit}
     out = []
-    for base in ("category_only", "streaming_ctr", *arms):
+    for base in ("category_only", "streaming_ctr", "newsdesk_static", *arms):
         if base in pairs and "newsdesk" in pairs:
             for c in compare_systems({base: pairs[base], "newsdesk": pairs["newsdesk"]}, base,
                                      ["auc", "ndcg@10"], n_resamples=2000, seed=seed):
@@ -238,6 +310,12 @@ def main() -> None:
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--eval-days", type=float, default=0.5)
     ap.add_argument("--max-eval-impressions", type=int, default=None)
+    ap.add_argument("--online-replay", action="store_true",
+                    help="train with the online co-clicks / fold-in replayed point in time "
+                         "(train config generators.online_replay)")
+    ap.add_argument("--store-step-s", type=float, default=STEP_S,
+                    help="the online stores advance in steps of this many seconds (0: up to "
+                         "each impression, as a server's store)")
     ap.add_argument("--no-ablation", action="store_true",
                     help="skip the category-only ranker (one training run less)")
     ap.add_argument("--text-features", action="store_true",
@@ -273,8 +351,10 @@ def main() -> None:
     cut = sim.end_unix - args.eval_days * 86400.0
     cut_dataset(work / "sim", work / "train", cut)
     base = TrainConfig.from_yaml(args.train_config).model_dump() if args.train_config else {}
+    gens = {**base.get("generators", {}), "online_replay": args.online_replay}
     cfg = TrainConfig.from_dict({**base, "embedder": args.embedder,
-                                 "embedding_cache_dir": str(work / "cache")})
+                                 "embedding_cache_dir": str(work / "cache"),
+                                 "generators": gens})
     if args.text_features:
         cfg = cfg.model_copy(update={"features": cfg.features.model_copy(
             update={"disabled": []})})
@@ -297,7 +377,8 @@ def main() -> None:
         timings[f"train_no_{g}_s"] = time.perf_counter() - t
         bundles[f"newsdesk_no_{g}"] = (work / f"bundles_no_{g}" / v, work / "sim")
     t = time.perf_counter()
-    figures, per_unit = evaluate(work / "sim", bundles, cut, max_eval, args.embedder)
+    figures, per_unit = evaluate(work / "sim", bundles, cut, max_eval, args.embedder,
+                                 args.store_step_s)
     timings["evaluate_s"] = time.perf_counter() - t
     comparisons = ablation(per_unit)
     manifest = json.loads((work / "bundles" / version / "manifest.json").read_text())
@@ -306,13 +387,15 @@ def main() -> None:
     oracle_parts = {n: v for n, v in figures["systems"].items() if n.startswith("oracle_")}
     result = {"benchmark": "simulator_quality", "quick": args.quick, "world": args.world,
               "config": sim.to_dict(), "embedder": args.embedder,
+              "store_step_s": args.store_step_s, "online_replay": args.online_replay,
               "train_config": cfg.model_dump(mode="json"),
               **{k: v for k, v in figures.items() if k != "systems"},
               **{k: round(v, 2) for k, v in timings.items()},
               "systems": systems,
               "system_ratios": {n: {k: v[k] for k in ("auc_ratio", "ndcg@10_ratio",
                                                      "expected_clicks_ratio",
-                                                     "first_hour_clicks_ratio")}
+                                                     "first_hour_clicks_ratio",
+                                                     "new_user_clicks_ratio")}
                                 for n, v in figures["systems"].items()},
               "comparisons": comparisons,
               "feature_ablations": {g: FEATURE_GROUPS[g] for g in groups},
@@ -324,12 +407,15 @@ def main() -> None:
               "machine": "2 cores shared with other engineers' jobs; figures are noisy"}
     for k in ("auc_model", "auc_oracle", "auc_ratio", "ndcg_model", "ndcg_oracle",
               "ndcg@10_ratio", "expected_clicks_ratio", "first_hour_clicks_ratio",
-              "eval_impressions", "score_p50_ms", "score_p99_ms"):
+              "new_user_clicks_ratio", "new_user_impressions", "eval_impressions",
+              "score_p50_ms", "score_p99_ms"):
         print(f"{k:26s} {figures[k]:.4f}" if isinstance(figures[k], float) else
               f"{k:26s} {figures[k]}")
     for n, v in figures["systems"].items():
-        print(f"{n:14s} auc {v['auc']:.4f} ({v['auc_ratio']:.4f} of oracle)  "
-              f"ndcg@10 {v['ndcg@10']:.4f} ({v['ndcg@10_ratio']:.4f})")
+        print(f"{n:16s} auc {v['auc']:.4f} ({v['auc_ratio']:.4f} of oracle)  "
+              f"ndcg@10 {v['ndcg@10']:.4f} ({v['ndcg@10_ratio']:.4f})  "
+              f"first hour {v['first_hour_clicks_ratio']:.4f}  "
+              f"new users {v['new_user_clicks_ratio']:.4f}")
     for c in comparisons:
         print(f"{c['system_b']} - {c['system_a']} {c['metric']}: {c['diff']:+.4f} "
               f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] p={c['p_value']:.4f}")

@@ -3,7 +3,7 @@
 Hand-built catalogs whose answers are known: which clicks are the candidate's story (cosine
 at or above `story_sim`), how long ago the newest of them was, how many of the candidate's
 entity tags the reader's clicks carry, the share of the reader's clicks in its language. The
-single-user (serving) path must give exactly what the general (training) path gives, and the
+single-user (serving) path must give what the general (training) path gives, and the
 catalog must keep languages and entities through a bundle's save and load.
 """
 
@@ -122,7 +122,11 @@ def test_single_user_path_equals_the_general_path() -> None:
                             row_article=one.row_article, now=one.now, position=one.position,
                             stats=one.stats)
         fast, slow = b.build(one, cat), b.build(two, cat)
-        np.testing.assert_array_equal(fast, slow)
+        # the single-user cosines are one BLAS product (float32 rounding apart from the
+        # batch path's einsum); the story counts and entity overlaps are exact
+        np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
+        for name in ("story_clicks", "entity_overlap", "language_mismatch"):
+            np.testing.assert_array_equal(fast[:, COL[name]], slow[:, COL[name]])
         if k:
             assert fast[:, COL["entity_overlap"]].max() >= 1
 

@@ -108,3 +108,26 @@ def test_greedy_head_walk_equals_the_full_walk(seed: int) -> None:
     order = np.argsort(-scores, kind="stable")
     want, _ = _walk(rules, order, cats, emb, k)
     np.testing.assert_array_equal(select(rules, scores, cats, emb, k), want)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_pairwise_walk_equals_the_walk_item_by_item(seed: int) -> None:
+    """A short walk takes all pairwise similarities in one product; it chooses exactly what
+    the item-by-item walk chooses, and reports the same near-duplicate skips."""
+    from newsdesk.models.rerank import RerankConfig, _walk_each, _walk_pairwise
+
+    rng = np.random.default_rng(seed)
+    n, dim = int(rng.integers(1, 160)), 16
+    emb = rng.normal(size=(n, dim)).astype(np.float32)
+    src = rng.integers(0, n, n // 3)
+    emb[rng.integers(0, n, n // 3)] = emb[src] + 0.01 * rng.normal(size=(len(src), dim))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    cats = rng.integers(0, int(rng.integers(1, 12)), n)
+    cap = None if seed % 3 == 0 else int(rng.integers(1, 5))
+    rules = RerankConfig(category_cap=cap, near_duplicate_threshold=0.95)
+    order = rng.permutation(n)
+    k = int(rng.integers(1, 40))
+    got, got_skipped = _walk_pairwise(rules, order, cats, emb, k)
+    want, want_skipped = _walk_each(rules, order, cats, emb, k)
+    np.testing.assert_array_equal(got, want)
+    assert got_skipped == want_skipped

@@ -1,7 +1,9 @@
 """The serving path's shortcuts give exactly what the general code gives.
 
 A request is one user; the feature code and the generators have single-user paths and
-per-live-set caches for it. Each is checked bit for bit against the general code it replaces:
+per-live-set caches for it. Each is checked bit for bit against the general code it replaces
+(the two embedding similarities and the co-click sums to float rounding: they add the same
+terms in another order):
 the batch feature path (two copies of the user, which takes the general code), the dictionary
 union of the candidate pool, the naive recency and category scans, the sparse co-click product.
 """
@@ -18,7 +20,7 @@ import pytest
 from newsdesk.content import Embedder
 from newsdesk.data.schema import Article
 from newsdesk.features.memory_store import MemoryOnlineStore
-from newsdesk.features.ranking_features import RankingInputs
+from newsdesk.features.ranking_features import FEATURE_NAMES, RankingInputs
 from newsdesk.features.training_log import LogArrays, warm_store
 from newsdesk.models.base import RequestContext
 from newsdesk.models.bundle import load_recommender
@@ -83,7 +85,15 @@ def test_single_user_features_equal_the_general_code(rec: NewsRecommender, log: 
         ids = [rec.ws.catalog.ids[i] for i in idx[:-1]] + ["not-in-catalog"]
         fast = rec._build(view, idx, ids)
         slow = _batch_features(rec, view, idx, ids)
-        np.testing.assert_array_equal(fast, slow)  # NaN == NaN here, bit for bit otherwise
+        # bit for bit (NaN == NaN here), except the two similarities: the single-user path
+        # takes them from one BLAS product, which sums in another order than the batch code
+        blas = [FEATURE_NAMES.index("content_sim"), FEATURE_NAMES.index("max_click_sim")]
+        # and the co-click sums, which the request path adds per article (as `propose` does)
+        coclick = FEATURE_NAMES.index("coclick")
+        exact = np.setdiff1d(np.arange(fast.shape[1]), [*blas, coclick])
+        np.testing.assert_array_equal(fast[:, exact], slow[:, exact])
+        np.testing.assert_allclose(fast[:, blas], slow[:, blas], rtol=0, atol=2e-6)
+        np.testing.assert_allclose(fast[:, coclick], slow[:, coclick], rtol=1e-6, atol=0)
         profile, affinity = rec.ws.builder.user_profiles(
             rec.ws.catalog, np.repeat(view.click_idx[None, :], 2, axis=0))
         np.testing.assert_array_equal(view.profile, profile[0])
@@ -158,11 +168,15 @@ def test_coclick_scores_equal_the_sparse_product(rec: NewsRecommender, log: LogA
         view = rec.ws.view(user, at_time)  # propose: the live part of the dense scores
         live = view.live[view.live < len(want)]
         s = want[live]
-        for n_top in (5, 60):
-            top = top_n(live[s > 0], s[s > 0], n_top)
-            proposed = cc.propose(view, n_top)
-            np.testing.assert_array_equal(proposed[0], top[0])
-            np.testing.assert_array_equal(proposed[1], top[1])
+        weight, cc.online_weight = cc.online_weight, 0.0  # the trained counts alone
+        try:
+            for n_top in (5, 60):
+                top = top_n(live[s > 0], s[s > 0], n_top)
+                proposed = cc.propose(view, n_top)
+                np.testing.assert_array_equal(proposed[0], top[0])
+                np.testing.assert_array_equal(proposed[1], top[1])
+        finally:
+            cc.online_weight = weight
     assert hits >= 5
 
 
@@ -314,3 +328,45 @@ def test_warm_with_a_time_prepares_the_live_set_and_writes_nothing(
     assert warmed is not None and len(warmed.indices)
     assert rec.ws.live_set(at_time) is warmed  # the first request finds it ready
     assert store.user_clicks(WARM_UP_READER) == [] and store.trending(5, at_time) == []
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_largest_picks_the_m_largest_values(seed: int) -> None:
+    """The sampled bound of `largest` never drops a value of the true top m (checked as the
+    multiset of values, which ties cannot change), on long arrays, with many ties too."""
+    from newsdesk.models.candidates.base import largest
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4096, 20_000))
+    values = rng.normal(size=n).astype(np.float32)
+    if seed % 3 == 1:
+        values = np.round(values, 1)  # heavy ties
+    if seed % 3 == 2:
+        values[: n // 2] = values.max()  # more tied maxima than m: the bound must fall back
+    m = int(rng.integers(1, n // 8))
+    got = largest(values, m)
+    assert len(got) == len(np.unique(got)) == m
+    np.testing.assert_array_equal(np.sort(values[got]), np.sort(values)[-m:])
+
+
+def test_a_cleared_store_voids_the_cached_row_handles(bundle_dir: Path, embedder: Embedder,
+                                                      log: LogArrays, at_time: float) -> None:
+    """The recommender keeps the store's row handle per catalog article. A rebuild clears the
+    store and hands out rows afresh: the kept handles must be dropped, not read (they pointed
+    past the new table, an IndexError on every request, or at other articles' counters)."""
+    store = MemoryOnlineStore(half_life_hours=6.0)
+    warm_store(store, log, until=at_time)
+    rec = load_recommender(bundle_dir, store, embedder=embedder, ranker="lightgbm")
+    cat = rec.ws.catalog
+    idx = rec.ws.live_set(at_time).indices[:200]
+    ids = [cat.ids[i] for i in idx.tolist()]
+    before = rec.ws.article_stats(idx, at_time)
+    assert before[:, 3].sum() > 0  # the handles are in use
+    store.clear()
+    # the rebuild sees the articles in another order, with other counts
+    store.record_impressions(ids[::-1][:50], at_time - 60)
+    store.record_impressions(ids[::-1][:10], at_time - 30)
+    got = rec.ws.article_stats(idx, at_time)
+    np.testing.assert_array_equal(got, store.stats_matrix(ids, at_time))
+    assert got[:, 3].sum() == 60
+    rec.recommend(RequestContext(user_id="u-after-clear", now=at_time, k=10))  # no IndexError

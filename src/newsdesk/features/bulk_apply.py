@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from newsdesk.features.covisitation import batch_pairs
 from newsdesk.features.online_store import ArticleCounts, Click, OnlineStore
 
 
@@ -105,6 +106,23 @@ def user_click_lists(batch: EventBatch, cap: int) -> list[tuple[str, list[Click]
     return out
 
 
+def coclick_pairs(store: OnlineStore, batch: EventBatch) -> list[tuple[str, str, float]]:
+    """The online co-clicks (a, b, ts) writing the batch's clicks one by one would count,
+    from each clicking reader's list as the store holds it now (call before merging the
+    users' clicks); empty for a store without online co-visitation."""
+    params = store.covisit
+    if params is None or len(batch.click_user) == 0:
+        return []
+    users = batch.users
+    codes = np.unique(batch.click_user).tolist()
+    previous = {users[u]: store.user_clicks(users[u], limit=params.window) for u in codes}
+    ids, unknown = batch.ids, batch.unknown_id
+    clicks = ((users[u], ids[k] if k >= 0 else unknown, t)
+              for u, k, t in zip(batch.click_user.tolist(), batch.click_key.tolist(),
+                                 batch.click_ts.tolist(), strict=True))
+    return batch_pairs(previous, clicks, params)
+
+
 SMALL_BATCH = 64  # below this many events, writing them one by one is cheaper
 
 
@@ -122,4 +140,7 @@ def apply_batch(store: OnlineStore, batch: EventBatch, *, small: int = SMALL_BAT
                                 t)
         return
     store.merge_article_counts(article_counts(batch, store.half_life_hours))
+    pairs = coclick_pairs(store, batch)
+    if pairs:
+        store.merge_coclicks(pairs)
     store.merge_user_clicks(user_click_lists(batch, store.max_user_clicks))

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from newsdesk.errors import ConfigError, StoreUnavailable
+from newsdesk.features.covisitation import CoVisitParams, MemoryCoVisits, session_partners
 from newsdesk.features.online_store import (
     ArticleCounts,
     ArticleStats,
@@ -155,11 +156,16 @@ class MemoryOnlineStore(OnlineStore):
         snapshot_interval_s: when set (with persist_path), a background thread snapshots this
             often, so a crash loses at most that much state.
         top_k: size of the incrementally maintained trending index.
+        covisit: online co-visitation parameters (`features.covisitation`); its counts are
+            not snapshotted (decayed, they rebuild from the next day of clicks).
     """
+
+    covisit: CoVisitParams  # always set: these backends count online co-visitation
 
     def __init__(self, *, half_life_hours: float = 6.0, max_user_clicks: int = 50,
                  persist_path: str | Path | None = None,
-                 snapshot_interval_s: float | None = None, top_k: int = 256) -> None:
+                 snapshot_interval_s: float | None = None, top_k: int = 256,
+                 covisit: CoVisitParams | None = None) -> None:
         if half_life_hours <= 0:
             raise ConfigError(f"half_life_hours must be > 0, got {half_life_hours}")
         if max_user_clicks < 1:
@@ -172,11 +178,14 @@ class MemoryOnlineStore(OnlineStore):
         # be written after it (the erased reader would come back at the next start)
         self._persist_lock = threading.Lock()
         self._art = _ArticleTable()
+        self._row_epoch = 0
         self._cand_cache: tuple[tuple[str, ...], np.ndarray, int] | None = None
         self._users: dict[str, deque[Click]] = {}
         self._epoch: float | None = None
         self._top = _TopK(top_k)
         self._markers: dict[str, str] = {}
+        self.covisit = covisit or CoVisitParams()
+        self._co = MemoryCoVisits(self.covisit)
         self._closed = threading.Event()
         self._snapshotter: threading.Thread | None = None
         self.unclean = False  # the snapshot was left by a process that did not close it
@@ -221,6 +230,9 @@ class MemoryOnlineStore(OnlineStore):
                                                      ts, hl)
                 t.touch(r, ts)
                 self._top.update(article_id, self._scaled(r), r)
+                for a in session_partners(list(islice(recent, self.covisit.window)),
+                                          article_id, ts, self.covisit):
+                    self._co.add(a, article_id, ts)
                 recent.appendleft(Click(article_id, ts))
 
     def _scaled(self, r: int) -> float:
@@ -276,6 +288,16 @@ class MemoryOnlineStore(OnlineStore):
                 n += 1
         return n
 
+    def merge_coclicks(self, pairs: Sequence[tuple[str, str, float]]) -> None:
+        with self._lock:
+            for a, b, ts in pairs:
+                self._co.add(a, b, ts)
+
+    def coclick_neighbours(self, article_ids: Sequence[str], now: float, limit: int
+                           ) -> list[list[tuple[str, float]]]:
+        with self._lock:
+            return self._co.neighbours(article_ids, now, limit)
+
     def read_marker(self, name: str) -> str | None:
         with self._lock:
             return self._markers.get(name)
@@ -316,7 +338,9 @@ class MemoryOnlineStore(OnlineStore):
         t = self._art
         out = np.zeros((len(rows), 5), dtype=np.float64)
         out[:, 4] = np.nan
-        known = rows >= 0
+        # a handle past the table is one a caller kept across a clear() (see row_epoch) and
+        # used before it noticed: unknown, never an IndexError in the request
+        known = (rows >= 0) & (rows < t.n)
         r = rows[known]
         if len(r):
             out[known, 0] = self._decayed(t.clk_value[r], t.clk_ref[r], now)
@@ -339,6 +363,9 @@ class MemoryOnlineStore(OnlineStore):
     def article_rows(self, article_ids: Sequence[str]) -> np.ndarray:
         with self._lock:  # rows are never reused, so a handle stays valid
             return self._art.rows(article_ids, len(article_ids))
+
+    def row_epoch(self) -> int:
+        return self._row_epoch
 
     def stats_rows(self, rows: np.ndarray, now: float) -> np.ndarray:
         with self._lock:
@@ -522,11 +549,13 @@ class MemoryOnlineStore(OnlineStore):
         """Drop the whole state, markers included (a rebuild starts from here)."""
         with self._lock:
             self._art = _ArticleTable()
+            self._row_epoch += 1  # the old table's row handles mean nothing now
             self._cand_cache = None
             self._users = {}
             self._epoch = None
             self._top.clear()
             self._markers = {}
+            self._co = MemoryCoVisits(self.covisit)
 
     def _snapshot_loop(self, interval_s: float) -> None:
         while not self._closed.wait(interval_s):

@@ -19,6 +19,10 @@ Contract (implementations: `MemoryOnlineStore` — in-process, optionally persis
   capped), whatever the store already holds; markers (`read_marker`, `write_marker`,
   `claim_marker`, `delete_marker`) are small named strings kept with the state (persisted
   with it), so that a load can say what it already did.
+* online co-visitation (`features.covisitation`): recording a click also counts decayed
+  co-clicks with the reader's previous clicks of the session, as the store's user list had
+  them just before; `coclick_neighbours` reads them, `merge_coclicks` adds pre-computed pairs
+  (bulk loads), bounded per article (top-k neighbours, idle rows expire).
 
 Decay: a count c observed at time t is worth c * 2**(-(now - t) / (half_life_hours * 3600)) at
 time `now` (`decay_factor`).
@@ -31,10 +35,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from newsdesk.data.schema import Impression, Interaction, InteractionType
+
+if TYPE_CHECKING:
+    from newsdesk.features.covisitation import CoVisitParams
 
 
 def decay_factor(elapsed_s: float, half_life_hours: float) -> float:
@@ -113,6 +121,7 @@ class OnlineStore(ABC):
 
     half_life_hours: float
     max_user_clicks: int
+    covisit: CoVisitParams | None = None  # None: no online co-visitation
 
     @abstractmethod
     def record_impressions(self, article_ids: Sequence[str], ts: float) -> None:
@@ -140,10 +149,15 @@ class OnlineStore(ABC):
 
     def article_rows(self, article_ids: Sequence[str]) -> np.ndarray | None:
         """Optional fast path: stable integer handles of ids for `stats_rows` (-1: unknown so
-        far; a known id keeps its handle for the store's lifetime), or None when the backend
-        has no such handles (callers then use `stats_matrix`). Lets a caller resolve each
-        article's id once instead of on every request."""
+        far; a known id keeps its handle while `row_epoch` is unchanged), or None when the
+        backend has no such handles (callers then use `stats_matrix`). Lets a caller resolve
+        each article's id once instead of on every request."""
         return None
+
+    def row_epoch(self) -> int:
+        """Changes whenever handles from `article_rows` stop being valid (the state was
+        cleared for a rebuild); a caller that keeps handles drops them when it changes."""
+        return 0
 
     def stats_rows(self, rows: np.ndarray, now: float) -> np.ndarray:
         """`stats_matrix` by handles from `article_rows` (-1: zeros); shape (len(rows), 4)."""
@@ -167,6 +181,20 @@ class OnlineStore(ABC):
             elif event.type is InteractionType.CLICK:
                 self.record_clicks(event.user_id, [event.article_id], event.timestamp.timestamp())
         apply_dismissals(self, events)
+
+    # -- online co-visitation (features.covisitation) ---------------------------------------
+
+    def coclick_neighbours(self, article_ids: Sequence[str], now: float, limit: int
+                           ) -> list[list[tuple[str, float]]]:
+        """Per id (same order): up to `limit` (neighbour id, co-clicks decayed to `now`),
+        most first, ties by id bytewise descending. Default: a backend without online
+        co-visitation, every list empty."""
+        return [[] for _ in article_ids]
+
+    def merge_coclicks(self, pairs: Sequence[tuple[str, str, float]]) -> None:
+        """Add co-clicks (a, b, ts), each counted in both directions, in the given order
+        (`covisitation.batch_pairs` computes them from a batch of clicks)."""
+        raise NotImplementedError(f"{type(self).__name__} has no online co-visitation")
 
     # -- bulk loading and markers (see the contract above) --------------------------------
 
@@ -229,6 +257,9 @@ class DelegatedBulkLoads:
 
     def merge_user_clicks(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
         return self.inner.merge_user_clicks(users)
+
+    def merge_coclicks(self, pairs: Sequence[tuple[str, str, float]]) -> None:
+        self.inner.merge_coclicks(pairs)
 
     def read_marker(self, name: str) -> str | None:
         return self.inner.read_marker(name)

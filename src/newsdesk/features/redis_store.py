@@ -9,6 +9,9 @@ Keys (all under `prefix`, default "nd:"):
     {p}trending        sorted set: article_id -> clicks scaled to the epoch (see below)
     {p}u:{user_id}     list: "ts<TAB>article_id", newest first, capped (LPUSH + LTRIM)
     {p}markers         hash: the store's markers (bulk loads record what they loaded)
+    {p}co:{article_id} sorted set: neighbour id -> co-clicks scaled to the row's epoch, kept in
+                       {p}a:{article_id} field coe (features.covisitation); expires after
+                       `covisit.ttl_s` without a co-click
 
 Decayed updates run in one Lua script, so concurrent replicas never lose an increment.
 
@@ -35,6 +38,7 @@ import numpy as np
 from newsdesk.data.schema import Impression, Interaction, InteractionType
 from newsdesk.deps import require
 from newsdesk.errors import ConfigError, StoreUnavailable
+from newsdesk.features.covisitation import CoVisitParams
 from newsdesk.features.dismissals import apply_dismissals
 from newsdesk.features.online_store import (
     ArticleCounts,
@@ -205,6 +209,88 @@ end
 return #KEYS
 """
 
+# One co-click (a, b) at ts, one direction (features.covisitation: per-row epoch in the
+# article hash's field coe, re-based past 2**64, cut back to top_k past 2 * top_k). Shared by
+# the two scripts below; they build the keys of partner articles from the prefix (keys read
+# from the user's list cannot be declared up front: fine on one server, not on a cluster).
+_COVISIT_ADD = """
+local function fmt(x) return string.format('%.17g', x) end
+local function add(prefix, hl, k, ttl, ttl_a, a, b, ts)
+  local key, hkey = prefix .. 'co:' .. a, prefix .. 'a:' .. a
+  local card = redis.call('ZCARD', key)
+  local epoch = tonumber(redis.call('HGET', hkey, 'coe'))
+  if card == 0 or not epoch then
+    epoch = ts
+    redis.call('HSET', hkey, 'coe', fmt(ts))
+    if ttl_a > 0 and redis.call('TTL', hkey) < 0 then redis.call('EXPIRE', hkey, ttl_a) end
+  elseif (ts - epoch) / hl > 64 then
+    local e = -(ts - epoch) / hl
+    if e < -1000 then e = -1000 end
+    local shift = 2 ^ e
+    local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+    for j = 1, #all, 2 do
+      redis.call('ZADD', key, fmt(tonumber(all[j + 1]) * shift), all[j])
+    end
+    epoch = ts
+    redis.call('HSET', hkey, 'coe', fmt(ts))
+  end
+  local e = (ts - epoch) / hl
+  if e > 1000 then e = 1000 elseif e < -1000 then e = -1000 end
+  redis.call('ZINCRBY', key, fmt(2 ^ e), b)
+  if redis.call('ZCARD', key) > 2 * k then redis.call('ZREMRANGEBYRANK', key, 0, -(k + 1)) end
+  redis.call('EXPIRE', key, ttl)
+end
+"""
+
+# A click of b at ts by the reader of KEYS[1], run before the click is pushed to their list.
+# ARGV: prefix, b, ts, half_life_s, session_gap_s, window, top_k, ttl_s, article_ttl_s.
+_COVISIT_CLICK_LUA = _COVISIT_ADD + """
+local prefix, b, ts = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local hl, gap, window = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local k, ttl, ttl_a = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+if string.byte(b, 1) == 0 then return 0 end
+local prev = redis.call('LRANGE', KEYS[1], 0, window - 1)
+local t, n = ts, 0
+for i = 1, #prev do
+  local tab = string.find(prev[i], '\t', 1, true)
+  local pts, a = tonumber(string.sub(prev[i], 1, tab - 1)), string.sub(prev[i], tab + 1)
+  if t - pts > gap then break end
+  if a ~= b and string.byte(a, 1) ~= 0 then
+    add(prefix, hl, k, ttl, ttl_a, a, b, ts)
+    add(prefix, hl, k, ttl, ttl_a, b, a, ts)
+    n = n + 1
+  end
+  t = pts
+end
+return n
+"""
+
+# Pre-computed co-clicks. ARGV: prefix, half_life_s, top_k, ttl_s, article_ttl_s, then
+# (a, b, ts) triples.
+_COVISIT_MERGE_LUA = _COVISIT_ADD + """
+local prefix, hl, k = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local ttl, ttl_a = tonumber(ARGV[4]), tonumber(ARGV[5])
+for i = 6, #ARGV, 3 do
+  local a, b, ts = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  add(prefix, hl, k, ttl, ttl_a, a, b, ts)
+  add(prefix, hl, k, ttl, ttl_a, b, a, ts)
+end
+return (#ARGV - 5) / 3
+"""
+
+# KEYS: co keys..., then the same articles' hash keys; ARGV: limit. Per article: {epoch or
+# '', member, score, ...} best first (decayed to the read time by the caller).
+_COVISIT_READ_LUA = """
+local n, limit = #KEYS / 2, tonumber(ARGV[1])
+local out = {}
+for i = 1, n do
+  local row = redis.call('ZREVRANGE', KEYS[i], 0, limit - 1, 'WITHSCORES')
+  table.insert(row, 1, redis.call('HGET', KEYS[n + i], 'coe') or '')
+  out[i] = row
+end
+return out
+"""
+
 _SCRIPT_CHUNK = 1000  # article updates per script call
 _FIELDS = ("imp", "clk", "iv", "ir", "cv", "cr", "last")
 
@@ -218,13 +304,17 @@ class RedisOnlineStore(OnlineStore):
         ready_timeout_s: the patience of `ready` (readiness): a server that answers within it
             is up, however slow for the request path.
         article_ttl_s / user_ttl_s: idle keys expire (0 = never).
+        covisit: online co-visitation parameters (`features.covisitation`).
     """
+
+    covisit: CoVisitParams  # always set: these backends count online co-visitation
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, half_life_hours: float = 6.0,
                  max_user_clicks: int = 50, prefix: str = "nd:",
                  socket_timeout_s: float = 0.05, connect_timeout_s: float = 0.1,
                  ready_timeout_s: float = 0.5,
-                 article_ttl_s: int = 30 * 86_400, user_ttl_s: int = 90 * 86_400) -> None:
+                 article_ttl_s: int = 30 * 86_400, user_ttl_s: int = 90 * 86_400,
+                 covisit: CoVisitParams | None = None) -> None:
         if half_life_hours <= 0:
             raise ConfigError(f"half_life_hours must be > 0, got {half_life_hours}")
         if max_user_clicks < 1:
@@ -241,6 +331,7 @@ class RedisOnlineStore(OnlineStore):
         self.prefix = prefix
         self.article_ttl_s = article_ttl_s
         self.user_ttl_s = user_ttl_s
+        self.covisit = covisit or CoVisitParams()
         self._redis_error: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._client = redis.Redis.from_url(
             url, socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s,
@@ -249,6 +340,8 @@ class RedisOnlineStore(OnlineStore):
         self._record = self._client.register_script(_RECORD_LUA)
         self._top = self._client.register_script(_TOP_LUA)
         self._stats = self._client.register_script(_STATS_LUA)
+        self._co_click = self._client.register_script(_COVISIT_CLICK_LUA)
+        self._co_read = self._client.register_script(_COVISIT_READ_LUA)
         # bulk loads run off the request path and may take longer than its 50 ms timeouts
         self._bulk_client = redis.Redis.from_url(
             url, socket_timeout=60.0, socket_connect_timeout=5.0, decode_responses=True)
@@ -259,6 +352,7 @@ class RedisOnlineStore(OnlineStore):
             retry=Retry(NoBackoff(), 0), retry_on_timeout=False, decode_responses=True)
         self._merge = self._bulk_client.register_script(_MERGE_LUA)
         self._merge_users = self._bulk_client.register_script(_MERGE_USERS_LUA)
+        self._co_merge = self._bulk_client.register_script(_COVISIT_MERGE_LUA)
         self._meta, self._trending = f"{prefix}meta", f"{prefix}trending"
         self._markers = f"{prefix}markers"
         self._hl_s = repr(half_life_hours * 3600.0)
@@ -310,7 +404,9 @@ class RedisOnlineStore(OnlineStore):
         with self._errors("record_clicks"):
             pipe = self._client.pipeline(transaction=True)
             self._queue_record(pipe, "c", [(a, ts) for a in article_ids])
-            self._queue_user(pipe, user_id, article_ids, ts)
+            for article_id in article_ids:  # each click pairs with the ones before it
+                self._queue_covisit(pipe, user_id, article_id, ts)
+                self._queue_user(pipe, user_id, [article_id], ts)
             pipe.execute()
 
     def record_events(self, events: Iterable[Impression | Interaction]) -> None:
@@ -358,7 +454,16 @@ class RedisOnlineStore(OnlineStore):
         if clicked:
             self._queue_record(pipe, "c", [(a, ts) for _, a, ts in clicked])
             for user_id, article_id, ts in clicked:
+                self._queue_covisit(pipe, user_id, article_id, ts)
                 self._queue_user(pipe, user_id, [article_id], ts)
+
+    def _queue_covisit(self, pipe: Any, user_id: str, article_id: str, ts: float) -> None:
+        """The co-clicks of one click, from the reader's list before the click is pushed."""
+        c = self.covisit
+        self._co_click(keys=[self._ukey(user_id)],
+                       args=[self.prefix, article_id, repr(float(ts)),
+                             repr(c.half_life_hours * 3600.0), repr(c.session_gap_s), c.window,
+                             c.top_k, int(c.ttl_s), self.article_ttl_s], client=pipe)
 
     def same_server(self, client: Any) -> bool:
         """True when `client` (a redis-py client) talks to this store's server and database,
@@ -408,6 +513,17 @@ class RedisOnlineStore(OnlineStore):
             if keys:
                 self._merge_users(keys=keys, args=args)
         return n
+
+    def merge_coclicks(self, pairs: Sequence[tuple[str, str, float]]) -> None:
+        c = self.covisit
+        head = [self.prefix, repr(c.half_life_hours * 3600.0), c.top_k, int(c.ttl_s),
+                self.article_ttl_s]
+        with self._errors("merge_coclicks"):
+            for start in range(0, len(pairs), _SCRIPT_CHUNK):
+                args: list[Any] = list(head)
+                for a, b, ts in pairs[start:start + _SCRIPT_CHUNK]:
+                    args += (a, b, repr(float(ts)))
+                self._co_merge(keys=[], args=args)
 
     def read_marker(self, name: str) -> str | None:
         with self._errors("read_marker"):
@@ -473,6 +589,24 @@ class RedisOnlineStore(OnlineStore):
                 flat = self._stats(keys=keys, args=[repr(float(now)), self._hl_s])
                 out[start:start + len(keys)] = np.array(flat.split(","),
                                                         dtype=np.float64).reshape(-1, 4)
+        return out
+
+    def coclick_neighbours(self, article_ids: Sequence[str], now: float, limit: int
+                           ) -> list[list[tuple[str, float]]]:
+        if not article_ids or limit <= 0:
+            return [[] for _ in article_ids]
+        keys = [f"{self.prefix}co:{a}" for a in article_ids]
+        keys += [self._akey(a) for a in article_ids]
+        with self._errors("coclick_neighbours"):
+            rows = self._co_read(keys=keys, args=[limit])
+        hl = self.covisit.half_life_hours
+        out: list[list[tuple[str, float]]] = []
+        for row in rows:
+            if len(row) < 3 or not row[0]:
+                out.append([])
+                continue
+            f = decay_factor(now - float(row[0]), hl)
+            out.append([(row[i], float(row[i + 1]) * f) for i in range(1, len(row), 2)])
         return out
 
     def trending(self, n: int, now: float, *, candidates: Iterable[str] | None = None

@@ -69,6 +69,7 @@ class StatsCachingStore(DelegatedBulkLoads, OnlineStore):
         self.max_entries = max_entries
         self.half_life_hours = inner.half_life_hours
         self.max_user_clicks = inner.max_user_clicks
+        self.covisit = inner.covisit
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._clear(1024)
@@ -163,6 +164,10 @@ class StatsCachingStore(DelegatedBulkLoads, OnlineStore):
 
     def article_stats(self, article_ids: Sequence[str], now: float) -> list[ArticleStats]:
         return self.inner.article_stats(article_ids, now)
+
+    def coclick_neighbours(self, article_ids: Sequence[str], now: float, limit: int
+                           ) -> list[list[tuple[str, float]]]:
+        return self.inner.coclick_neighbours(article_ids, now, limit)
 
     def ping(self) -> bool:
         return self.inner.ping()

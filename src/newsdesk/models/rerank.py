@@ -46,7 +46,8 @@ def allowed(rules: RerankConfig, *, idx: np.ndarray, ids: list[str], published: 
     caller may pass empty lists otherwise)."""
     ok = np.ones(len(idx), dtype=bool)
     if rules.exclude_read and len(read):
-        ok &= ~np.isin(idx, read)
+        # a table lookup: the default sort-based isin costs twice as much at these sizes
+        ok &= ~np.isin(idx, read, kind="table")
     if rules.max_age_hours is not None:
         ok &= published >= now - rules.max_age_hours * 3600.0
     blocked = set(rules.blocklist) | set(exclude)
@@ -126,6 +127,15 @@ def _greedy(rules: RerankConfig, order: np.ndarray, categories: np.ndarray,
 def _walk(rules: RerankConfig, order: np.ndarray, categories: np.ndarray,
           embeddings: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
     """The greedy walk over `order`: (chosen positions, whether a near-duplicate was skipped)."""
+    if rules.near_duplicate_threshold is not None and len(order) <= _PAIRWISE_MAX:
+        return _walk_pairwise(rules, order, categories, embeddings, k)
+    return _walk_each(rules, order, categories, embeddings, k)
+
+
+def _walk_each(rules: RerankConfig, order: np.ndarray, categories: np.ndarray,
+               embeddings: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
+    """`_walk` for a long `order`: similarities only against the (at most k) chosen items,
+    one product per examined item."""
     cap, threshold = rules.category_cap, rules.near_duplicate_threshold
     chosen: list[int] = []
     per_cat: dict[int, int] = {}
@@ -145,4 +155,36 @@ def _walk(rules: RerankConfig, order: np.ndarray, categories: np.ndarray,
         picked[len(chosen)] = embeddings[pick]
         chosen.append(pick)
         per_cat[c] = per_cat.get(c, 0) + 1
+    return np.asarray(chosen, dtype=np.int64), skipped
+
+
+# a walk over at most this many items (the usual head walk: cap x categories) takes every
+# pairwise similarity in one BLAS product, instead of one product per examined item
+_PAIRWISE_MAX = 160
+
+
+def _walk_pairwise(rules: RerankConfig, order: np.ndarray, categories: np.ndarray,
+                   embeddings: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
+    """`_walk` with a near-duplicate threshold over a short `order`: the same walk, with each
+    item's largest similarity to those chosen so far kept as a running maximum."""
+    cap, threshold = rules.category_cap, rules.near_duplicate_threshold
+    assert threshold is not None
+    walked = embeddings[order]
+    sims = walked @ walked.T  # (w, w): similarities of the walked items, in walk order
+    closest = np.full(len(order), -np.inf, dtype=sims.dtype)
+    chosen: list[int] = []
+    per_cat: dict[int, int] = {}
+    skipped = False
+    for w, (pick, c) in enumerate(zip(order.tolist(), categories[order].tolist(),
+                                      strict=True)):
+        if len(chosen) >= k:
+            break
+        if cap is not None and per_cat.get(c, 0) >= cap:
+            continue
+        if closest[w] >= threshold:
+            skipped = True
+            continue
+        chosen.append(pick)
+        per_cat[c] = per_cat.get(c, 0) + 1
+        np.maximum(closest, sims[w], out=closest)
     return np.asarray(chosen, dtype=np.int64), skipped

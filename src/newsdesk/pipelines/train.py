@@ -37,6 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 import newsdesk
 from newsdesk.content.embedder import Embedder
 from newsdesk.errors import ConfigError, DatasetError
+from newsdesk.features.covisit_replay import ReplayCoVisits
+from newsdesk.features.covisitation import CoVisitParams
 from newsdesk.features.ranking_features import FEATURE_NAMES, FeatureBuilder, RankingInputs
 from newsdesk.features.replay import replay_inputs
 from newsdesk.features.training_log import LogArrays, load_log, ranker_queries
@@ -116,6 +118,10 @@ class GeneratorConfig(BaseModel):
     coclick: dict[str, Any] = Field(default_factory=dict)  # session_gap_s, window, recent
     collaborative: dict[str, Any] = Field(default_factory=dict)  # factors, iterations, ...
     category: dict[str, Any] = Field(default_factory=dict)  # freshness_hours, top_categories
+    # featurise the training rows with the online co-clicks and fold-in as the store held them
+    # at each query (features/covisit_replay.py); off: measured to cost first-hour clicks in
+    # both simulated worlds (docs/realtime.md)
+    online_replay: bool = False
 
 
 class SparkConfig(BaseModel):
@@ -304,6 +310,11 @@ def local_training_data(dataset_dir: Path, cfg: TrainConfig, embedder: Embedder,
                                          len(log.events.exp_ts))
     gen_cut, valid_cut = split_times(cfg, log.time_range)
     co, cf = fit_static(ws, cfg, log, until=gen_cut)
+    # the online co-clicks (and fold-in) serving adds, as the store held them at each query
+    if cfg.generators.online_replay:
+        co.replay_covisits = cf.replay_covisits = ReplayCoVisits.fit(
+            log.events.click_user, log.events.click_article, log.events.click_ts,
+            CoVisitParams(), catalog.size)
     lap("fit_generators")
 
     rng = np.random.default_rng(cfg.seed)

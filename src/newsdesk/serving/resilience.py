@@ -208,6 +208,7 @@ class GuardedOnlineStore(DelegatedBulkLoads, OnlineStore):
         self.breaker = breaker
         self.half_life_hours = inner.half_life_hours
         self.max_user_clicks = inner.max_user_clicks
+        self.covisit = inner.covisit
 
     def record_impressions(self, article_ids: Sequence[str], ts: float) -> None:
         self.breaker.call(self.inner.record_impressions, article_ids, ts)
@@ -227,6 +228,9 @@ class GuardedOnlineStore(DelegatedBulkLoads, OnlineStore):
     def article_rows(self, article_ids: Sequence[str]) -> np.ndarray | None:
         return self.breaker.call(self.inner.article_rows, article_ids)
 
+    def row_epoch(self) -> int:
+        return self.inner.row_epoch()  # an attribute read: nothing for the breaker to guard
+
     def stats_rows(self, rows: np.ndarray, now: float) -> np.ndarray:
         # the backend's row handles must reach the model through the breaker too: without
         # them every request resolves a few hundred ids again (measured: ~8% of the server's
@@ -239,6 +243,10 @@ class GuardedOnlineStore(DelegatedBulkLoads, OnlineStore):
 
     def record_events(self, events: Iterable[Impression | Interaction]) -> None:
         self.breaker.call(self.inner.record_events, list(events))
+
+    def coclick_neighbours(self, article_ids: Sequence[str], now: float, limit: int
+                           ) -> list[list[tuple[str, float]]]:
+        return self.breaker.call(self.inner.coclick_neighbours, article_ids, now, limit)
 
     def ping(self) -> bool:
         return self.inner.ping()

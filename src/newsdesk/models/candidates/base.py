@@ -77,6 +77,7 @@ class Workspace:
     def __post_init__(self) -> None:
         self.live_sets = LiveSets(self.catalog, self.max_age_hours)
         self._store_rows: np.ndarray | None = None  # catalog index -> store row (see below)
+        self._store_rows_epoch = 0  # the store's row_epoch when _store_rows was filled
 
     def live_set(self, now: float) -> LiveSet:
         """The live articles at `now` (= catalog.live_indices(now, max_age_hours)), cached."""
@@ -113,6 +114,9 @@ class Workspace:
         until they appear (their first impression)."""
         store, cat = self.store, self.catalog
         cache = self._store_rows
+        epoch = store.row_epoch()
+        if epoch != self._store_rows_epoch:  # the store was cleared (a rebuild): handles void
+            cache = None
         if cache is None or len(cache) < cat.size:
             probe = store.article_rows(())
             if probe is None:
@@ -120,6 +124,7 @@ class Workspace:
             grown = np.full(max(2 * cat.size, 1024), -1, dtype=np.int64)
             if cache is not None:
                 grown[: len(cache)] = cache
+            self._store_rows_epoch = epoch
             cache = self._store_rows = grown
         rows = cache[idx]
         missing = np.flatnonzero(rows < 0)
@@ -166,12 +171,35 @@ class Workspace:
                         dismissed_ts=np.array([d.ts for d in dismissed], dtype=np.float64))
 
 
+_SAMPLE_STEP = 16  # `largest` bounds the m-th largest value from a 1-in-16 sample
+
+
+def largest(values: np.ndarray, m: int) -> np.ndarray:
+    """Positions of the m largest values, in no order (m < len(values)): the set
+    np.argpartition(-values, m - 1)[:m] gives, ties at the boundary aside.
+
+    On a long array (a live set of 10k articles) a full partition costs ~0.1 ms per call;
+    a strided sample bounds the m-th largest from below instead, so that only the few values
+    above the bound (about 2m) are partitioned. When the bound fails (fewer than m values
+    above it, e.g. many ties), it falls back to the full partition."""
+    n = len(values)
+    if n < 4096 or m * 8 > n:
+        return np.argpartition(-values, m - 1)[:m]
+    sample = values[::_SAMPLE_STEP]
+    j = min(2 * m // _SAMPLE_STEP + 1, len(sample))  # ~2m values lie above the j-th best
+    bound = np.partition(sample, len(sample) - j)[len(sample) - j]
+    above = np.flatnonzero(values >= bound)
+    if len(above) < m:
+        return np.argpartition(-values, m - 1)[:m]
+    return above[np.argpartition(-values[above], m - 1)[:m]]
+
+
 def top_n(indices: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The n best (indices, scores), best first; ties broken by index for determinism."""
     if len(indices) == 0 or n <= 0:
         return indices[:0], scores[:0]
     if len(indices) > n:
-        part = np.argpartition(-scores, n - 1)[:n]
+        part = largest(scores, n)
         indices, scores = indices[part], scores[part]
     order = np.lexsort((indices, -scores))
     return indices[order], scores[order]

@@ -20,6 +20,7 @@ from newsdesk.models.candidates.base import (
     UserView,
     Workspace,
     because_you_read,
+    largest,
     top_n,
 )
 
@@ -69,7 +70,7 @@ class ContentGenerator(IndexedGenerator):
         if len(live) < self.projected_min_live or m >= len(live) or self.dims >= dim:
             return top_n(live, (emb @ view.profile).astype(np.float64), n)
         rough = self._projected(live) @ (view.profile @ self.basis())
-        pos = np.argpartition(-rough, m - 1)[:m]
+        pos = largest(rough, m)
         exact = (emb[pos] @ view.profile).astype(np.float64)
         return top_n(live[pos], exact, n)
 

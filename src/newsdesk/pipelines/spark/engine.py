@@ -24,6 +24,8 @@ import pyarrow as pa
 
 from newsdesk.content.embedder import Embedder
 from newsdesk.errors import DatasetError
+from newsdesk.features.covisit_replay import ReplayCoVisits
+from newsdesk.features.covisitation import CoVisitParams
 from newsdesk.features.ranking_features import FEATURE_NAMES
 from newsdesk.models.catalog import ArticleCatalog
 from newsdesk.pipelines.spark.featurize import ModelFiles, feature_rows
@@ -122,6 +124,16 @@ def collect_set(rows: DataFrame) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarr
     return (x, labels, groups), ident
 
 
+def replay_covisits(log: Any, n_articles: int) -> ReplayCoVisits:
+    """`ReplayCoVisits` of the logged clicks, fitted on the driver (as the ALS is): the
+    clicks in the local engine's order (time, then log order)."""
+    t = log.clicks.select("user_id", "aidx", "ts", "us", "ord").orderBy("us", "ord").toArrow()
+    _, user = np.unique(np.asarray(t.column("user_id").to_pylist(), dtype=object),
+                        return_inverse=True)
+    return ReplayCoVisits.fit(user.ravel(), t.column("aidx").to_numpy(),
+                              t.column("ts").to_numpy(), CoVisitParams(), n_articles)
+
+
 def build_catalog(articles: list[Any], embedder: Embedder) -> ArticleCatalog:
     """As train.build_catalog: every dataset article, in dataset order."""
     catalog = ArticleCatalog(embedder.dim, capacity=max(16, 2 * len(articles)))
@@ -159,6 +171,9 @@ def spark_training_data(dataset_dir: Path, cfg: TrainConfig, embedder: Embedder,
         return co, cf
 
     co, cf = fit(gen_cut)
+    # the online co-clicks and fold-in serving adds, as at each query (train.py's replay)
+    if g.online_replay:
+        co.replay_covisits = cf.replay_covisits = replay_covisits(log, catalog.size)
     lap("fit_generators")
     models = ModelFiles.pack(catalog, co, cf, builder)
     rng = np.random.default_rng(cfg.seed)

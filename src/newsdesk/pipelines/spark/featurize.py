@@ -56,6 +56,8 @@ class ModelFiles:
             catalog.save(root / "catalog")
             co.save(root / "coclick")
             cf.save(root / "collaborative")
+            if co.replay_covisits is not None:  # the training rows' online co-clicks
+                co.replay_covisits.save(root / "covisit_replay")
             files = {str(p.relative_to(root)): p.read_bytes()
                      for p in sorted(root.rglob("*")) if p.is_file()}
         h = hashlib.sha256()
@@ -89,6 +91,10 @@ def _models(m: ModelFiles) -> tuple[Any, ...]:
     ws = Workspace(catalog, MemoryOnlineStore(), builder, max_age_hours=None)
     co = CoClickGenerator(ws, **m.coclick).load(root / "coclick")
     cf = CollaborativeGenerator(ws, **m.collaborative).load(root / "collaborative")
+    if (root / "covisit_replay").exists():
+        from newsdesk.features.covisit_replay import ReplayCoVisits
+
+        co.replay_covisits = cf.replay_covisits = ReplayCoVisits.load(root / "covisit_replay")
     _LOADED.clear()  # one model set per worker at a time
     _LOADED[m.token] = got = (catalog, builder, co, cf)
     return got
