@@ -327,6 +327,11 @@ def main() -> None:
     ap.add_argument("--train-config", type=Path, default=None,
                     help="a train config YAML for every system trained (default: defaults)")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--plugin", default=None,
+                    help="also train newsdesk + this plug-in as candidates and feature "
+                         "(e.g. nrms): system newsdesk_<name>, compared with newsdesk")
+    ap.add_argument("--plugin-params", type=json.loads, default={},
+                    help='JSON object of the plug-in\'s params, e.g. \'{"epochs": 6}\'')
     args = ap.parse_args()
     if args.quick and args.full:
         ap.error("--quick and --full exclude each other")
@@ -376,11 +381,24 @@ def main() -> None:
         v = train(work / "train", work / f"bundles_no_{g}", arm_cfg)
         timings[f"train_no_{g}_s"] = time.perf_counter() - t
         bundles[f"newsdesk_no_{g}"] = (work / f"bundles_no_{g}" / v, work / "sim")
+    if args.plugin:  # the ablation of a plug-in: the same config with it, else identical
+        with_plugin = TrainConfig.from_dict({**cfg.model_dump(mode="json"), "plugins": [
+            {"name": args.plugin, "roles": ["candidates", "features"],
+             "params": args.plugin_params}]})
+        t = time.perf_counter()
+        pv = train(work / "train", work / "bundles_plugin", with_plugin)
+        timings[f"train_{args.plugin}_s"] = time.perf_counter() - t
+        bundles[f"newsdesk_{args.plugin}"] = (work / "bundles_plugin" / pv, work / "sim")
     t = time.perf_counter()
     figures, per_unit = evaluate(work / "sim", bundles, cut, max_eval, args.embedder,
                                  args.store_step_s)
     timings["evaluate_s"] = time.perf_counter() - t
     comparisons = ablation(per_unit)
+    if args.plugin:
+        comparisons += [c.to_dict() for c in compare_systems(
+            {"newsdesk": per_unit["newsdesk"],
+             f"newsdesk_{args.plugin}": per_unit[f"newsdesk_{args.plugin}"]},
+            "newsdesk", ["auc", "ndcg@10"], n_resamples=2000, seed=0)]
     manifest = json.loads((work / "bundles" / version / "manifest.json").read_text())
     systems = {n: {"auc": v["auc"], "ndcg@10": v["ndcg@10"]}
                for n, v in figures["systems"].items() if not n.startswith("oracle_")}

@@ -185,9 +185,13 @@ def load_recommender(bundle_path: Path, store: OnlineStore, *,
     manifest = read_manifest(bundle)
     verify_files(bundle, manifest)
     schema = manifest.get("feature_schema")
-    if schema != list(FEATURE_NAMES):
+    own = list(FEATURE_NAMES)
+    if not isinstance(schema, list) or schema[: len(own)] != own:
         raise BundleError(f"{bundle}: feature schema {schema} does not match this code's "
-                          f"{list(FEATURE_NAMES)}")
+                          f"{own}")
+    if len(schema) > len(own) and not manifest.get("plugins"):
+        raise BundleError(f"{bundle}: feature schema has columns {schema[len(own):]} beyond "
+                          "this code's and no plug-in to compute them")
     emb = manifest["embedder"]
     if embedder is not None and (embedder.name != emb["name"] or embedder.dim != emb["dim"]):
         raise BundleError(f"{bundle}: embedder mismatch: bundle was built with "
@@ -209,6 +213,16 @@ def load_recommender(bundle_path: Path, store: OnlineStore, *,
     builder = FeatureBuilder(**fparams)
     ws = Workspace(catalog, store, builder, max_age_hours=cfg.get("max_age_hours"))
     gens = build_generators(ws, cfg)
+    plugins = None
+    if manifest.get("plugins"):  # installed plug-ins (entry points) named by the manifest
+        from newsdesk.plugins import lifecycle
+        from newsdesk.plugins.features import PluginFeatureBuilder
+
+        plugins = lifecycle.load(bundle, manifest, ws, list(schema))
+        ws.builder = PluginFeatureBuilder(fparams, plugins.features)
+        if ws.builder.names != schema:
+            raise BundleError(f"{bundle}: feature schema {schema} does not match the "
+                              f"plug-ins' {ws.builder.names}")
     try:
         gens["coclick"].load(bundle / "coclick")  # type: ignore[attr-defined]
         gens["collaborative"].load(bundle / "collaborative")  # type: ignore[attr-defined]
@@ -216,11 +230,20 @@ def load_recommender(bundle_path: Path, store: OnlineStore, *,
         raise BundleError(f"{bundle}: generator files unreadable ({exc})") from exc
     cache = compiled_cache_dir if compiled_cache_dir is not None else \
         bundle.parent / CACHE_DIR_NAME
-    model = load_ranker(bundle / RANKER_FILE, FEATURE_NAMES, mode=ranker, cache_dir=cache)
+    model: Any = (plugins.ranker if plugins is not None and plugins.ranker is not None else
+                  load_ranker(bundle / RANKER_FILE, schema, mode=ranker, cache_dir=cache))
     enabled = [gens[name] for name in GENERATOR_ORDER if cfg["candidates"].get(name, 0) > 0]
+    quotas = dict(cfg["candidates"])
+    if plugins is not None:
+        from newsdesk.plugins.generators import PluginGenerator
+
+        for name, plugin, quota in plugins.candidates:
+            if quota > 0:
+                enabled.append(PluginGenerator(ws, name, plugin))
+                quotas[name] = quota
     serving = rerank.ServingConfig.model_validate(cfg["serving"])
     emb_impl = embedder or _LazyEmbedder(emb["short_name"], emb["name"], int(emb["dim"]))
-    rec = NewsRecommender(ws, enabled, dict(cfg["candidates"]), model, serving,
+    rec = NewsRecommender(ws, enabled, quotas, model, serving,
                           version=manifest["version"], embedder=emb_impl)
     rec.coclick = gens["coclick"]  # type: ignore[assignment]
     rec.cf = gens["collaborative"]  # type: ignore[assignment]

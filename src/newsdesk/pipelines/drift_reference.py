@@ -26,7 +26,7 @@ from newsdesk.features.memory_store import MemoryOnlineStore
 from newsdesk.features.ranking_features import FEATURE_NAMES
 from newsdesk.features.training_log import LogArrays, warm_store
 from newsdesk.models.base import RequestContext
-from newsdesk.models.bundle import load_recommender
+from newsdesk.models.bundle import load_recommender, read_manifest
 from newsdesk.models.pipeline import NewsRecommender
 from newsdesk.monitoring.drift import Reference
 
@@ -94,4 +94,5 @@ def serving_reference(bundle: Path, log: LogArrays, *, since: float, requests: i
                              half_life_hours=half_life_hours)
     if len(scores) == 0:
         return None
-    return Reference.fit(x, scores, FEATURE_NAMES, seed=seed)
+    names = read_manifest(bundle)["feature_schema"]  # + plug-ins' columns, if any
+    return Reference.fit(x, scores, names, seed=seed)

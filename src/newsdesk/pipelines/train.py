@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import newsdesk
 from newsdesk.content.embedder import Embedder
@@ -49,6 +49,10 @@ from newsdesk.models.catalog import ArticleCatalog
 from newsdesk.models.ranker import LambdaRanker
 from newsdesk.monitoring.drift import Reference
 from newsdesk.pipelines.drift_reference import serving_reference
+from newsdesk.plugins import lifecycle as plugin_lifecycle
+from newsdesk.plugins.base import FitContext
+from newsdesk.plugins.config import PluginSpec, check_specs
+from newsdesk.plugins.features import PluginFeatureBuilder
 
 _Strict = ConfigDict(extra="forbid")
 
@@ -155,6 +159,20 @@ class TrainConfig(BaseModel):
     # requests of the validation period replayed through the serving path for the drift
     # reference (pipelines.drift_reference); 0 writes no reference
     reference_requests: int = Field(500, ge=0, le=100_000)
+    # candidate generators, features and rankers of installed plug-ins (plugins.config)
+    plugins: list[PluginSpec] = Field(default_factory=list)
+
+    @field_validator("plugins")
+    @classmethod
+    def _plugins(cls, v: list[PluginSpec]) -> list[PluginSpec]:
+        check_specs(v)
+        return v
+
+    @model_validator(mode="after")
+    def _plugins_engine(self) -> TrainConfig:
+        if self.plugins and self.engine != "local":
+            raise ValueError("'plugins' train on the local engine only")
+        return self
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -274,6 +292,7 @@ class TrainingData:
     valid_cut: float
     refit: Callable[[], tuple[CoClickGenerator, CollaborativeGenerator]]  # on all clicks
     log: LogArrays | None = None  # the local engine's arrays (the drift reference needs them)
+    plugins: list[plugin_lifecycle.Resolved] | None = None  # the config's plug-ins, resolved
 
 
 def _builder_and_workspace(cfg: TrainConfig, catalog: ArticleCatalog, clicks: int,
@@ -316,6 +335,13 @@ def local_training_data(dataset_dir: Path, cfg: TrainConfig, embedder: Embedder,
             log.events.click_user, log.events.click_article, log.events.click_ts,
             CoVisitParams(), catalog.size)
     lap("fit_generators")
+    resolved = plugin_lifecycle.resolve(cfg.plugins)
+    if resolved:  # feature plug-ins learn before the ranker's period, like co-clicks and CF
+        fitted = plugin_lifecycle.fit_trainable(
+            resolved, FitContext(ws, log, gen_cut, cfg.seed), roles=frozenset({"features"}))
+        builder = PluginFeatureBuilder(builder.params(),
+                                       plugin_lifecycle.feature_plugins(resolved, fitted))
+        lap("fit_plugins")
 
     rng = np.random.default_rng(cfg.seed)
     r = cfg.ranker
@@ -336,7 +362,7 @@ def local_training_data(dataset_dir: Path, cfg: TrainConfig, embedder: Embedder,
     lap("features")
     return TrainingData(catalog, builder, ws, co, cf, sets, rows, int(train_q.n_queries),
                         log.time_range, log.counts, valid_cut,
-                        lambda: fit_static(ws, cfg, log, until=None), log)
+                        lambda: fit_static(ws, cfg, log, until=None), log, resolved)
 
 
 def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = None,
@@ -347,6 +373,10 @@ def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = Non
     cfg = config or TrainConfig()
     if engine is not None and engine != cfg.engine:
         cfg = cfg.model_copy(update={"engine": engine})
+    if cfg.plugins and cfg.engine != "local":
+        raise ConfigError("train config: field 'plugins': plug-ins train on the local engine "
+                          f"only, not {cfg.engine!r}")
+    plugin_lifecycle.resolve(cfg.plugins)  # a name not installed fails before any work
     dataset_dir, bundles_dir = Path(dataset_dir), Path(bundles_dir)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -378,13 +408,22 @@ def train_from_data(dataset_dir: Path, bundles_dir: Path, cfg: TrainConfig, data
     f = cfg.features
     r = cfg.ranker
     sets = data.sets
-    ranker = LambdaRanker(FEATURE_NAMES, seed=cfg.seed, num_boost_round=r.num_boost_round,
-                          early_stopping_rounds=r.early_stopping_rounds,
-                          params={"objective": r.objective,
-                                  "learning_rate": r.learning_rate, "num_leaves": r.num_leaves,
-                                  "min_data_in_leaf": r.min_data_in_leaf})
+    names = getattr(data.builder, "names", list(FEATURE_NAMES))  # + plug-ins' columns
+    resolved = data.plugins or []
+    plugin_ranker = plugin_lifecycle.ranker_spec(resolved)
     has_valid = len(sets["valid"][0]) > 0
-    ranker.fit(*sets["train"], valid=sets["valid"] if has_valid else None)
+    ranker: Any
+    if plugin_ranker is not None:
+        ranker = plugin_ranker.new().fit(*sets["train"], sets["valid"] if has_valid else None,
+                                         names, cfg.seed)
+    else:
+        ranker = LambdaRanker(names, seed=cfg.seed, num_boost_round=r.num_boost_round,
+                              early_stopping_rounds=r.early_stopping_rounds,
+                              params={"objective": r.objective,
+                                      "learning_rate": r.learning_rate,
+                                      "num_leaves": r.num_leaves,
+                                      "min_data_in_leaf": r.min_data_in_leaf})
+        ranker.fit(*sets["train"], valid=sets["valid"] if has_valid else None)
     lap("fit_ranker")
     metrics: dict[str, Any] = {}
     if has_valid:
@@ -394,11 +433,22 @@ def train_from_data(dataset_dir: Path, bundles_dir: Path, cfg: TrainConfig, data
         metrics["valid_trending"] = group_metrics(yv, xv[:, trend_col].astype(np.float64), gv)
     metrics["train_impressions"] = data.train_queries
     metrics["train_rows"] = int(len(sets["train"][1]))
-    metrics["best_iteration"] = int(ranker.booster_.best_iteration or r.num_boost_round)
-    metrics["feature_importance"] = ranker.feature_importance()
+    if plugin_ranker is None:
+        metrics["best_iteration"] = int(ranker.booster_.best_iteration or r.num_boost_round)
+        metrics["feature_importance"] = ranker.feature_importance()
 
     co_all, cf_all = data.refit()  # serving models see all clicks
     lap("refit_generators")
+    fitted_all: dict[str, Any] = {}
+    if resolved:  # serving plug-ins see all clicks too
+        assert data.log is not None  # the config refuses plug-ins on other engines
+        fitted_all = plugin_lifecycle.fit_trainable(
+            resolved, FitContext(data.ws, data.log, None, cfg.seed))
+        lap("refit_plugins")
+
+    def save_plugins(staging: Path) -> list[dict[str, Any]]:
+        return plugin_lifecycle.save(staging, resolved, fitted_all,
+                                     ranker if plugin_ranker is not None else None)
     log = data.log
 
     def reference(staged: Path) -> Reference | None:  # the drift baseline, as served
@@ -411,16 +461,18 @@ def train_from_data(dataset_dir: Path, bundles_dir: Path, cfg: TrainConfig, data
 
     version = _write_bundle(bundles_dir, cfg, dataset_dir, data.time_range, data.counts,
                             data.catalog, co_all, cf_all, ranker, data.builder, embedder,
-                            metrics, timings, reference)
+                            metrics, timings, reference, save_plugins, names)
     return version
 
 
 def _write_bundle(bundles_dir: Path, cfg: TrainConfig, dataset_dir: Path,
                   time_range: tuple[float, float], counts: dict[str, int],
                   catalog: ArticleCatalog, co: CoClickGenerator, cf: CollaborativeGenerator,
-                  ranker: LambdaRanker, builder: FeatureBuilder, embedder: Embedder,
+                  ranker: Any, builder: FeatureBuilder, embedder: Embedder,
                   metrics: dict[str, Any], timings: dict[str, float],
-                  reference: Callable[[Path], Reference | None] | None = None) -> str:
+                  reference: Callable[[Path], Reference | None] | None = None,
+                  save_plugins: Callable[[Path], list[dict[str, Any]]] | None = None,
+                  feature_schema: list[str] | None = None) -> str:
     created = datetime.now(UTC)
     version = f"v{created:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     bundles_dir.mkdir(parents=True, exist_ok=True)
@@ -430,7 +482,9 @@ def _write_bundle(bundles_dir: Path, cfg: TrainConfig, dataset_dir: Path,
         catalog.save(staging / "catalog")
         co.save(staging / "coclick")
         cf.save(staging / "collaborative")
-        ranker.save(staging / RANKER_FILE)
+        plugins = save_plugins(staging) if save_plugins is not None else []
+        if not any("rankers" in p["roles"] for p in plugins):
+            ranker.save(staging / RANKER_FILE)
         t0, t1 = time_range
         short = cfg.embedder
         manifest = {
@@ -443,7 +497,8 @@ def _write_bundle(bundles_dir: Path, cfg: TrainConfig, dataset_dir: Path,
                          datetime.fromtimestamp(t1, UTC).isoformat()]},
             "config": cfg.model_dump(mode="json"),
             "code": {"newsdesk": newsdesk.__version__, "git_sha": _git_sha()},
-            "feature_schema": list(FEATURE_NAMES),
+            "feature_schema": list(feature_schema or FEATURE_NAMES),
+            "plugins": plugins,
             "feature_params": builder.params(),
             "embedder": {"short_name": short, "name": embedder.name, "dim": embedder.dim},
             "metrics": metrics,
