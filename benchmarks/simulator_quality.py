@@ -18,7 +18,11 @@ trained bundle), `streaming_ctr` (decayed smoothed CTR, the harness's baseline) 
 titles and abstracts are reduced to "category subcategory" and whose entities are removed, so
 it sees topics, ids and behaviour but no story or entity words (the ablation of issue 14: what
 the text and story signals add). The gain newsdesk - category_only gets a paired bootstrap
-interval over impressions.
+interval over impressions. `--text-features` trains every system with the story / entity /
+language ranking features on (off by default). `--feature-ablations story,entities,language,
+text` adds, per group, the
+newsdesk pipeline trained with that group of ranking features left out (`newsdesk_no_<group>`,
+`features.disabled`), each compared with newsdesk by the same paired bootstrap.
 
 Real-time learning (issue 14, item 2): `newsdesk` serves the bundle with its online parts on
 (co-visitation counted from the replayed events, fold-in of new articles and users);
@@ -59,6 +63,14 @@ from newsdesk.simulation import SimulationConfig, World, simulate_to_dataset
 from newsdesk.simulation.world_v2 import WorldV2
 
 STEP_S = 900.0
+# ranking feature groups of `--feature-ablations` (features.disabled of the arm's training)
+FEATURE_GROUPS = {
+    "story": ["story_clicks", "hours_since_story_click"],
+    "entities": ["entity_overlap"],
+    "language": ["language_mismatch"],
+    "text": ["content_sim", "max_click_sim", "story_clicks", "hours_since_story_click",
+             "entity_overlap"],
+}
 
 # the bundle served with its real-time parts on / off (see set_realtime), on one shared store
 REALTIME_VARIANTS = {"newsdesk": (True, True), "newsdesk_static": (False, False),
@@ -275,11 +287,12 @@ def oracle_ablations(world: World) -> dict[str, World]:
 
 def ablation(per_unit: dict, seed: int = 0) -> list[dict[str, Any]]:
     """newsdesk - category_only (and - streaming_ctr, - newsdesk_static: what the real-time
-    parts add) with paired bootstrap intervals."""
+    parts add, - each newsdesk_no_<group>) with paired bootstrap intervals."""
+    arms = [n for n in per_unit if n.startswith("newsdesk_no_")]
     pairs = {n: per_unit[n] for n in ("category_only", "streaming_ctr", "newsdesk_static",
-                                      "newsdesk") if n in per_unit}
+                                      "newsdesk", *arms) if n in per_unit}
     out = []
-    for base in ("category_only", "streaming_ctr", "newsdesk_static"):
+    for base in ("category_only", "streaming_ctr", "newsdesk_static", *arms):
         if base in pairs and "newsdesk" in pairs:
             for c in compare_systems({base: pairs[base], "newsdesk": pairs["newsdesk"]}, base,
                                      ["auc", "ndcg@10"], n_resamples=2000, seed=seed):
@@ -305,6 +318,14 @@ def main() -> None:
                          "each impression, as a server's store)")
     ap.add_argument("--no-ablation", action="store_true",
                     help="skip the category-only ranker (one training run less)")
+    ap.add_argument("--text-features", action="store_true",
+                    help="train every system with the story / entity / language features on "
+                         "(features.disabled: []; they are off by default)")
+    ap.add_argument("--feature-ablations", default="",
+                    help=f"comma-separated feature groups, each trained without: "
+                         f"{', '.join(FEATURE_GROUPS)}")
+    ap.add_argument("--train-config", type=Path, default=None,
+                    help="a train config YAML for every system trained (default: defaults)")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--plugin", default=None,
                     help="also train newsdesk + this plug-in as candidates and feature "
@@ -314,6 +335,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick and args.full:
         ap.error("--quick and --full exclude each other")
+    groups = [g for g in args.feature_ablations.split(",") if g]
+    for g in groups:
+        if g not in FEATURE_GROUPS:
+            ap.error(f"--feature-ablations: unknown group {g!r}; allowed: {list(FEATURE_GROUPS)}")
     make = SimulationConfig.v2 if args.world == "v2" else SimulationConfig
     if args.quick:
         sim = make(seed=1, n_users=3000, days=2.0, articles_per_day=150,
@@ -330,9 +355,14 @@ def main() -> None:
     timings["simulate_s"] = time.perf_counter() - t
     cut = sim.end_unix - args.eval_days * 86400.0
     cut_dataset(work / "sim", work / "train", cut)
-    cfg = TrainConfig.from_dict({"embedder": args.embedder,
+    base = TrainConfig.from_yaml(args.train_config).model_dump() if args.train_config else {}
+    gens = {**base.get("generators", {}), "online_replay": args.online_replay}
+    cfg = TrainConfig.from_dict({**base, "embedder": args.embedder,
                                  "embedding_cache_dir": str(work / "cache"),
-                                 "generators": {"online_replay": args.online_replay}})
+                                 "generators": gens})
+    if args.text_features:
+        cfg = cfg.model_copy(update={"features": cfg.features.model_copy(
+            update={"disabled": []})})
     t = time.perf_counter()
     version = train(work / "train", work / "bundles", cfg)
     timings["train_s"] = time.perf_counter() - t
@@ -344,6 +374,13 @@ def main() -> None:
         blind = train(work / "train_blind", work / "bundles_blind", cfg)
         timings["train_category_only_s"] = time.perf_counter() - t
         bundles["category_only"] = (work / "bundles_blind" / blind, work / "sim_blind")
+    for g in groups:
+        arm_cfg = cfg.model_copy(update={"features": cfg.features.model_copy(
+            update={"disabled": sorted({*cfg.features.disabled, *FEATURE_GROUPS[g]})})})
+        t = time.perf_counter()
+        v = train(work / "train", work / f"bundles_no_{g}", arm_cfg)
+        timings[f"train_no_{g}_s"] = time.perf_counter() - t
+        bundles[f"newsdesk_no_{g}"] = (work / f"bundles_no_{g}" / v, work / "sim")
     if args.plugin:  # the ablation of a plug-in: the same config with it, else identical
         with_plugin = TrainConfig.from_dict({**cfg.model_dump(mode="json"), "plugins": [
             {"name": args.plugin, "roles": ["candidates", "features"],
@@ -369,6 +406,7 @@ def main() -> None:
     result = {"benchmark": "simulator_quality", "quick": args.quick, "world": args.world,
               "config": sim.to_dict(), "embedder": args.embedder,
               "store_step_s": args.store_step_s, "online_replay": args.online_replay,
+              "train_config": cfg.model_dump(mode="json"),
               **{k: v for k, v in figures.items() if k != "systems"},
               **{k: round(v, 2) for k, v in timings.items()},
               "systems": systems,
@@ -378,6 +416,8 @@ def main() -> None:
                                                      "new_user_clicks_ratio")}
                                 for n, v in figures["systems"].items()},
               "comparisons": comparisons,
+              "feature_ablations": {g: FEATURE_GROUPS[g] for g in groups},
+              "feature_importance": manifest["metrics"].get("feature_importance"),
               "oracle_ablations": oracle_parts,
               "bundle_valid_metrics": manifest["metrics"].get("valid"),
               "targets": ({"auc_ratio": 0.93} if args.world == "v2" else

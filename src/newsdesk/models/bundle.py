@@ -6,7 +6,8 @@ Layout (no pickle anywhere)::
       manifest.json          format, version, created_at, data snapshot, config, code version,
                              feature schema, embedder, metrics, sha256 of every file
       ranker.txt             LightGBM model (text)
-      catalog/               articles.parquet, embeddings.npy, categories.json
+      catalog/               articles.parquet, embeddings.npy, categories.json,
+                             entities.npy + vocabularies.json (language and entity codes)
       coclick/               CSR arrays (.npy)
       collaborative/         user_factors.npy, item_factors.npy, users.json
 

@@ -25,6 +25,9 @@ from newsdesk.content.embedder import Embedder, article_text
 from newsdesk.data.schema import Article
 
 NEVER = np.inf  # expires_at of an article without expiry
+# entity codes kept per article (the `entities` tags a CMS attaches; more are cut): the
+# ranking features compare a candidate's entities with those of the reader's clicks
+MAX_ENTITIES = 6
 
 
 def _unix(value: object) -> float:
@@ -44,6 +47,10 @@ class ArticleCatalog:
         self.index: dict[str, int] = {}
         self.categories: list[str] = []
         self.category_index: dict[str, int] = {}
+        self.languages: list[str] = []
+        self.language_index: dict[str, int] = {}
+        self.entity_names: list[str] = []
+        self.entity_index: dict[str, int] = {}
         self._lock = threading.Lock()
         self._alloc(max(capacity, 16))
         self.version = 0  # bumped on every change (caches of live sets key on it)
@@ -53,15 +60,20 @@ class ArticleCatalog:
         published = np.zeros(capacity, dtype=np.float64)
         expires = np.full(capacity, NEVER, dtype=np.float64)
         category = np.zeros(capacity, dtype=np.int32)
+        language = np.zeros(capacity, dtype=np.int32)
+        entities = np.full((capacity, MAX_ENTITIES), -1, dtype=np.int32)
         live = np.zeros(capacity, dtype=bool)
         emb = np.zeros((capacity, self.dim), dtype=np.float32)
         if old:
             published[:old] = self.published[:old]
             expires[:old] = self.expires[:old]
             category[:old] = self.category[:old]
+            language[:old] = self.language[:old]
+            entities[:old] = self.entities[:old]
             live[:old] = self.live[:old]
             emb[:old] = self.embeddings[:old]
         self.published, self.expires, self.category, self.live = published, expires, category, live
+        self.language, self.entities = language, entities
         self.embeddings = emb
 
     # -- writes ---------------------------------------------------------------------------------
@@ -72,6 +84,34 @@ class ArticleCatalog:
             self.categories.append(name)
             self.category_index[name] = code
         return code
+
+    def language_code(self, name: str) -> int:
+        code = self.language_index.get(name)
+        if code is None:
+            code = len(self.languages)
+            self.languages.append(name)
+            self.language_index[name] = code
+        return code
+
+    def entity_codes(self, names: Sequence[str]) -> np.ndarray:
+        """(MAX_ENTITIES,) int32 codes of distinct entity names (case-folded), -1 padded."""
+        out = np.full(MAX_ENTITIES, -1, dtype=np.int32)
+        seen: list[int] = []
+        for name in names:
+            key = name.strip().casefold()
+            if not key:
+                continue
+            code = self.entity_index.get(key)
+            if code is None:
+                code = len(self.entity_names)
+                self.entity_names.append(key)
+                self.entity_index[key] = code
+            if code not in seen:
+                seen.append(code)
+            if len(seen) == MAX_ENTITIES:
+                break
+        out[: len(seen)] = seen
+        return out
 
     def add(self, articles: Sequence[Article], embeddings: np.ndarray) -> np.ndarray:
         """Insert or update articles with precomputed unit embeddings (n, dim); returns indices."""
@@ -101,6 +141,8 @@ class ArticleCatalog:
         self.published[i] = art.published_at.timestamp()
         self.expires[i] = _unix(art.expires_at)
         self.category[i] = self.category_code(art.category)
+        self.language[i] = self.language_code(art.language.lower())
+        self.entities[i] = self.entity_codes(art.entities)
         self.embeddings[i] = vector
         self.live[i] = True
 
@@ -151,11 +193,15 @@ class ArticleCatalog:
             "published": pa.array(self.published[:n]),
             "expires": pa.array(self.expires[:n]),
             "category": pa.array(self.category[:n]),
+            "language": pa.array(self.language[:n]),
             "live": pa.array(self.live[:n]),
         })
         pq.write_table(table, directory / "articles.parquet")
         np.save(directory / "embeddings.npy", self.embeddings[:n], allow_pickle=False)
         (directory / "categories.json").write_text(json.dumps(self.categories))
+        np.save(directory / "entities.npy", self.entities[:n], allow_pickle=False)
+        (directory / "vocabularies.json").write_text(json.dumps(
+            {"languages": self.languages, "entities": self.entity_names}))
 
     @classmethod
     def load(cls, directory: Path) -> ArticleCatalog:
@@ -178,6 +224,19 @@ class ArticleCatalog:
         cat.expires[:n] = table.column("expires").to_numpy()
         cat.category[:n] = table.column("category").to_numpy()
         cat.live[:n] = table.column("live").to_numpy(zero_copy_only=False)
+        # bundles written before languages and entities were kept: one unknown language,
+        # no entities (the features that read them are then constant)
+        vocab_file = directory / "vocabularies.json"
+        if vocab_file.exists() and "language" in table.column_names:
+            vocab = json.loads(vocab_file.read_text())
+            cat.languages = list(vocab["languages"])
+            cat.entity_names = list(vocab["entities"])
+            cat.language[:n] = table.column("language").to_numpy()
+            cat.entities[:n] = np.load(directory / "entities.npy", allow_pickle=False)
+        else:
+            cat.languages = ["und"]
+        cat.language_index = {x: i for i, x in enumerate(cat.languages)}
+        cat.entity_index = {x: i for i, x in enumerate(cat.entity_names)}
         cat.embeddings = emb.view(np.ndarray)  # a plain view: no np.memmap overhead per read
         cat.size = n
         return cat
