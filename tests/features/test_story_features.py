@@ -190,3 +190,37 @@ def test_catalog_save_load_keeps_languages_and_entities(tmp_path: Path) -> None:
     (tmp_path / "c" / "vocabularies.json").unlink()
     old = ArticleCatalog.load(tmp_path / "c")
     assert old.languages == ["und"] and (old.entities[:6] == -1).all()
+
+
+# the schema of bundles trained before the story, entity and language features existed
+OLD_SCHEMA = [n for n in FEATURE_NAMES if n not in {
+    "story_clicks", "hours_since_story_click", "entity_overlap", "language_mismatch"}]
+
+
+def test_an_older_bundles_columns_are_built_in_its_order() -> None:
+    """A bundle trained before later features were added keeps loading: the builder returns
+    exactly its columns (what a full build gives for them) and computes nothing else."""
+    cat = _catalog()
+    inputs = _inputs([[1, 3, 0], []], [[2.0, 5.0, 30.0], []],
+                     [(0, 2), (0, 4), (0, 5), (0, 3), (1, 2)])
+    full = FeatureBuilder(sim_clicks=3).build(inputs, cat)
+    old = FeatureBuilder(sim_clicks=3, columns=OLD_SCHEMA)
+    assert set(old.disabled) == set(FEATURE_NAMES) - set(OLD_SCHEMA)
+    np.testing.assert_array_equal(old.build(inputs, cat),
+                                  full[:, [COL[n] for n in OLD_SCHEMA]])
+    with pytest.raises(ValueError, match="unknown feature"):
+        FeatureBuilder(columns=[*OLD_SCHEMA, "no_such_feature"])
+
+
+def test_bundle_schema_accepts_older_subsets_in_order_only() -> None:
+    from newsdesk.models.bundle import _base_schema
+
+    own = list(FEATURE_NAMES)
+    assert _base_schema(own, own) == own
+    assert _base_schema([*own, "plugin_score"], own) == own  # plug-in columns follow
+    assert _base_schema(OLD_SCHEMA, own) == OLD_SCHEMA
+    assert _base_schema([*OLD_SCHEMA, "nrms_score"], own) == OLD_SCHEMA
+    assert _base_schema(OLD_SCHEMA[::-1], own) is None  # reordered: the trees would misread
+    assert _base_schema([own[0], own[0]], own) is None  # repeated
+    assert _base_schema(["unknown", *own], own) is None
+    assert _base_schema(None, own) is None

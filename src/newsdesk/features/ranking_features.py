@@ -121,7 +121,8 @@ class FeatureBuilder:
                  profile_decay: float = 0.9, ctr_prior: float = 0.05,
                  ctr_strength: float = 20.0, serve_position: float = 0.0,
                  affinity_prior: float = 3.0, story_sim: float = 0.7,
-                 disabled: tuple[str, ...] | list[str] = ()) -> None:
+                 disabled: tuple[str, ...] | list[str] = (),
+                 columns: tuple[str, ...] | list[str] | None = None) -> None:
         unknown = sorted(set(disabled) - set(FEATURE_NAMES))
         if unknown:
             raise ValueError(f"disabled: unknown feature(s) {unknown}; allowed: "
@@ -129,6 +130,15 @@ class FeatureBuilder:
         if not -1.0 <= story_sim <= 1.0:
             raise ValueError(f"story_sim must be a cosine in [-1, 1], got {story_sim}")
         self.story_sim = float(story_sim)
+        # a bundle trained before later features existed: build() returns its columns only,
+        # in its order, and what it lacks is not computed (serving only; not a parameter)
+        self._select: np.ndarray | None = None
+        if columns is not None and tuple(columns) != FEATURE_NAMES:
+            missing = sorted(set(columns) - set(FEATURE_NAMES))
+            if missing:
+                raise ValueError(f"columns: unknown feature(s) {missing}")
+            self._select = np.array([_COLUMN[c] for c in columns], dtype=np.int64)
+            disabled = tuple(sorted(set(disabled) | (set(FEATURE_NAMES) - set(columns))))
         self.disabled = tuple(disabled)
         self._no_story = {"story_clicks", "hours_since_story_click"} <= set(self.disabled)
         self.recent_clicks = recent_clicks
@@ -311,7 +321,7 @@ class FeatureBuilder:
             out[:, col["cf_score"]] = cf.pair_scores(inputs)
         for name in self.disabled:
             out[:, col[name]] = np.nan
-        return out
+        return out if self._select is None else out[:, self._select]
 
     @staticmethod
     def _code_counts(inputs: RankingInputs, codes: np.ndarray, row_code: np.ndarray

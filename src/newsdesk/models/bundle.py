@@ -170,6 +170,23 @@ class _LazyEmbedder(Embedder):
         return self._inner.embed(texts)
 
 
+def _base_schema(schema: object, own: list[str]) -> list[str] | None:
+    """The bundle schema's built-in columns (its leading names this code knows; plug-in
+    columns follow them), when they are this code's FEATURE_NAMES or an older subset of them
+    in the same order (features added since the bundle was trained); else None."""
+    if not isinstance(schema, list):
+        return None
+    known = set(own)
+    n = 0
+    while n < len(schema) and schema[n] in known:
+        n += 1
+    base = schema[:n]
+    pos = [own.index(c) for c in base]
+    if not base or pos != sorted(set(pos)):
+        return None
+    return base
+
+
 def load_recommender(bundle_path: Path, store: OnlineStore, *,
                      embedder: Embedder | None = None, ranker: str = "auto",
                      compiled_cache_dir: Path | None = None) -> NewsRecommender:
@@ -186,11 +203,13 @@ def load_recommender(bundle_path: Path, store: OnlineStore, *,
     verify_files(bundle, manifest)
     schema = manifest.get("feature_schema")
     own = list(FEATURE_NAMES)
-    if not isinstance(schema, list) or schema[: len(own)] != own:
+    base = _base_schema(schema, own)
+    if base is None:
         raise BundleError(f"{bundle}: feature schema {schema} does not match this code's "
-                          f"{own}")
-    if len(schema) > len(own) and not manifest.get("plugins"):
-        raise BundleError(f"{bundle}: feature schema has columns {schema[len(own):]} beyond "
+                          f"{own} (nor an older subset of it, in order)")
+    assert isinstance(schema, list)
+    if len(schema) > len(base) and not manifest.get("plugins"):
+        raise BundleError(f"{bundle}: feature schema has columns {schema[len(base):]} beyond "
                           "this code's and no plug-in to compute them")
     emb = manifest["embedder"]
     if embedder is not None and (embedder.name != emb["name"] or embedder.dim != emb["dim"]):
@@ -210,6 +229,8 @@ def load_recommender(bundle_path: Path, store: OnlineStore, *,
     if catalog.dim != emb["dim"]:
         raise BundleError(f"{bundle}: catalog embeddings have dim {catalog.dim}, manifest "
                           f"says {emb['dim']}")
+    if base != own:  # an older bundle: its columns only (features added since are skipped)
+        fparams = {**fparams, "columns": base}
     builder = FeatureBuilder(**fparams)
     ws = Workspace(catalog, store, builder, max_age_hours=cfg.get("max_age_hours"))
     gens = build_generators(ws, cfg)
