@@ -174,10 +174,10 @@ def _serve(settings: ServeSettings, workers: int, access_log: bool) -> None:
     import uvicorn
     from uvicorn.supervisors.multiprocess import Multiprocess
 
-    config = uvicorn.Config(FACTORY, factory=True, workers=workers, host=settings.host,
-                            port=settings.port, loop="uvloop", http="httptools",
-                            access_log=access_log, log_level=settings.log_level, lifespan="on",
-                            timeout_graceful_shutdown=10)
+    from newsdesk.serving.http_server import uvicorn_options
+
+    config = uvicorn.Config(FACTORY, factory=True, workers=workers, access_log=access_log,
+                            lifespan="on", **uvicorn_options(settings))
     with _reuseport_workers():
         Multiprocess(config, sockets=[]).run()
 
