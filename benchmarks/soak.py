@@ -53,6 +53,7 @@ async def soak(server: ServeProcess, world: World, rate: float, minutes: float,
     ledger = AckLedger(prefix="soak", batch_size=50, users=world.users,
                        articles=[f"soak-art-{i}" for i in range(200)], seed=5)
     counts = {"event_batches_failed": 0, "upserts": 0, "upserts_failed": 0}
+    errors: dict[str, int] = {}  # what failed upserts got (status code or transport error)
 
     async def sampler() -> None:
         while time.monotonic() < end:
@@ -74,9 +75,15 @@ async def soak(server: ServeProcess, world: World, rate: float, minutes: float,
                       "abstract": "An updated story.", "category": "news",
                       "published_at": now.isoformat()} for j in range(5)]
             i += 5
-            r = await client.put("/v1/articles", json={"articles": batch})
             counts["upserts"] += 1
-            counts["upserts_failed"] += r.status_code != 200
+            try:
+                r = await client.put("/v1/articles", json={"articles": batch})
+                kind = None if r.status_code == 200 else str(r.status_code)
+            except httpx.HTTPError as exc:  # counted, never retried: a failure is a failure
+                kind = type(exc).__name__
+            if kind is not None:
+                counts["upserts_failed"] += 1
+                errors[kind] = errors.get(kind, 0) + 1
             await asyncio.sleep(2.0)
 
     async def requests() -> None:
@@ -93,7 +100,7 @@ async def soak(server: ServeProcess, world: World, rate: float, minutes: float,
 
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         await asyncio.gather(sampler(), events(client), upserts(client), requests())
-    return {"samples": samples, "windows": windows, "counts": counts,
+    return {"samples": samples, "windows": windows, "counts": {**counts, "upsert_errors": errors},
             "acked_events": len(ledger.acked) * ledger.batch_size}
 
 
