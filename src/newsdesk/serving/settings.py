@@ -96,7 +96,7 @@ class ServeSettings(BaseSettings):
     # on a connection the server is closing (serving/http_server.py says what that race did).
     keep_alive_s: float = Field(default=75.0, gt=0, le=3600)
     # How often the server process gives glibc's free heap pages back to the OS (s; 0 = never):
-    # freed holes otherwise stay resident and RSS creeps up (serving/malloc_trim.py).
+    # freed holes otherwise stay resident (~1% of RSS in the soak; serving/malloc_trim.py).
     malloc_trim_s: float = Field(default=60.0, ge=0, le=3600)
 
     # Shared Redis Stream event log: a consumer's pending events idle this long (s) are taken
