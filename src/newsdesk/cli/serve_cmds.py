@@ -62,15 +62,16 @@ def run_server(settings: object, *, access_log: bool = False) -> None:
     import uvicorn
 
     from newsdesk.serving.app import create_app
+    from newsdesk.serving.http_server import uvicorn_options
+    from newsdesk.serving.malloc_trim import start_malloc_trim
     from newsdesk.serving.settings import ServeSettings
 
     assert isinstance(settings, ServeSettings)
     # process-wide, so set by the server command rather than the app factory
     sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
+    start_malloc_trim(settings.malloc_trim_s)  # process-wide too (serving/malloc_trim.py)
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-                access_log=access_log, log_level=settings.log_level, lifespan="on",
-                timeout_graceful_shutdown=10)
+    uvicorn.run(app, access_log=access_log, lifespan="on", **uvicorn_options(settings))
 
 
 def register(app: typer.Typer) -> None:

@@ -97,10 +97,12 @@ def settings_env(settings: ServeSettings) -> dict[str, str]:
 def create_worker_app() -> Any:
     """The app of one worker: settings from the environment (see `run_workers`)."""
     from newsdesk.serving.app import create_app
+    from newsdesk.serving.malloc_trim import start_malloc_trim
     from newsdesk.serving.rebalance import RebalanceConnections
 
     settings = ServeSettings()  # type: ignore[call-arg]  # NEWSDESK_* set by the parent
     sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
+    start_malloc_trim(settings.malloc_trim_s)  # this worker process's heap
     app = create_app(settings, store_factory=shared_store)
     if settings.connection_rebalance_requests == 0:
         return app
@@ -174,10 +176,10 @@ def _serve(settings: ServeSettings, workers: int, access_log: bool) -> None:
     import uvicorn
     from uvicorn.supervisors.multiprocess import Multiprocess
 
-    config = uvicorn.Config(FACTORY, factory=True, workers=workers, host=settings.host,
-                            port=settings.port, loop="uvloop", http="httptools",
-                            access_log=access_log, log_level=settings.log_level, lifespan="on",
-                            timeout_graceful_shutdown=10)
+    from newsdesk.serving.http_server import uvicorn_options
+
+    config = uvicorn.Config(FACTORY, factory=True, workers=workers, access_log=access_log,
+                            lifespan="on", **uvicorn_options(settings))
     with _reuseport_workers():
         Multiprocess(config, sockets=[]).run()
 
