@@ -95,9 +95,11 @@ class ServeSettings(BaseSettings):
     # pool expiry (httpx 5 s, load balancers 60 s), so the client closes first and never sends
     # on a connection the server is closing (serving/http_server.py says what that race did).
     keep_alive_s: float = Field(default=75.0, gt=0, le=3600)
-    # How often the server process gives glibc's free heap pages back to the OS (s; 0 = never):
-    # freed holes otherwise stay resident (~1% of RSS in the soak; serving/malloc_trim.py).
-    malloc_trim_s: float = Field(default=60.0, ge=0, le=3600)
+    # How often the server process gives glibc's free heap pages back to the OS (s; 0 = never,
+    # the default): measured worth ~1% of RSS in the soak, and each call walks the heap under
+    # its locks (one took 50 ms at the full state), a stall on the request path for 1%
+    # (serving/malloc_trim.py).
+    malloc_trim_s: float = Field(default=0.0, ge=0, le=3600)
 
     # Shared Redis Stream event log: a consumer's pending events idle this long (s) are taken
     # over by another replica's consumer (the first one is presumed dead).
