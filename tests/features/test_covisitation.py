@@ -123,6 +123,21 @@ def test_matches_brute_force_and_batch_path(make_store: StoreFactory) -> None:
     assert_close(read_all(batched, arts, t), want)
 
 
+def test_a_read_of_many_articles_spans_several_script_calls(make_store: StoreFactory) -> None:
+    # CF's fold-in reads every fresh live article at once: more than one chunk on Redis
+    store = make_store(window=1)
+    n = 450
+    for i in range(n):
+        store.record_clicks(f"r{i}", [f"p{i}"], 10.0 * i)
+        store.record_clicks(f"r{i}", [f"q{i}"], 10.0 * i + 1)
+    ids = [f"p{i}" for i in range(n)] + ["nobody"] + [f"q{i}" for i in range(n)]
+    rows = store.coclick_neighbours(ids, 10.0 * n, 5)
+    assert len(rows) == len(ids) and rows[n] == []
+    for i in (0, 199, 200, 201, 449):
+        assert [a for a, _ in rows[i]] == [f"q{i}"]
+        assert [a for a, _ in rows[n + 1 + i]] == [f"p{i}"]
+
+
 def test_rows_are_bounded_to_top_k(make_store: StoreFactory) -> None:
     store = make_store(top_k=2, window=1)
     # "hub" is read right before each of 7 others; x3 after it three times, x5 twice

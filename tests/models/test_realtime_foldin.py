@@ -4,6 +4,7 @@ user step against the item factors (checked against implicit's own recalculate_u
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import numpy as np
@@ -101,6 +102,25 @@ def test_fresh_vectors_are_cached_per_bucket_and_see_no_later_clicks(
     assert bucket_end > NOW + 3  # same bucket: the vectors computed at NOW are reused
     assert len(cf.fresh_vectors(NOW + 3)[0]) == 0
     assert len(cf.fresh_vectors(bucket_end)[0]) == 1
+
+
+def test_serving_refreshes_a_new_bucket_off_the_request_path(
+        ws: Workspace, embedder: Embedder) -> None:
+    cf = _fit(ws)
+    cf.refresh_in_background = True
+    _publish(ws, embedder, "fresh")
+    assert len(cf.fresh_vectors(NOW)[0]) == 0  # no vectors yet: the first refresh blocks
+    ws.store.record_clicks("a", ["old0"], NOW + 1)
+    ws.store.record_clicks("a", ["fresh"], NOW + 2)
+    bucket_end = (np.floor(NOW / cf.foldin_refresh_s) + 1) * cf.foldin_refresh_s
+    # the new bucket's first request gets the previous vectors at once ...
+    assert len(cf.fresh_vectors(bucket_end)[0]) == 0
+    # ... while a background thread computes the new ones, which the next request gets
+    for thread in threading.enumerate():
+        if thread.name == "cf-foldin-refresh":
+            thread.join(10.0)
+    assert len(cf.fresh_vectors(bucket_end + 1)[0]) == 1
+    assert cf._fresh_lock.acquire(blocking=False)  # released by the refresh thread
 
 
 def test_unknown_reader_fold_in_is_an_als_user_step(ws: Workspace) -> None:

@@ -292,6 +292,7 @@ return out
 """
 
 _SCRIPT_CHUNK = 1000  # article updates per script call
+_CO_READ_CHUNK = 200  # co-visitation rows per script call (each up to `limit` pairs)
 _FIELDS = ("imp", "clk", "iv", "ir", "cv", "cr", "last")
 
 
@@ -595,10 +596,14 @@ class RedisOnlineStore(OnlineStore):
                            ) -> list[list[tuple[str, float]]]:
         if not article_ids or limit <= 0:
             return [[] for _ in article_ids]
-        keys = [f"{self.prefix}co:{a}" for a in article_ids]
-        keys += [self._akey(a) for a in article_ids]
+        rows: list[list[str]] = []
         with self._errors("coclick_neighbours"):
-            rows = self._co_read(keys=keys, args=[limit])
+            # in chunks: CF's fold-in reads every fresh live article at once (thousands at
+            # the full state), which in one script call outlasts the 50 ms socket timeout
+            for start in range(0, len(article_ids), _CO_READ_CHUNK):
+                part = article_ids[start:start + _CO_READ_CHUNK]
+                keys = [f"{self.prefix}co:{a}" for a in part] + [self._akey(a) for a in part]
+                rows.extend(self._co_read(keys=keys, args=[limit]))
         hl = self.covisit.half_life_hours
         out: list[list[tuple[str, float]]] = []
         for row in rows:

@@ -143,6 +143,9 @@ def default_recommender_factory(settings: ServeSettings) -> RecommenderFactory:
         rec = load_recommender(path, store, embedder=embedders[short], ranker=settings.ranker,
                                compiled_cache_dir=settings.compiled_ranker_cache_dir)
         rec.warm(make_clock(settings)())  # before it serves: no first-request stall
+        cf = getattr(rec, "cf", None)
+        if cf is not None:  # a new bucket's CF fold-in off the request path
+            cf.refresh_in_background = True
         return rec
 
     return load

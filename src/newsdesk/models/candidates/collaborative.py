@@ -34,6 +34,9 @@ from newsdesk.deps import require
 from newsdesk.features.covisit_replay import ReplayCoVisits
 from newsdesk.features.ranking_features import RankingInputs
 from newsdesk.models.candidates.base import IndexedGenerator, UserView, Workspace, top_n
+from newsdesk.monitoring.logging import get_logger
+
+log = get_logger("newsdesk.models.collaborative")
 
 
 class CollaborativeGenerator(IndexedGenerator):
@@ -57,6 +60,11 @@ class CollaborativeGenerator(IndexedGenerator):
         # time (_fresh_lock), the others serve the previous bucket's vectors meanwhile
         self._fresh_memo: tuple[tuple[float, object], tuple] | None = None
         self._fresh_lock = threading.Lock()
+        # Serving sets this: a new bucket's refresh then runs on a background thread while
+        # requests keep the previous bucket's vectors, instead of one request paying for it
+        # (up to ~0.4 s at 10k live articles, during which the model thread serves no one).
+        # Off elsewhere, so that offline replays stay deterministic.
+        self.refresh_in_background = False
         # (reader, clicks, time, online_foldin, item factors) -> (1, factors): the last
         # request's vector
         self._user_memo: tuple[tuple[str, bytes, float | None, bool, object],
@@ -181,6 +189,10 @@ class CollaborativeGenerator(IndexedGenerator):
         stale = memo is not None and memo[0][1] is key[1]
         if not self._fresh_lock.acquire(blocking=not stale):
             return memo[1]  # type: ignore[index]  # another request is refreshing
+        if stale and self.refresh_in_background:
+            threading.Thread(target=self._refresh_fresh, args=(key, now), daemon=True,
+                             name="cf-foldin-refresh").start()  # it releases the lock
+            return memo[1]  # type: ignore[index]
         try:
             memo = self._fresh_memo
             if memo is not None and memo[0][0] == key[0] and memo[0][1] is key[1]:
@@ -188,6 +200,15 @@ class CollaborativeGenerator(IndexedGenerator):
             got = self._compute_fresh(self.ws.live_set(now).indices, now)
             self._fresh_memo = (key, got)
             return got
+        finally:
+            self._fresh_lock.release()
+
+    def _refresh_fresh(self, key: tuple[float, object], now: float) -> None:
+        """A bucket's refresh on the background thread; holds `_fresh_lock` from the caller."""
+        try:
+            self._fresh_memo = (key, self._compute_fresh(self.ws.live_set(now).indices, now))
+        except Exception as exc:  # the store may be down: keep the old vectors, retry later
+            log.warning("cf_foldin_refresh_failed", error=f"{type(exc).__name__}: {exc}")
         finally:
             self._fresh_lock.release()
 
