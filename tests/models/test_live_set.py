@@ -72,3 +72,44 @@ def test_same_object_within_the_interval_and_new_after_changes() -> None:
     d = sets.at(T0 + 170)
     assert d is not c and d.indices.tolist() == []
     assert not d.indices.flags.writeable  # shared by every request: nobody may write into it
+
+
+@settings(max_examples=40, deadline=None)
+@given(spec=st.lists(st.tuples(st.integers(-400_000, 400_000),
+                               st.one_of(st.none(), st.integers(0, 200_000))),
+                     min_size=1, max_size=25),
+       max_age_h=st.one_of(st.none(), st.sampled_from([1.0, 24.0, 72.0])),
+       lookahead=st.sampled_from([0.5, 5.0, 1e6]))
+def test_sets_prepared_ahead_are_still_exactly_the_live_indices(
+        spec: list[tuple[int, int | None]], max_age_h: float | None, lookahead: float) -> None:
+    # serving's background thread prepares the next set before each boundary: whatever it
+    # prepared, `at` hands out exactly the live indices
+    cat = _catalog(spec)
+    sets = LiveSets(cat, max_age_h)
+    for now in _boundaries(cat, max_age_h):
+        sets.prepare(now - 0.25, lookahead)
+        got = sets.at(now)
+        np.testing.assert_array_equal(got.indices, cat.live_indices(now, max_age_h))
+
+
+def test_the_set_prepared_ahead_carries_the_derived_arrays() -> None:
+    cat = _catalog([(0, None), (100, 50), (1000, None)])
+    sets = LiveSets(cat, max_age_hours=None)
+    calls: list[int] = []
+
+    def build(ix: np.ndarray) -> int:
+        calls.append(len(ix))
+        return len(ix)
+
+    first = sets.at(T0 + 120)  # a0, a1 (a1 expires at T0 + 150)
+    assert first.derived("n", build) == 2
+    assert not sets.prepare(T0 + 120, lookahead_s=10)  # the boundary is 30 s away
+    assert sets.prepare(T0 + 145, lookahead_s=10)
+    assert calls == [2, 1]  # built ahead, off the request path
+    nxt = sets.at(T0 + 151)
+    assert nxt is not first and nxt.indices.tolist() == [0]
+    assert nxt.derived("n", build) == 1 and calls == [2, 1]  # no rebuild on the request
+    cat.add([Article(article_id="new", title="t", published_at=datetime.fromtimestamp(T0, UTC))],
+            np.ones((1, DIM), np.float32))
+    assert not sets.prepare(T0 + 990, lookahead_s=100)  # a catalog change: not ahead
+    assert sets.at(T0 + 160).indices.tolist() == [0, 3]

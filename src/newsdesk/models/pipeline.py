@@ -93,6 +93,11 @@ class NewsRecommender(Recommender):
         self._recommend_view(view, RequestContext(user_id=WARM_UP_READER, now=now, k=20),
                              perf_counter())
 
+    def prepare_live_set(self, now: float, lookahead_s: float = 1.0) -> bool:
+        """Build the next live set ahead of its time boundary (serving's background thread;
+        see candidates.live), so no request pays for it. True if it built one."""
+        return self.ws.live_sets.prepare(now, lookahead_s)
+
     # -- features (the online half of train/serve parity) ---------------------------------------
     def inputs(self, view: UserView, idx: np.ndarray, ids: Sequence[str],
                positions: np.ndarray | None = None) -> RankingInputs:

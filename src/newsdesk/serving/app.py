@@ -41,6 +41,7 @@ from newsdesk.serving.exploration import Explorer
 from newsdesk.serving.feedback import EventIngestor, ExposureLogger
 from newsdesk.serving.middleware import ServingMiddleware, error_json
 from newsdesk.serving.model_registry import ModelRegistry
+from newsdesk.serving.periodic import Periodic
 from newsdesk.serving.recommend_pipeline import PipelineConfig, RecommendPipeline
 from newsdesk.serving.resilience import BreakerProbe, CircuitBreaker, GuardedOnlineStore
 from newsdesk.serving.schemas import ErrorBody
@@ -316,6 +317,11 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         monitor.sources(now=clock, catalog=lambda: cat,
                         active=lambda: registry.active if registry.ready else None,
                         ready=lambda: registry.ready and bool(store.ping()))
+        # the next live set is built ahead of its time boundary, off the request path
+        live_warmer = Periodic("live-set-warmer", 0.25, lambda: [
+            m.prepare_live_set(clock(), 1.0) for m in registry.serving()
+            if hasattr(m, "prepare_live_set")])
+        live_warmer.start()
         monitor.start()
         log.info("serving_started", model_version=registry.version, catalog=len(cat))
         try:
@@ -325,6 +331,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             if watcher is not None:
                 watcher.stop()
             monitor.stop()
+            live_warmer.stop()
             if app.state.llm is not None:
                 await loop.run_in_executor(io_pool, app.state.llm.close)
                 app.state.llm = None

@@ -113,6 +113,13 @@ class ModelRegistry:
                 seen.setdefault(id(m), m)
         return list(seen.values())
 
+    def serving(self) -> list[Recommender]:
+        """The models requests can reach: the active one and experiments' pinned variants
+        (not the previous model kept for a rollback, nor staged ones)."""
+        with self._lock:
+            models = [self._active, *self._pinned.values()]
+        return list({id(m): m for m in models if m is not None}.values())
+
     def get(self, version: str) -> Recommender | None:
         """A loaded model by version (active, pinned, staged or previous); None if not loaded.
         Lock-free: called on every request of an experiment variant."""

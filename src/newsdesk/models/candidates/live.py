@@ -10,6 +10,12 @@ the last `LiveSet` together with `[valid_from, valid_until)`: the next boundary 
 and any `now` inside the interval at the same catalog version reuses the same object, whose
 `derived` memo holds the per-live-set arrays. The result is exactly
 `catalog.live_indices(now, max_age_hours)`; only the work is shared.
+
+Serving also calls `prepare(now, lookahead_s)` from a background thread (serving/app.py): when
+the next time boundary is near, it builds the set that starts there, with every derived array
+the current set has, so the request that crosses the boundary finds it ready instead of paying
+for the rebuild (~17 ms at 11k live articles of 100k, with the model thread blocked). A
+catalog change still rebuilds on the request path: which articles it brings is not known ahead.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class LiveSet:
         self.valid_from = valid_from
         self.valid_until = valid_until
         self._memo: dict[str, Any] = {}
+        self._builders: dict[str, Callable[[np.ndarray], Any]] = {}  # for `LiveSets.prepare`
         self._lock = threading.Lock()
 
     def covers(self, version: int, now: float) -> bool:
@@ -51,7 +58,13 @@ class LiveSet:
         with self._lock:
             if name not in memo:
                 memo[name] = build(self.indices)
+                self._builders[name] = build
             return memo[name]  # type: ignore[no-any-return]
+
+    def warm_like(self, other: LiveSet) -> None:
+        """Derive here every array `other` has derived (the same builders)."""
+        for name, build in list(other._builders.items()):
+            self.derived(name, build)
 
 
 class LiveSets:
@@ -61,6 +74,7 @@ class LiveSets:
         self.catalog = catalog
         self.max_age_hours = max_age_hours
         self._current: LiveSet | None = None
+        self._next: LiveSet | None = None  # built ahead by `prepare`
 
     @property
     def current(self) -> LiveSet | None:
@@ -73,8 +87,30 @@ class LiveSets:
         cur = self._current
         if cur is not None and cur.covers(version, now):
             return cur
+        nxt = self._next
+        if nxt is not None and nxt.covers(version, now):
+            self._current, self._next = nxt, None
+            return nxt
         cur = self._current = self._compute(version, now)
         return cur
+
+    def prepare(self, now: float, lookahead_s: float) -> bool:
+        """If the current set ends within `lookahead_s` of `now` (a time boundary, same
+        catalog version), build the set that starts just past that boundary, derived arrays
+        included, for `at` to hand out when a request gets there. True if it built one."""
+        cur, version = self._current, self.catalog.version
+        if cur is None or cur.version != version or not np.isfinite(cur.valid_until):
+            return False
+        if cur.valid_until - now > lookahead_s:
+            return False
+        at = cur.valid_until + 2 * _MARGIN_S  # past the boundary (valid_until has a margin)
+        nxt = self._next
+        if nxt is not None and nxt.covers(version, at):
+            return False
+        nxt = self._compute(version, at)
+        nxt.warm_like(cur)
+        self._next = nxt
+        return True
 
     def _compute(self, version: int, now: float) -> LiveSet:
         cat = self.catalog
