@@ -112,6 +112,19 @@ def test_user_clicks_are_capped_newest_first(store: OnlineStore) -> None:
     assert store.user_clicks("other") == []
 
 
+def test_user_reads_are_the_clicks_and_markers_read_one_by_one(store: OnlineStore) -> None:
+    for i in range(5):
+        store.record_clicks("reader", [f"a{i}"], ts=100.0 + i)
+    store.write_marker("dismissed:reader", '[["a1", 101.0, null]]')
+    names = ["dismissed:reader", "seed:reader"]
+    clicks, values = store.user_reads("reader", 3, names)
+    assert clicks == store.user_clicks("reader", limit=3) and len(clicks) == 3
+    assert values == [store.read_marker(n) for n in names] == ['[["a1", 101.0, null]]', None]
+    assert store.user_reads("nobody", 3, ["dismissed:nobody"]) == ([], [None])
+    assert store.user_reads("reader", 0, [])[0] == []
+    assert len(store.user_reads("reader", None, [])[0]) == 5
+
+
 def test_unknown_ids_are_zeros(store: OnlineStore) -> None:
     store.record_clicks("u", ["a"], ts=0.0)
     stats = store.article_stats(["nope", "a", "nada"], now=0.0)

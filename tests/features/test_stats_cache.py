@@ -21,7 +21,7 @@ class Clock:
 def test_cached_rows_decay_exactly_and_expire() -> None:
     inner = MemoryOnlineStore(half_life_hours=1.0)
     clock = Clock()
-    cache = StatsCachingStore(inner, ttl_s=1.0, monotonic=clock)
+    cache = StatsCachingStore(inner, ttl_s=1.0, serve_stale_s=0.0, monotonic=clock)
     inner.record_impressions(["a", "b"], ts=0.0)
     inner.record_clicks("u", ["a"], ts=0.0)
     first = cache.stats_matrix(["a", "b"], now=H)
@@ -95,3 +95,50 @@ def test_trending_keeps_its_own_shorter_lifetime() -> None:
     clock.t = 1.5  # past the trending lifetime, within the rows' one
     assert cache.trending(1, now=0.0)[0][0] == "b"
     assert cache.stats_matrix(["b", "a"], now=0.0)[1, 2] == 1  # a's row: still the cached one
+
+
+def _join_refresh(cache: StatsCachingStore, expected: int) -> None:
+    """Wait until the background thread has re-read `expected` rows in all."""
+    import time
+
+    deadline = time.monotonic() + 10.0
+    while cache.refreshed < expected and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert cache.refreshed == expected
+
+
+def test_rows_read_late_in_their_life_are_refreshed_in_the_background() -> None:
+    inner = MemoryOnlineStore(half_life_hours=1.0)
+    clock = Clock()
+    cache = StatsCachingStore(inner, ttl_s=1.0, refresh_ahead=0.4, serve_stale_s=2.0,
+                              monotonic=clock)
+    inner.record_impressions(["a", "b"], ts=0.0)
+    cache.stats_matrix(["a", "b"], now=0.0)
+    inner.record_clicks("other", ["a"], ts=0.0)
+    clock.t = 0.5  # 0.5 s of life left > 0.4: served from the cache, nothing re-read
+    assert cache.stats_matrix(["a"], now=0.0)[0, 2] == 0
+    assert cache.refreshed == 0
+    clock.t = 0.7  # 0.3 s left: still served from the cache (no wait) ...
+    assert cache.stats_matrix(["a"], now=0.0)[0, 2] == 0
+    _join_refresh(cache, 1)  # ... and re-read meanwhile, with a new lifetime
+    clock.t = 1.5  # past the first lifetime: the refreshed row, no synchronous read
+    assert cache.stats_matrix(["a"], now=0.0)[0, 2] == 1
+    assert (cache.hits, cache.misses) == (3, 2)
+    _join_refresh(cache, 2)  # 0.2 s of its new life left: re-read once more
+    inner.record_clicks("other", ["b"], ts=0.0)
+    clock.t = 2.5  # b expired at 1.0, 1.5 s ago (< serve_stale_s): served stale, re-read
+    assert cache.stats_matrix(["b"], now=0.0)[0, 2] == 0
+    _join_refresh(cache, 3)
+    assert cache.stats_matrix(["b"], now=0.0)[0, 2] == 1
+    inner.record_clicks("other", ["b"], ts=0.0)
+    clock.t = 6.0  # b's new row expired at 3.5, 2.5 s ago (> serve_stale_s): read now
+    assert cache.stats_matrix(["b"], now=0.0)[0, 2] == 2
+    assert (cache.hits, cache.misses) == (5, 3)
+    cache.close()
+
+
+def test_refuses_a_refresh_ahead_outside_its_range() -> None:
+    from newsdesk.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="refresh_ahead"):
+        StatsCachingStore(MemoryOnlineStore(), ttl_s=1.0, refresh_ahead=1.0)

@@ -50,6 +50,11 @@ def read_dismissals(store: OnlineStore, user_id: str) -> list[Dismissal]:
         text = store.read_marker(PREFIX + user_id)
     except Exception:
         return []
+    return parse_dismissals(text)
+
+
+def parse_dismissals(text: str | None) -> list[Dismissal]:
+    """The marker's dismissals; [] for none or a damaged value."""
     if not text:
         return []
     try:

@@ -68,6 +68,14 @@ def read_seed(store: OnlineStore, user_id: str) -> SeedProfile | None:
     an unavailable store or a damaged value must not fail the request)."""
     try:
         text = store.read_marker(PREFIX + user_id)
+    except Exception:
+        return None
+    return parse_seed(text)
+
+
+def parse_seed(text: str | None) -> SeedProfile | None:
+    """The marker's seed; None for none or a damaged value."""
+    try:
         return None if text is None else SeedProfile.decode(text)
     except Exception:
         return None

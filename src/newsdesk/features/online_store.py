@@ -135,6 +135,12 @@ class OnlineStore(ABC):
     def user_clicks(self, user_id: str, limit: int | None = None) -> list[Click]:
         """The user's most recent clicks, newest first (empty for unknown users)."""
 
+    def user_reads(self, user_id: str, limit: int | None, markers: Sequence[str]
+                   ) -> tuple[list[Click], list[str | None]]:
+        """`user_clicks(user_id, limit)` and `read_marker` of each name in `markers`: what a
+        request reads about its reader, in one round trip where the backend has them."""
+        return self.user_clicks(user_id, limit), [self.read_marker(m) for m in markers]
+
     @abstractmethod
     def article_stats(self, article_ids: Sequence[str], now: float) -> list[ArticleStats]:
         """Statistics for each id, in the same order; zeros for unknown ids."""

@@ -557,6 +557,23 @@ class RedisOnlineStore(OnlineStore):
             clicks.append(Click(article_id, float(ts)))
         return clicks
 
+    def user_reads(self, user_id: str, limit: int | None, markers: Sequence[str]
+                   ) -> tuple[list[Click], list[str | None]]:
+        count = self.max_user_clicks if limit is None else min(limit, self.max_user_clicks)
+        with self._errors("user_reads"):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.lrange(self._ukey(user_id), 0, count - 1 if count > 0 else -1)
+            if markers:
+                pipe.hmget(self._markers, list(markers))
+            got = pipe.execute()
+        items = got[0] if count > 0 else []
+        values = [None if v is None else str(v) for v in got[1]] if markers else []
+        clicks = []
+        for item in items:
+            ts, _, article_id = item.partition("\t")
+            clicks.append(Click(article_id, float(ts)))
+        return clicks, values
+
     def article_stats(self, article_ids: Sequence[str], now: float) -> list[ArticleStats]:
         if not article_ids:
             return []

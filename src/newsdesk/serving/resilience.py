@@ -219,6 +219,10 @@ class GuardedOnlineStore(DelegatedBulkLoads, OnlineStore):
     def user_clicks(self, user_id: str, limit: int | None = None) -> list[Click]:
         return self.breaker.call(self.inner.user_clicks, user_id, limit)
 
+    def user_reads(self, user_id: str, limit: int | None, markers: Sequence[str]
+                   ) -> tuple[list[Click], list[str | None]]:
+        return self.breaker.call(self.inner.user_reads, user_id, limit, markers)
+
     def article_stats(self, article_ids: Sequence[str], now: float) -> list[ArticleStats]:
         return self.breaker.call(self.inner.article_stats, article_ids, now)
 

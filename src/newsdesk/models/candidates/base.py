@@ -18,8 +18,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from newsdesk.features.dismissals import read_dismissals
-from newsdesk.features.interest_seeds import read_seed
+from newsdesk.features.dismissals import PREFIX as DISMISSALS_PREFIX
+from newsdesk.features.dismissals import parse_dismissals
+from newsdesk.features.interest_seeds import PREFIX as SEED_PREFIX
+from newsdesk.features.interest_seeds import parse_seed
 from newsdesk.features.online_store import OnlineStore
 from newsdesk.features.ranking_features import FeatureBuilder
 from newsdesk.models.base import CandidateGenerator, RequestContext, ScoredArticle
@@ -138,7 +140,11 @@ class Workspace:
     def user_clicks(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(click_idx, click_ts) of length builder.recent_clicks, padded with -1 / NaN."""
         n = self.builder.recent_clicks
-        clicks = self.store.user_clicks(user_id, limit=n)[:n]
+        return self._click_arrays(self.store.user_clicks(user_id, limit=n)[:n])
+
+    def _click_arrays(self, clicks: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        n = self.builder.recent_clicks
+        clicks = clicks[:n]
         idx = np.full(n, -1, dtype=np.int64)
         ts = np.full(n, np.nan)
         if clicks:
@@ -147,12 +153,16 @@ class Workspace:
         return idx, ts
 
     def view(self, user_id: str, now: float) -> UserView:
-        idx, ts = self.user_clicks(user_id)
+        # the reader's clicks, dismissals and stated interests in one store round trip
+        clicks, (dismiss_text, seed_text) = self.store.user_reads(
+            user_id, self.builder.recent_clicks,
+            [DISMISSALS_PREFIX + user_id, SEED_PREFIX + user_id])
+        idx, ts = self._click_arrays(clicks)
         profile, affinity = self.builder.user_profiles(self.catalog, idx[None, :])
         live = self.live_set(now)
         seeded = False
         if not (idx >= 0).any():  # a cold reader: stated interests seed the history
-            seed = read_seed(self.store, user_id)
+            seed = parse_seed(seed_text)
             if seed is not None and seed.anchors:
                 anchors = self.catalog.lookup(seed.anchors[: len(idx)])
                 if (anchors >= 0).any():
@@ -163,7 +173,7 @@ class Workspace:
                     profile, affinity = self.builder.user_profiles(self.catalog, idx[None, :])
                     seeded = True
         live = self.live_set(now)
-        dismissed = read_dismissals(self.store, user_id)
+        dismissed = parse_dismissals(dismiss_text)
         d_idx = (self.catalog.lookup([d.article_id for d in dismissed]) if dismissed
                  else np.zeros(0, dtype=np.int64))
         return UserView(user_id, now, idx, ts, profile[0], affinity[0], live.indices, live,
