@@ -81,3 +81,14 @@ def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen_heap() -> Iterator[None]:
+    """A served app freezes the heap once its state is loaded (serving/heap.py); in a test
+    process that would keep every later test's garbage cycles: give them back after each."""
+    import gc
+
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()

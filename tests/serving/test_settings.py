@@ -41,3 +41,15 @@ def test_admin_key_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_public_bind_needs_explicit_opt_in(tmp_path: Path) -> None:
     s = load_settings(bundles_dir=tmp_path, host="0.0.0.0", allow_public_bind=True)
     assert s.host == "0.0.0.0"
+
+
+def test_the_periodic_store_snapshot_is_off_unless_set_to_10_s_or_more(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from newsdesk.serving.settings import ServeSettings
+
+    assert ServeSettings(bundles_dir=tmp_path).online_store_snapshot_s == 0
+    assert ServeSettings(bundles_dir=tmp_path,
+                         online_store_snapshot_s=600).online_store_snapshot_s == 600
+    with pytest.raises(ValidationError, match="online_store_snapshot_s"):
+        ServeSettings(bundles_dir=tmp_path, online_store_snapshot_s=5)

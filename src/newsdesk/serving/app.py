@@ -39,6 +39,7 @@ from newsdesk.serving.catalog import LiveCatalog, load_catalog
 from newsdesk.serving.event_consumer import start_event_consumer
 from newsdesk.serving.exploration import Explorer
 from newsdesk.serving.feedback import EventIngestor, ExposureLogger
+from newsdesk.serving.heap import GcPauses, StateFreezer
 from newsdesk.serving.middleware import ServingMiddleware, error_json
 from newsdesk.serving.model_registry import ModelRegistry
 from newsdesk.serving.periodic import Periodic
@@ -322,6 +323,9 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             m.prepare_live_set(clock(), 1.0) for m in registry.serving()
             if hasattr(m, "prepare_live_set")])
         live_warmer.start()
+        gc_pauses = GcPauses(metrics.registry).start()
+        freezer = StateFreezer(lambda: bootstrap.loading or keeper.rebuilding,
+                               gc_pauses).start() if settings.gc_freeze else None
         monitor.start()
         log.info("serving_started", model_version=registry.version, catalog=len(cat))
         try:
@@ -332,6 +336,9 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                 watcher.stop()
             monitor.stop()
             live_warmer.stop()
+            if freezer is not None:
+                freezer.stop()
+            gc_pauses.stop()
             if app.state.llm is not None:
                 await loop.run_in_executor(io_pool, app.state.llm.close)
                 app.state.llm = None

@@ -56,6 +56,9 @@ class ServeSettings(BaseSettings):
     # is shed to the fallbacks at once.
     model_threads: int = Field(default=1, ge=1, le=64)
     max_inflight_model_calls: int = Field(default=2, ge=1, le=10_000)
+    # Move the loaded state out of the garbage collector's reach (gc.freeze) once it is loaded:
+    # a full collection over a million readers' state holds the GIL ~1.3 s (serving/heap.py).
+    gc_freeze: bool = True
     # GIL switch interval of the server process (ms; Python's default is 5): the event loop
     # thread waits up to this long for the GIL held by a model thread, on every wake-up.
     gil_switch_interval_ms: float = Field(default=1.0, gt=0, le=100)
@@ -77,10 +80,20 @@ class ServeSettings(BaseSettings):
     # replayed world "as of" then (the clock starts there and advances in real time).
     clock_start: datetime | None = None
 
-    # Snapshot period of the embedded online store (s). A snapshot copies the whole state under
-    # the store's lock (seconds at a million users) and stalls requests meanwhile, so it is
-    # rare; the event log holds every event regardless, and close() always snapshots.
-    online_store_snapshot_s: float = Field(default=300.0, ge=10)
+    # Snapshot period of the embedded online store (s; 0 = never, the default). close()
+    # always snapshots, and that is the snapshot a restart uses: a periodic one is written
+    # while the process runs, so after a crash it is marked unclean and the state is rebuilt
+    # from the dataset and the event log anyway (serving/state_keeper.py). Meanwhile it stalls
+    # the service: measured at the full serve_load state (577k readers), 19 s per snapshot,
+    # with store reads blocked up to 4.1 s (the copy holds the store's lock).
+    online_store_snapshot_s: float = Field(default=0.0, ge=0)
+
+    @field_validator("online_store_snapshot_s")
+    @classmethod
+    def _snapshot_period(cls, value: float) -> float:
+        if 0 < value < 10:
+            raise ValueError(f"online_store_snapshot_s must be 0 (never) or >= 10, got {value}")
+        return value
 
     # Serving processes of `newsdesk serve` (the CLI defaults to the number of cores); above 1
     # the workers share their runtime changes (serving/cluster.py) and an online store in Redis.
