@@ -83,6 +83,9 @@ LOG_VARIANTS = {
     "log_signals": ("ctr_logit", "log_decayed_imps", "fast_ctr_logit", "ctr_trend",
                     "log_age_hours", "never_seen", "log_coclick", "coclick_share"),
     "log_signals_coclick_only": ("log_coclick", "coclick_share"),
+    # per-reader signals (models.personal_ctr), each added to the CTR variant alone
+    "log_signals_ctr+reader_shown": ("ctr_logit", "log_decayed_imps", "reader_shown"),
+    "log_signals_ctr+personal": ("ctr_logit", "log_decayed_imps", "personal_ctr_logit"),
 }
 
 
@@ -138,6 +141,7 @@ def run(data: Path, quick: bool, seed: int, embedder: str, pipeline_on: bool = T
             LogSignalRecommender,
             LogSignalStore,
         )
+        from newsdesk.models.personal_ctr import PersonalCTRRecommender
 
         # streaming CTR reads only the MemoryOnlineStore part: identical to a plain store
         store = LogSignalStore(half_life_hours=24.0)
@@ -155,6 +159,8 @@ def run(data: Path, quick: bool, seed: int, embedder: str, pipeline_on: bool = T
         for name, (feats, weights) in fitted.items():
             systems[name] = LogSignalRecommender(store, feats, weights)
         systems["log_signals_gbm"] = LogSignalRanker(store, booster)
+        # no fitting: its one choice (the shrinkage strength) was picked on days 4-5
+        systems["personal_ctr"] = PersonalCTRRecommender(store)
         log_fit_s = time.perf_counter() - t1
         notes = {}
         stores = [store]
@@ -179,7 +185,7 @@ def run(data: Path, quick: bool, seed: int, embedder: str, pipeline_on: bool = T
     per_unit = {name: ev.per_unit() for name, ev in evals.items()}
     n_boot = 300 if quick else 1000
     comparisons = compare_systems(per_unit, "random", n_resamples=n_boot, seed=seed)
-    for other in ("newsdesk", *LOG_VARIANTS, "log_signals_gbm"):
+    for other in ("newsdesk", *LOG_VARIANTS, "log_signals_gbm", "personal_ctr"):
         if other in per_unit:
             comparisons += compare_systems(
                 {k: per_unit[k] for k in ("streaming_ctr", other)}, "streaming_ctr",
