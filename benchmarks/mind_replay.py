@@ -35,9 +35,10 @@ DEFAULT_DATA = REPO / ".." / "shared" / "data" / "mind-sample"
 
 
 def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, embedder: str,
-                       quick: bool):
+                       quick: bool, config: dict | None = None):
     """Train newsdesk's pipeline on the days before `train_until` and load it with its own
-    online store; (None, None, reason) when the pipeline is not installed."""
+    online store; (None, None, reason) when the pipeline is not installed. `config` is merged
+    over the train config (one level deep), e.g. {"features": {"half_life_hours": 24}}."""
     try:
         from newsdesk.models.bundle import load_recommender, read_manifest
         from newsdesk.pipelines.train import TrainConfig, train
@@ -60,8 +61,11 @@ def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, embedd
             w.table(table, dedupe=False).write_table(frame)
     overrides = {"ranker": {"num_boost_round": 100, "max_train_impressions": 2000}} if quick \
         else {}
-    cfg = TrainConfig.from_dict({"embedder": embedder,
-                                 "embedding_cache_dir": str(work / "emb-cache"), **overrides})
+    merged: dict = {"embedder": embedder, "embedding_cache_dir": str(work / "emb-cache"),
+                    **overrides}
+    for key, value in (config or {}).items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    cfg = TrainConfig.from_dict(merged)
     version = train(train_dir, work / "bundles", cfg)
     bundle = work / "bundles" / version
     half_life = float(read_manifest(bundle)["config"]["features"]["half_life_hours"])
