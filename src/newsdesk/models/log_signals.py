@@ -36,9 +36,10 @@ LOG_FEATURES: tuple[str, ...] = (
     "never_seen",          # 1 when the id was never shown nor clicked before
     "log_coclick",         # co-clicks of the article with the user's clicked ids
     "coclick_share",       # those co-clicks over the article's own clicks (popularity-free)
-    "personal_ctr_logit",  # CTR among readers like this one (models.personal_ctr), shrunk to
-                           # the smoothed CTR
+    "personal_lift_log",   # log observed / expected clicks among readers like this one
+                           # (models.personal_ctr), shrunk to the global lift
     "reader_shown",        # log1p(times this reader was shown the article without a click)
+    "global_lift_log",     # log observed / expected clicks of all readers (slate-normalised)
 )
 _PRIOR_CTR, _PRIOR_STRENGTH = 0.04, 10.0
 
@@ -59,10 +60,11 @@ class LogSignalStore(MemoryOnlineStore, ReaderExposures):
     """
 
     def __init__(self, *, fast_half_life_hours: float = 3.0, coclick_window: int = 30,
-                 personal_strength: float = 30.0, **kwargs: float) -> None:
+                 personal: dict[str, float] | None = None, **kwargs: float) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        # `personal`: PersonalCTRIndex settings; its decay follows the store's
         self.personal = PersonalCTRIndex(half_life_hours=self.half_life_hours,
-                                         strength=personal_strength)
+                                         **(personal or {}))
         if fast_half_life_hours <= 0:
             raise ValueError(f"fast_half_life_hours must be > 0, got {fast_half_life_hours}")
         if coclick_window < 1:
@@ -161,7 +163,11 @@ class LogSignalStore(MemoryOnlineStore, ReaderExposures):
                 x[j, 7] = s / (1.0 + self.item_clicks.get(a, 0.0))
         x[:, 2] = _logit(fast)
         x[:, 3] = x[:, 2] - x[:, 0]
-        x[:, 8] = _logit(self.personal.ctr(user_id, article_ids, now, slow))
+        p = self.personal
+        w = p.weights(user_id, article_ids, now)
+        glob = (w[0] + p.prior_clicks) / (w[2] + p.prior_clicks)
+        x[:, 8] = np.log((w[3] + p.strength * glob) / (w[5] + p.strength))
+        x[:, 10] = np.log(glob)
         x[:, 9] = np.log1p(self.personal.times_shown(user_id, article_ids, now))
         return x
 
