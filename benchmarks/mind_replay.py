@@ -35,9 +35,10 @@ DEFAULT_DATA = REPO / ".." / "shared" / "data" / "mind-sample"
 
 
 def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, embedder: str,
-                       quick: bool):
+                       quick: bool, config: dict | None = None):
     """Train newsdesk's pipeline on the days before `train_until` and load it with its own
-    online store; (None, None, reason) when the pipeline is not installed."""
+    online store; (None, None, reason) when the pipeline is not installed. `config` is merged
+    over the train config (one level deep), e.g. {"features": {"half_life_hours": 24}}."""
     try:
         from newsdesk.models.bundle import load_recommender, read_manifest
         from newsdesk.pipelines.train import TrainConfig, train
@@ -60,8 +61,11 @@ def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, embedd
             w.table(table, dedupe=False).write_table(frame)
     overrides = {"ranker": {"num_boost_round": 100, "max_train_impressions": 2000}} if quick \
         else {}
-    cfg = TrainConfig.from_dict({"embedder": embedder,
-                                 "embedding_cache_dir": str(work / "emb-cache"), **overrides})
+    merged: dict = {"embedder": embedder, "embedding_cache_dir": str(work / "emb-cache"),
+                    **overrides}
+    for key, value in (config or {}).items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    cfg = TrainConfig.from_dict(merged)
     version = train(train_dir, work / "bundles", cfg)
     bundle = work / "bundles" / version
     half_life = float(read_manifest(bundle)["config"]["features"]["half_life_hours"])
@@ -83,6 +87,10 @@ LOG_VARIANTS = {
     "log_signals": ("ctr_logit", "log_decayed_imps", "fast_ctr_logit", "ctr_trend",
                     "log_age_hours", "never_seen", "log_coclick", "coclick_share"),
     "log_signals_coclick_only": ("log_coclick", "coclick_share"),
+    # per-reader signals (models.personal_ctr), each added to the CTR variant alone
+    "log_signals_ctr+reader_shown": ("ctr_logit", "log_decayed_imps", "reader_shown"),
+    "log_signals_ctr+global_lift": ("ctr_logit", "log_decayed_imps", "global_lift_log"),
+    "log_signals_ctr+personal_lift": ("ctr_logit", "log_decayed_imps", "personal_lift_log"),
 }
 
 
@@ -117,7 +125,8 @@ def _fit_log_signals(ds, fit_from: float, fit_until: float) -> dict:
     return fitted, fit_lambdarank(logger.rows, labels)
 
 
-def run(data: Path, quick: bool, seed: int, embedder: str, pipeline_on: bool = True) -> dict:
+def run(data: Path, quick: bool, seed: int, embedder: str, pipeline_on: bool = True,
+        test_day: int = -1) -> dict:
     from newsdesk.data.dataset import Dataset
     from newsdesk.data.importers import run_import
     from newsdesk.evaluation.bootstrap import compare_systems
@@ -130,7 +139,10 @@ def run(data: Path, quick: bool, seed: int, embedder: str, pipeline_on: bool = T
         run_import("mind", data, work / "dataset", skip_invalid=True, progress=False)
         ds = Dataset(work / "dataset")
         days = day_bounds(ds)
-        test_start, test_end = days[-1]
+        if not -len(days) + FIT_FROM_DAY < test_day < 0:
+            raise SystemExit(f"--test-day must lie in [{-len(days) + FIT_FROM_DAY + 1}, -1] "
+                             f"(fitting starts on day {FIT_FROM_DAY + 1}); got {test_day}")
+        test_start, test_end = days[test_day]
         import_s = time.perf_counter() - t0
 
         from newsdesk.models.log_signals import (
@@ -138,6 +150,7 @@ def run(data: Path, quick: bool, seed: int, embedder: str, pipeline_on: bool = T
             LogSignalRecommender,
             LogSignalStore,
         )
+        from newsdesk.models.personal_ctr import PersonalCTRRecommender
 
         # streaming CTR reads only the MemoryOnlineStore part: identical to a plain store
         store = LogSignalStore(half_life_hours=24.0)
@@ -155,6 +168,10 @@ def run(data: Path, quick: bool, seed: int, embedder: str, pipeline_on: bool = T
         for name, (feats, weights) in fitted.items():
             systems[name] = LogSignalRecommender(store, feats, weights)
         systems["log_signals_gbm"] = LogSignalRanker(store, booster)
+        # no fitting: their settings (models.personal_ctr) were picked on days 4-5
+        systems["global_lift"] = PersonalCTRRecommender(store, "global_lift")
+        systems["personal_ctr"] = PersonalCTRRecommender(store, "ctr")
+        systems["personal_lift"] = PersonalCTRRecommender(store, "lift")
         log_fit_s = time.perf_counter() - t1
         notes = {}
         stores = [store]
@@ -179,7 +196,8 @@ def run(data: Path, quick: bool, seed: int, embedder: str, pipeline_on: bool = T
     per_unit = {name: ev.per_unit() for name, ev in evals.items()}
     n_boot = 300 if quick else 1000
     comparisons = compare_systems(per_unit, "random", n_resamples=n_boot, seed=seed)
-    for other in ("newsdesk", *LOG_VARIANTS, "log_signals_gbm"):
+    for other in ("newsdesk", *LOG_VARIANTS, "log_signals_gbm", "global_lift", "personal_ctr",
+                  "personal_lift"):
         if other in per_unit:
             comparisons += compare_systems(
                 {k: per_unit[k] for k in ("streaming_ctr", other)}, "streaming_ctr",
@@ -188,6 +206,7 @@ def run(data: Path, quick: bool, seed: int, embedder: str, pipeline_on: bool = T
         "benchmark": "mind_replay",
         "data": str(data),
         "days": len(days),
+        "test_day": test_day,
         "test_day_start": test_start,
         "systems": {name: ev.summary() for name, ev in evals.items()},
         "comparisons": [c.to_dict() for c in comparisons],
@@ -211,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=None,
                     help="also write PREFIX.md / .png / .json with the report writer")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--test-day", type=int, default=-1,
+                    help="which day to score, counted from the end (-1: the last; -2 checks "
+                         "a choice made on the last day against the day before)")
     ap.add_argument("--no-pipeline", action="store_true",
                     help="skip training newsdesk's bundle (the log-signal systems still run)")
     ap.add_argument("--embedder", default=None,
@@ -225,8 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         # implicit's advice about BLAS threads, which OPENBLAS_NUM_THREADS above follows
         warnings.filterwarnings("ignore", message=".*OpenBLAS.*", category=RuntimeWarning)
         result = run(args.data.resolve(), args.quick, args.seed, embedder,
-                     pipeline_on=not args.no_pipeline)
-    print(f"MIND replay on {result['data']}: {result['days']} days, scoring the last")
+                     pipeline_on=not args.no_pipeline, test_day=args.test_day)
+    print(f"MIND replay on {result['data']}: {result['days']} days, scoring day "
+          f"{result['test_day']} (from the end)")
     print(f"{'system':<26}{'AUC':>8}{'MRR':>8}{'nDCG@5':>9}{'nDCG@10':>9}{'imps':>7}")
     for name, s in result["systems"].items():
         print(f"{name:<26}{s['auc']:>8.4f}{s['mrr']:>8.4f}{s['ndcg@5']:>9.4f}"

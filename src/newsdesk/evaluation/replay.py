@@ -33,6 +33,7 @@ from newsdesk.evaluation.mind_protocol import (
 )
 from newsdesk.features.online_store import OnlineStore
 from newsdesk.models.base import Recommender
+from newsdesk.models.personal_ctr import ReaderExposures
 
 _ARTICLE, _IMPRESSION, _CLICK = 0, 1, 2  # tie order at equal timestamps
 
@@ -97,6 +98,8 @@ def replay_events(events: Iterable[Event], systems: dict[str, Recommender],
                     progress(n_scored)
             for st in stores:
                 st.record_impressions(list(imp.article_ids), ev.ts)
+                if isinstance(st, ReaderExposures):  # stores that also learn who saw what
+                    st.record_exposure(imp.user_id, imp.article_ids, ev.ts)
         else:
             for st in stores:
                 st.record_clicks(ev.user_id, list(ev.article_ids), ev.ts)

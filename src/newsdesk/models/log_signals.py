@@ -25,6 +25,7 @@ import numpy as np
 from newsdesk.features.memory_store import MemoryOnlineStore
 from newsdesk.models.base import RequestContext
 from newsdesk.models.baselines import CatalogRecommender
+from newsdesk.models.personal_ctr import PersonalCTRIndex, ReaderExposures
 
 LOG_FEATURES: tuple[str, ...] = (
     "ctr_logit",           # smoothed CTR on the store's decayed counts (streaming CTR's signal)
@@ -35,6 +36,10 @@ LOG_FEATURES: tuple[str, ...] = (
     "never_seen",          # 1 when the id was never shown nor clicked before
     "log_coclick",         # co-clicks of the article with the user's clicked ids
     "coclick_share",       # those co-clicks over the article's own clicks (popularity-free)
+    "personal_lift_log",   # log observed / expected clicks among readers like this one
+                           # (models.personal_ctr), shrunk to the global lift
+    "reader_shown",        # log1p(times this reader was shown the article without a click)
+    "global_lift_log",     # log observed / expected clicks of all readers (slate-normalised)
 )
 _PRIOR_CTR, _PRIOR_STRENGTH = 0.04, 10.0
 
@@ -45,8 +50,9 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-class LogSignalStore(MemoryOnlineStore):
-    """MemoryOnlineStore plus id-keyed co-clicks, first-seen times and a fast CTR.
+class LogSignalStore(MemoryOnlineStore, ReaderExposures):
+    """MemoryOnlineStore plus id-keyed co-clicks, first-seen times, a fast CTR, and (told who
+    saw what through `record_exposure`) a personalised CTR index.
 
     A click (or a seeded history, several ids at once) adds 1 to co[a][b] for each pair of
     the user's distinct clicked ids among the `coclick_window` most recent, so the co-click
@@ -54,8 +60,11 @@ class LogSignalStore(MemoryOnlineStore):
     """
 
     def __init__(self, *, fast_half_life_hours: float = 3.0, coclick_window: int = 30,
-                 **kwargs: float) -> None:
+                 personal: dict[str, float] | None = None, **kwargs: float) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        # `personal`: PersonalCTRIndex settings; its decay follows the store's
+        self.personal = PersonalCTRIndex(half_life_hours=self.half_life_hours,
+                                         **(personal or {}))
         if fast_half_life_hours <= 0:
             raise ValueError(f"fast_half_life_hours must be > 0, got {fast_half_life_hours}")
         if coclick_window < 1:
@@ -90,9 +99,21 @@ class LogSignalStore(MemoryOnlineStore):
         for a in article_ids:
             self._fast_bump(a, 0, ts)
 
+    def record_exposure(self, user_id: str, article_ids: Sequence[str], ts: float) -> None:
+        self.personal.record_exposure(user_id, article_ids, ts)
+
+    def smoothed_ctr(self, article_ids: Sequence[str], now: float) -> np.ndarray:
+        """Streaming CTR's score: Beta-smoothed CTR on the decayed counts, shape (n,)."""
+        stats = self.article_stats(list(article_ids), now)
+        n = len(stats)
+        clicks = np.fromiter((s.decayed_clicks for s in stats), np.float64, n)
+        imps = np.fromiter((s.decayed_impressions for s in stats), np.float64, n)
+        return (clicks + _PRIOR_STRENGTH * _PRIOR_CTR) / (imps + _PRIOR_STRENGTH)
+
     def record_clicks(self, user_id: str, article_ids: Sequence[str], ts: float) -> None:
         before = [c.article_id for c in self.user_clicks(user_id, self.coclick_window)]
         super().record_clicks(user_id, article_ids, ts)
+        self.personal.record_clicks(user_id, article_ids, ts)
         self._seen(article_ids, ts)
         new = list(dict.fromkeys(article_ids))[-self.coclick_window:]
         old = [b for b in dict.fromkeys(before) if b not in set(new)]
@@ -142,6 +163,12 @@ class LogSignalStore(MemoryOnlineStore):
                 x[j, 7] = s / (1.0 + self.item_clicks.get(a, 0.0))
         x[:, 2] = _logit(fast)
         x[:, 3] = x[:, 2] - x[:, 0]
+        p = self.personal
+        w = p.weights(user_id, article_ids, now)
+        glob = (w[0] + p.prior_clicks) / (w[2] + p.prior_clicks)
+        x[:, 8] = np.log((w[3] + p.strength * glob) / (w[5] + p.strength))
+        x[:, 10] = np.log(glob)
+        x[:, 9] = np.log1p(self.personal.times_shown(user_id, article_ids, now))
         return x
 
 
