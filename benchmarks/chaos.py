@@ -178,6 +178,8 @@ def scrape_faults(url: str) -> dict[str, float]:
                 out[f"breaker:{s.labels.get('name', '')}"] = s.value
             elif s.name == "newsdesk_online_state_rebuilds_total":
                 out[f"rebuilds:{s.labels['reason']}"] = s.value
+            elif s.name == "newsdesk_pipeline_stage_failures_total":
+                out[f"stage_failures:{s.labels['stage']}:{s.labels['reason']}"] = s.value
             elif s.name == "newsdesk_model_swaps_total" and s.labels.get(
                     "action") == "refused":
                 out["model_refused"] = s.value
@@ -202,6 +204,8 @@ class Observed:
     events_refused: int = 0
     events_5xx_other: int = 0
     metrics_during: dict[str, float] = field(default_factory=dict)
+    metrics_at_end: dict[str, float] = field(default_factory=dict)  # when the fault ended
+    metrics_after: dict[str, float] = field(default_factory=dict)  # when the load ended
 
 
 def _readyz_whole(body: dict[str, Any]) -> bool:
@@ -254,12 +258,14 @@ async def drive(rig: Rig, tl: Timeline, inject: Any, end: Any, rate: float,
         await asyncio.sleep(max(0.0, tl.warm + tl.hold - now()))
         info.update(await asyncio.to_thread(end) or {})
         info["ended_at"] = now()
+        obs.metrics_at_end = await asyncio.to_thread(scrape_faults, url)
         return info
 
     async with httpx.AsyncClient(base_url=url, timeout=10.0) as client:
         results = await asyncio.gather(
             open_loop(url, "/v1/recommendations", rate, tl.total, rig.world.users, 10, trace),
             readyz_poller(client), events(client), faults(client))
+        obs.metrics_after = await asyncio.to_thread(scrape_faults, url)
         # the load's own origin comes after its warm-up requests: put its trace on ours
         shift = results[0]["t0_perf"] - t0
         trace[:] = [(s + shift, d + shift, *rest) for s, d, *rest in trace]
@@ -331,6 +337,17 @@ def analyse(trace: list[Any], obs: Observed, tl: Timeline, info: dict[str, Any]
         "fault_on_readyz": seen_readyz,
         "fault_in_metrics": seen_metrics,
         "metrics_during_fault": m,
+        # why answers were degraded after the fault: pipeline stage failures by reason
+        # (timeout, shed, circuit_open, ...) between the fault's end and the load's end
+        "stage_failures_after_fault": {
+            k.split(":", 1)[1]: obs.metrics_after[k] - obs.metrics_at_end.get(k, 0.0)
+            for k in obs.metrics_after if k.startswith("stage_failures:")
+            and obs.metrics_after[k] > obs.metrics_at_end.get(k, 0.0)},
+        # degraded share and errors per 0.5 s after the fault's end (where recovery went)
+        "after_fault_bins": [
+            [round(0.5 * i, 1), len(rows), sum(1 for r in rows if r[2] != "200"),
+             round(sum(r[3] for r in rows) / len(rows), 2)]
+            for i, rows in sorted(bins.items())],
         "fault_s": round(fault_end - fault_start, 2),
     }
 
