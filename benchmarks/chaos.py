@@ -31,8 +31,12 @@ other than 503 to events: a 503 to events means "not acknowledged, send again"),
 `personalised_again_s` (also until the degraded share of 0.5 s bins is back under
 max(5%, 2x the warm-up's), tested only when the warm-up's share was under 25%: on a starved
 machine the model's own timeouts degrade answers without any fault, so this one is noisy),
-`fault_on_readyz`, `fault_in_metrics`. Targets: answered_share 1.0 where the API can answer,
-server_errors 0, acked_events_lost 0, recovery_s <= 5.
+`fault_on_readyz`, `fault_in_metrics`; to tell a slow service from a stalled machine,
+`driver_stalls` (moments this script's own event loop ran > 0.5 s late: its timeouts then
+fire on a server that may be fine), `stage_failures_after_fault` (why answers were degraded
+after the fault: shed, timeout, circuit_open) and `after_fault_bins`. Targets:
+answered_share 1.0 where the API can answer, server_errors 0, acked_events_lost 0,
+recovery_s <= 5.
 
 The machine may be shared with other work: latencies and recovery times are noisy.
 """
@@ -178,6 +182,8 @@ def scrape_faults(url: str) -> dict[str, float]:
                 out[f"breaker:{s.labels.get('name', '')}"] = s.value
             elif s.name == "newsdesk_online_state_rebuilds_total":
                 out[f"rebuilds:{s.labels['reason']}"] = s.value
+            elif s.name == "newsdesk_pipeline_stage_failures_total":
+                out[f"stage_failures:{s.labels['stage']}:{s.labels['reason']}"] = s.value
             elif s.name == "newsdesk_model_swaps_total" and s.labels.get(
                     "action") == "refused":
                 out["model_refused"] = s.value
@@ -202,6 +208,11 @@ class Observed:
     events_refused: int = 0
     events_5xx_other: int = 0
     metrics_during: dict[str, float] = field(default_factory=dict)
+    metrics_at_end: dict[str, float] = field(default_factory=dict)  # when the fault ended
+    # (time, seconds) where this driver's own event loop ran late by > 0.5 s: the machine
+    # stalled the load generator itself, whose timeouts then fire on a server that is fine
+    driver_stalls: list[tuple[float, float]] = field(default_factory=list)
+    metrics_after: dict[str, float] = field(default_factory=dict)  # when the load ended
 
 
 def _readyz_whole(body: dict[str, Any]) -> bool:
@@ -234,6 +245,14 @@ async def drive(rig: Rig, tl: Timeline, inject: Any, end: Any, rate: float,
                 obs.readyz.append((now(), 0, False, {}))
             await asyncio.sleep(0.1)
 
+    async def stall_watch() -> None:
+        while now() < tl.total + 0.5:
+            before = now()
+            await asyncio.sleep(0.05)
+            late = now() - before - 0.05
+            if late > 0.5:
+                obs.driver_stalls.append((round(before, 2), round(late, 2)))
+
     async def events(client: httpx.AsyncClient) -> None:
         while now() < tl.total:
             for batch in [*sorted(ledger.unacked.values(), key=lambda b: b.number),
@@ -254,12 +273,14 @@ async def drive(rig: Rig, tl: Timeline, inject: Any, end: Any, rate: float,
         await asyncio.sleep(max(0.0, tl.warm + tl.hold - now()))
         info.update(await asyncio.to_thread(end) or {})
         info["ended_at"] = now()
+        obs.metrics_at_end = await asyncio.to_thread(scrape_faults, url)
         return info
 
     async with httpx.AsyncClient(base_url=url, timeout=10.0) as client:
         results = await asyncio.gather(
             open_loop(url, "/v1/recommendations", rate, tl.total, rig.world.users, 10, trace),
-            readyz_poller(client), events(client), faults(client))
+            readyz_poller(client), events(client), faults(client), stall_watch())
+        obs.metrics_after = await asyncio.to_thread(scrape_faults, url)
         # the load's own origin comes after its warm-up requests: put its trace on ours
         shift = results[0]["t0_perf"] - t0
         trace[:] = [(s + shift, d + shift, *rest) for s, d, *rest in trace]
@@ -331,6 +352,18 @@ def analyse(trace: list[Any], obs: Observed, tl: Timeline, info: dict[str, Any]
         "fault_on_readyz": seen_readyz,
         "fault_in_metrics": seen_metrics,
         "metrics_during_fault": m,
+        # why answers were degraded after the fault: pipeline stage failures by reason
+        # (timeout, shed, circuit_open, ...) between the fault's end and the load's end
+        "stage_failures_after_fault": {
+            k.split(":", 1)[1]: obs.metrics_after[k] - obs.metrics_at_end.get(k, 0.0)
+            for k in obs.metrics_after if k.startswith("stage_failures:")
+            and obs.metrics_after[k] > obs.metrics_at_end.get(k, 0.0)},
+        # degraded share and errors per 0.5 s after the fault's end (where recovery went)
+        "driver_stalls": obs.driver_stalls,
+        "after_fault_bins": [
+            [round(0.5 * i, 1), len(rows), sum(1 for r in rows if r[2] != "200"),
+             round(sum(r[3] for r in rows) / len(rows), 2)]
+            for i, rows in sorted(bins.items())],
         "fault_s": round(fault_end - fault_start, 2),
     }
 
@@ -482,7 +515,7 @@ def main() -> None:
               f"5xx {r['server_errors']}, acked lost {r['acked_events_lost']}, recovery "
               f"{r['recovery_s']} s (personalised again {r['personalised_again_s']} s), "
               f"readyz {r['fault_on_readyz']}, metrics "
-              f"{r['fault_in_metrics']}")
+              f"{r['fault_in_metrics']}, driver stalls {r['driver_stalls'] or 'none'}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({

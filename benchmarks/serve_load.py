@@ -1,7 +1,7 @@
 """Load benchmark of the serving API: open-loop request rates against `newsdesk serve`.
 
     benchmarks/serve_load.py [--quick] [--json FILE] [--work DIR] [--embedder NAME]
-                             [--workers N] [--redis]
+                             [--workers N] [--redis] [--events-only SECONDS]
 
 1. Builds a realistic state: a simulated world (full: 1M users, ~100k articles of which ~10k
    live at the serving time; --quick: 20k users, ~12k articles), a bundle trained on it, and the
@@ -560,6 +560,30 @@ def max_rate(results: list[dict[str, Any]], max_degraded_share: float = 1.0) -> 
                 if _passes(r) and _degraded_share(r) <= max_degraded_share), default=0.0)
 
 
+def events_only(args: argparse.Namespace, url: str, server: subprocess.Popen[bytes],
+                files: dict[str, str], redis_proc: subprocess.Popen[bytes] | None,
+                load_start: list[float]) -> None:
+    """--events-only: the events phase alone, with the server's CPU per event beside it."""
+    cpu0 = tree_cpu_s(server.pid)
+    ev = run_loadgen({"kind": "events", "url": url, "duration": args.events_only, **files})
+    ev["server_cpu_ms_per_event"] = round(
+        1000 * (tree_cpu_s(server.pid) - cpu0) / max(1, ev["accepted"]), 4)
+    print(f"  events: {ev['events_per_s']:.0f} events/s acknowledged durably "
+          f"({ev['accepted']} in {ev['duration_s']} s, errors {ev['errors']}; server CPU "
+          f"{ev['server_cpu_ms_per_event']:.3f} ms/event, load generator CPU "
+          f"{ev['loadgen_cpu_ms_per_request']:.3f} ms/event)", flush=True)
+    summary = {"benchmark": "serve_load", "events_only": True, "quick": args.quick,
+               "workers": args.workers, "redis": bool(args.redis), "shared_machine": True,
+               "load_average_at_start": load_start, "load_average_at_end": list(os.getloadavg()),
+               "events": ev, "events_per_s": ev["events_per_s"],
+               "server_rss_gib": round(tree_rss_mib(server.pid) / 1024, 3),
+               "redis_rss_gib": (round(rss_mib(redis_proc.pid) / 1024, 3)
+                                 if redis_proc is not None else None)}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2, default=str))
+
+
 # -- main ----------------------------------------------------------------------------------
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--_loadgen":
@@ -580,6 +604,9 @@ def main() -> None:
                     help="serving processes (default: half the cores, as newsdesk serve)")
     ap.add_argument("--redis", action="store_true",
                     help="start a redis-server and serve with --redis-url (RSS reported apart)")
+    ap.add_argument("--events-only", type=float, default=None, metavar="SECONDS",
+                    help="start the server, run only the events phase for this long, write "
+                         "its figures (a minute per try when tuning the ingest path)")
     ap.add_argument("--interleave", type=float, default=0.0, metavar="SHARE",
                     help="serve this share of readers through a live team-draft interleaving "
                          "experiment (two rankings per request) during the whole load")
@@ -616,6 +643,8 @@ def main() -> None:
         startup_s = time.perf_counter() - t
         print(f"newsdesk serve ({args.workers} workers) ready in {startup_s:.1f} s; RSS "
               f"{tree_rss_mib(server.pid):.0f} MiB")
+        if args.events_only is not None:
+            return events_only(args, url, server, files, redis_proc, load_start)
         if args.interleave:
             start_interleaving(url, extra_env["NEWSDESK_ADMIN_API_KEY"], args.interleave)
         rates = sweep(url, "/v1/recommendations", first, steps, step_s, files, server.pid)

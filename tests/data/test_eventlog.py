@@ -86,6 +86,17 @@ def test_impression_and_interaction_keys_are_separate_namespaces(log: EventLog) 
     assert result.accepted == 2
 
 
+def test_event_keys_are_every_logged_event_without_decoding(log: EventLog) -> None:
+    """event_keys() (a store rebuild's key scan) lists what read() holds, in the same order,
+    across pages, duplicates once; on every backend, whether it overrides the default or not."""
+    log.append([click(f"e{i}", minute=i % 50) for i in range(10_050)])
+    log.append([impression("r1"), click("e7"), impression("r2")])  # e7: a duplicate
+    want = [("impression" if isinstance(e, Impression) else "interaction",
+             e.request_id if isinstance(e, Impression) else e.event_id) for _, e in log.read()]
+    assert list(log.event_keys()) == want
+    assert len(want) == 10_052 and want[-2:] == [("impression", "r1"), ("impression", "r2")]
+
+
 def test_dict_records_are_validated_like_models(log: EventLog) -> None:
     result = log.append([
         {"event_id": "e1", "type": "dwell", "user_id": "u", "article_id": "a",

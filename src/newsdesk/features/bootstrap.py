@@ -260,12 +260,10 @@ def _event_log_keys(event_log: Any) -> tuple[set[str], set[str]]:
     requests: set[str] = set()
     if event_log is None:
         return events, requests
-    for _, record in event_log.read(0):
-        event_id = getattr(record, "event_id", None)
-        if event_id is not None:
-            events.add(event_id)
-        else:
-            requests.add(record.request_id)
+    # the keys alone (EventLog.event_keys): a rebuild after Redis came back empty runs this over
+    # the whole log, and decoding every event for its key was most of the rebuild's time
+    for kind, key in event_log.event_keys():
+        (requests if kind == "impression" else events).add(key)
     return events, requests
 
 

@@ -114,39 +114,80 @@ class MemoryCoVisits:
         self.params = params
         self._rows: dict[str, _Row] = {}
         self._adds = 0
+        self._hl = params.half_life_hours * 3600.0
+        self._weight = 1.0  # out-value of _row_at
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def add(self, a: str, b: str, ts: float) -> None:
         """One co-click of the pair (a, b) at ts, both directions."""
-        self._add(a, b, ts)
-        self._add(b, a, ts)
-        self._adds += 1
-        if self._adds % 4096 == 0:
-            self.expire(ts)
+        self.add_click((a,), b, ts)
 
-    def _add(self, a: str, b: str, ts: float) -> None:
-        hl = self.params.half_life_hours * 3600.0
+    def add_click(self, partners: Sequence[str], b: str, ts: float) -> None:
+        """`add(a, b, ts)` for each a of `partners`, in order: a click on b and the session's
+        earlier clicks it pairs with (`session_partners`).
+
+        The per-click path of the online store (up to `window` pairs, two row updates each,
+        on every click): written as one loop with its constants hoisted, because at a few
+        thousand clicks/s it is most of what an event batch costs the serving process."""
+        cut = 2 * self.params.top_k
+        row_b: _Row | None = None
+        w_b = 0.0
+        for a in partners:
+            row = self._row_at(a, ts)
+            counts = row.counts
+            counts[b] = counts.get(b, 0.0) + self._weight
+            if len(counts) > cut:
+                self._trim(row)
+            # b's row: the same for every partner of this click, and its epoch cannot move
+            # again within the click (a re-base leaves it at ts), so its weight is computed once
+            if row_b is None:
+                row_b = self._row_at(b, ts)
+                w_b = self._weight
+            counts = row_b.counts
+            counts[a] = counts.get(a, 0.0) + w_b
+            if len(counts) > cut:
+                self._trim(row_b)
+            self._adds += 1
+            if self._adds % 4096 == 0:
+                self.expire(ts)  # never drops row_b: it was written at ts
+
+    def _row_at(self, a: str, ts: float) -> _Row:
+        """The row of a about to get a co-click at ts (created or re-based as needed); the
+        co-click's weight in that row's scale is left in `self._weight`."""
         row = self._rows.get(a)
         if row is None or not row.counts:
             row = self._rows[a] = _Row(ts)
-        elif (ts - row.epoch) / hl > REBASE_HALF_LIVES:
-            shift = 2.0 ** max(-1000.0, -(ts - row.epoch) / hl)
-            row.counts = {k: v * shift for k, v in row.counts.items()}
-            row.epoch = ts
+            self._weight = 1.0
+        else:
+            e = (ts - row.epoch) / self._hl
+            if e > REBASE_HALF_LIVES:
+                shift = 2.0 ** (-e if e < 1000.0 else -1000.0)
+                row.counts = {k: v * shift for k, v in row.counts.items()}
+                row.epoch = ts
+                e = 0.0
+            self._weight = 2.0 ** (e if -1000.0 <= e <= 1000.0 else
+                                   (1000.0 if e > 0 else -1000.0))
         row.ranked = None
-        counts = row.counts
-        counts[b] = counts.get(b, 0.0) + 2.0 ** max(-1000.0, min(1000.0, (ts - row.epoch) / hl))
         if ts > row.last:
             row.last = ts
+        return row
+
+    def _trim(self, row: _Row) -> None:
+        """Cut a row grown past 2 * top_k back to its top_k best, in the order Redis'
+        ZREMRANGEBYRANK cuts by: score, then id (str order = UTF-8 bytewise)."""
         k = self.params.top_k
-        if len(counts) > 2 * k:
-            # the order Redis' ZREMRANGEBYRANK cuts by: score, then id (str order = UTF-8
-            # bytewise); two stable C-keyed sorts, not a Python key per entry
-            items = sorted(counts.items(), key=itemgetter(0))
-            items.sort(key=itemgetter(1))
-            row.counts = dict(items[-k:])
+        counts = row.counts
+        values = sorted(counts.values())
+        edge = values[-k]
+        if values[-k - 1] < edge:  # no tie across the cut: the k best are those >= edge
+            row.counts = {a: v for a, v in counts.items() if v >= edge}
+            return
+        # a tie across the cut: ids decide; two stable C-keyed sorts, not a Python key each
+        items = sorted(counts.items(), key=itemgetter(0))
+        items.sort(key=itemgetter(1))
+        row.counts = dict(items[-k:])
 
     def expire(self, now: float) -> int:
         """Drop rows without a co-click for ttl_s before `now`; returns how many."""

@@ -174,6 +174,13 @@ class OnlineStore(ABC):
                  ) -> list[tuple[str, float]]:
         """Top-n article ids by decayed clicks at `now` (optionally among `candidates`)."""
 
+    def patient(self) -> OnlineStore:
+        """This store for jobs off the request path (the start-up bootstrap, a rebuild after
+        the store came back empty): the same state, with a backend's patient timeouts instead
+        of the request path's fail-fast ones, so one slow reply on a loaded machine does not
+        throw a whole rebuild away. Default: the store itself (no timeouts to relax)."""
+        return self
+
     def record_events(self, events: Iterable[Impression | Interaction]) -> None:
         """Apply a batch of logged events: impressions count their shown articles, click
         interactions count a click, dismissals go to the reader's dismissal marker

@@ -29,6 +29,7 @@ the request path.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -676,6 +677,20 @@ class RedisOnlineStore(OnlineStore):
     def forget_user(self, user_id: str) -> bool:
         with self._errors("forget_user"):
             return bool(self._bulk_client.delete(self._ukey(user_id)))
+
+    def patient(self) -> RedisOnlineStore:
+        """A view over the same keys whose every command goes through the bulk client (60 s
+        socket, 5 s connect): markers (the rebuild's lock and sentinel, the bootstrap's) went
+        through the request path's 50 ms client, and on a loaded machine one late reply failed
+        a rebuild -- or left its lock set by a claim whose reply came too late -- over and over
+        (seen: a 823k-event rebuild that never finished). The view shares the clients: close
+        the store, not the view."""
+        view = copy.copy(self)
+        view._client = self._bulk_client
+        view._ready_client = self._bulk_client
+        for name in ("_record", "_top", "_stats", "_co_click", "_co_read"):
+            setattr(view, name, self._bulk_client.register_script(getattr(self, name).script))
+        return view
 
     def ping(self) -> bool:
         try:

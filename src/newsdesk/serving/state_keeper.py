@@ -257,26 +257,36 @@ class OnlineStateKeeper:
         me = json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
                          "since": time.time()})
         self.state = "rebuilding"
-        log.warning("online_state_rebuild_started", reason=reason, log_seq=upto)
+        # off the request path: patient timeouts (OnlineStore.patient), so that one late reply
+        # on a loaded machine does not throw the rebuild away and start it again
+        store = self.store.patient()
         try:
-            if not self.store.claim_marker(LOCK, me):
-                holder = json.loads(self.store.read_marker(LOCK) or "{}")
-                if time.time() - float(holder.get("since", 0.0)) < STALE_LOCK_S:
+            if not store.claim_marker(LOCK, me):
+                holder = json.loads(store.read_marker(LOCK) or "{}")
+                mine = (holder.get("host"), holder.get("pid")) == (socket.gethostname(),
+                                                                   os.getpid())
+                # a lock of this process is an orphan (this thread is its only rebuilder: a
+                # claim whose reply came too late, a rebuild that failed before unlocking)
+                if not mine and time.time() - float(holder.get("since", 0.0)) < STALE_LOCK_S:
+                    if self.state != "rebuilding_elsewhere":
+                        log.warning("online_state_rebuild_elsewhere", reason=reason,
+                                    holder=holder)
                     self.state = "rebuilding_elsewhere"  # another process does it
                     return
-                self.store.write_marker(LOCK, me)
+                store.write_marker(LOCK, me)
+            log.warning("online_state_rebuild_started", reason=reason, log_seq=upto)
             try:
                 loaded = None
                 if with_dataset and self.dataset_dir is not None:
                     from newsdesk.features.bootstrap import bootstrap_store
 
-                    loaded = bootstrap_store(self.store, self.dataset_dir,
+                    loaded = bootstrap_store(store, self.dataset_dir,
                                              event_log=self.event_log).to_dict()["users"]
-                replayed = replay_log(self.store, self.event_log, upto, self.erased())
-                self.store.write_marker(SENTINEL, json.dumps(
+                replayed = replay_log(store, self.event_log, upto, self.erased())
+                store.write_marker(SENTINEL, json.dumps(
                     {"rebuilt_at": time.time(), "reason": reason, "log_seq": upto}))
             finally:
-                self.store.delete_marker(LOCK)
+                store.delete_marker(LOCK)
         except Exception as exc:  # keep serving; the next watch round tries again
             self.state = "rebuild_failed"
             self.last = {"reason": reason, "error": f"{type(exc).__name__}: {exc}"}

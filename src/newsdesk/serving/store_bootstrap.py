@@ -47,14 +47,15 @@ class StoreBootstrapJob:
     def _run(self) -> None:
         from newsdesk.features.bootstrap import bootstrap_store
 
+        store = self._store.patient()  # off the request path: patient timeouts
         try:
             assert self._dataset is not None
-            report = bootstrap_store(self._store, self._dataset, event_log=self._event_log)
+            report = bootstrap_store(store, self._dataset, event_log=self._event_log)
             # another process sharing the store (a sibling worker, a replica) holds the load:
             # stay "loading" until it is done, so that no worker's /readyz says "ready" while
             # the shared store is half loaded
             while report.status == "busy" and not self._stop.wait(1.0):
-                report = bootstrap_store(self._store, self._dataset, event_log=self._event_log)
+                report = bootstrap_store(store, self._dataset, event_log=self._event_log)
             self.report = report.to_dict()
             self.state = "done" if report.status == "loaded" else report.status
             log.info("store_bootstrap_finished", summary=report.summary())

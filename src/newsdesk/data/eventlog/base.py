@@ -129,6 +129,13 @@ class EventLog(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources; further appends raise StoreUnavailable."""
 
+    def event_keys(self) -> Iterator[tuple[str, str]]:
+        """(kind, key) of every logged event: "interaction" with its event_id, "impression"
+        with its request_id. Backends that store the key apart override this to skip
+        decoding whole events (a store's rebuild asks for every key of a log of millions)."""
+        for _, event in self.read(0):
+            yield KIND_OF[type(event)], event_key(event)
+
     def purge(self, *, before: float | None = None,
               users: frozenset[str] = frozenset()) -> int:
         """Delete the events older than `before` (Unix s, event time) and every event of
