@@ -41,7 +41,9 @@ class EnrichReport:
 
 def load_articles(dataset_dir: Path) -> list[Article]:
     frame = Dataset(dataset_dir).read("articles")
-    return [Article.model_validate(row) for row in frame.iter_rows(named=True)]
+    # a null column (a dataset without bodies, e.g. the simulator's) means the field's default
+    return [Article.model_validate({k: v for k, v in row.items() if v is not None})
+            for row in frame.iter_rows(named=True)]
 
 
 def enrich_dataset(dataset_dir: Path, enricher: Enricher, *, limit: int | None = None,
