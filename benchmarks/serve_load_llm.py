@@ -15,6 +15,9 @@
                    by the real local model, which runs in the serving process (its worker
                    thread is niced) and so competes with requests for the cores
 
+`SERVE_LOAD_LLM_UPSERT_EVERY_S` (environment; default 5, 0 = no upserts) sets the feed, to
+tell the enrichment worker's cost apart from the request path's.
+
 `LLMLoad.report()` is what goes into the JSON under "llm": which features were on and what
 each did (enriched / dropped counts, the headline test's impressions per variant).
 """
@@ -22,6 +25,7 @@ each did (enriched / dropped counts, the headline test's impressions per variant
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -45,11 +49,12 @@ class LLMLoad:
     """The headline test and the upsert feed around one serve_load run (module docstring)."""
 
     def __init__(self, url: str, state: dict[str, Any], *, admin_key: str,
-                 upsert_every_s: float = 5.0) -> None:
+                 upsert_every_s: float | None = None) -> None:
         self.url = url
         self.state = state
         self.headers = {"X-API-Key": admin_key, "X-Actor": "serve_load"}
-        self.upsert_every_s = upsert_every_s
+        self.upsert_every_s = (float(os.environ.get("SERVE_LOAD_LLM_UPSERT_EVERY_S", "5"))
+                               if upsert_every_s is None else upsert_every_s)
         self.headline: dict[str, Any] = {}
         self.upserts = 0
         self.upsert_errors = 0
@@ -85,8 +90,9 @@ class LLMLoad:
                          "start_s": round(time.perf_counter() - t, 1),
                          "variants": [v.get("headline") for v in r.json().get("variants", [])]}
         self._started = time.time()
-        self._thread = threading.Thread(target=self._feed, name="llm-upserts", daemon=True)
-        self._thread.start()
+        if self.upsert_every_s > 0:
+            self._thread = threading.Thread(target=self._feed, name="llm-upserts", daemon=True)
+            self._thread.start()
 
     def _feed(self) -> None:
         import httpx
@@ -124,7 +130,10 @@ class LLMLoad:
                          headers=self.headers, timeout=30)
         return {
             "on": {"switch": True, "explanations": "template, explain=true on every request",
-                   "headline_test": True, "enrich_on_upsert": "local model",
+                   "headline_test": True,
+                   "enrich_on_upsert": ("local model, one upsert every "
+                                        f"{self.upsert_every_s} s" if self.upsert_every_s > 0
+                                        else "on, but no upserts sent"),
                    "llm_rerank": f"configured for surface {RERANK_SURFACE!r} only (its "
                                  "hard budget); the load's front_page requests never run it"},
             "headline_test": {**self.headline,
