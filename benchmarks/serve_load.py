@@ -344,7 +344,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 # -- load generator (runs in its own process) -------------------------------------------------
 async def open_loop(url: str, path: str, rate: float, duration: float, users: list[str],
                     k: int, trace: list[tuple[float, float, str, bool, str | None]] | None = None,
-                    client: str = "httpx") -> dict[str, Any]:
+                    client: str = "httpx", extra: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
     """`trace`, when given, gets one row per request: (scheduled s, done s, from the start
     of the load; status code or error name; degraded; the answer's model_version).
     `client`: "httpx", or "lean" (benchmarks/lean_http.py: a fraction of httpx's CPU per
@@ -375,7 +376,8 @@ async def open_loop(url: str, path: str, rate: float, duration: float, users: li
                 return r.status_code, r.content
 
         for _ in range(20):  # warm the connection pool
-            await post(path, json.dumps({"user_id": users[0], "k": k}).encode())
+            await post(path, json.dumps({"user_id": users[0], "k": k, **(extra or {})})
+                       .encode())
         clock = time.perf_counter  # uvloop's loop.time() has 1 ms resolution
         t0 = clock() + 0.1
         last_done = t0
@@ -384,8 +386,8 @@ async def open_loop(url: str, path: str, rate: float, duration: float, users: li
             nonlocal errors, last_done, degraded
             flagged, version = False, None
             try:
-                status, content = await post(path, json.dumps({"user_id": user, "k": k})
-                                             .encode())
+                status, content = await post(path, json.dumps({"user_id": user, "k": k,
+                                                               **(extra or {})}).encode())
                 ok = status == 200
                 flagged = b'"degraded":true' in content
                 degraded += flagged
@@ -477,7 +479,8 @@ def loadgen_main(argv: list[str]) -> None:
     else:
         result = uvloop.run(open_loop(spec["url"], spec["path"], spec["rate"],
                                       spec["duration"], users, spec["k"],
-                                      client=spec.get("client", "lean")))
+                                      client=spec.get("client", "lean"),
+                                      extra=spec.get("extra")))
     print(json.dumps(result))
 
 
@@ -610,6 +613,9 @@ def main() -> None:
     ap.add_argument("--interleave", type=float, default=0.0, metavar="SHARE",
                     help="serve this share of readers through a live team-draft interleaving "
                          "experiment (two rankings per request) during the whole load")
+    ap.add_argument("--llm", action="store_true",
+                    help="every LLM feature that can touch serving on (serve_load_llm.py); "
+                         "the JSON's `llm` says which and what each did")
     args = ap.parse_args()
     quick = args.quick
     load_start = list(os.getloadavg())  # a shared machine skews every figure: record it
@@ -632,6 +638,12 @@ def main() -> None:
     extra_env = dict(kv.split("=", 1) for kv in args.server_env)
     if args.interleave:
         extra_env.setdefault("NEWSDESK_ADMIN_API_KEY", INTERLEAVE_ADMIN_KEY)
+    llm_load, llm_report = None, None
+    if args.llm:
+        import serve_load_llm
+
+        extra_env = {**serve_load_llm.server_env(), **extra_env}
+        files["extra"] = serve_load_llm.REQUEST_EXTRA  # type: ignore[assignment]
     redis_proc, redis_url = start_redis(work) if args.redis else (None, None)
     redis_rss = 0.0
     server = start_newsdesk(state, port, work / "server.log", extra_env, args.workers, redis_url)
@@ -647,6 +659,11 @@ def main() -> None:
             return events_only(args, url, server, files, redis_proc, load_start)
         if args.interleave:
             start_interleaving(url, extra_env["NEWSDESK_ADMIN_API_KEY"], args.interleave)
+        if args.llm:
+            llm_load = serve_load_llm.LLMLoad(url, {**state, **files},
+                                              admin_key=extra_env["NEWSDESK_ADMIN_API_KEY"])
+            llm_load.start()
+            print(f"  LLM features on; headline test {llm_load.headline}", flush=True)
         rates = sweep(url, "/v1/recommendations", first, steps, step_s, files, server.pid)
         rss_after_load = tree_rss_mib(server.pid)
         stages = stage_means(url)
@@ -656,6 +673,9 @@ def main() -> None:
         print(f"  events: {ev['events_per_s']:.0f} events/s acknowledged durably "
               f"({ev['accepted']} in {ev['duration_s']} s, errors {ev['errors']})")
         rss_end = tree_rss_mib(server.pid)
+        if llm_load is not None:
+            llm_report = llm_load.report()
+            print(f"  LLM: {serve_load_llm.dumps(llm_report)}", flush=True)
         if redis_proc is not None:
             redis_rss = rss_mib(redis_proc.pid)
     finally:
@@ -665,6 +685,7 @@ def main() -> None:
         if redis_proc is not None:
             stop(redis_proc)
 
+    files.pop("extra", None)  # the trivial endpoint gets the plain body
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     trivial = subprocess.Popen([PY, __file__, "--_trivial", str(port), str(args.workers)],
@@ -683,7 +704,7 @@ def main() -> None:
     summary = {
         "benchmark": "serve_load", "quick": quick, "embedder": args.embedder,
         "workers": args.workers, "redis": bool(args.redis), "cpu_count": os.cpu_count(),
-        "interleave_share": args.interleave,
+        "interleave_share": args.interleave, "llm": llm_report,
         "shared_machine": True,
         "server_env": extra_env, "load_average_at_start": load_start,
         "load_average_at_end": list(os.getloadavg()),

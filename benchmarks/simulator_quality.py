@@ -330,6 +330,8 @@ def main() -> None:
     ap.add_argument("--plugin", default=None,
                     help="also train newsdesk + this plug-in as candidates and feature "
                          "(e.g. nrms): system newsdesk_<name>, compared with newsdesk")
+    ap.add_argument("--plugin-roles", default="candidates,features",
+                    help="the plug-in's roles, e.g. features (llm_enrichment has no generator)")
     ap.add_argument("--plugin-params", type=json.loads, default={},
                     help='JSON object of the plug-in\'s params, e.g. \'{"epochs": 6}\'')
     args = ap.parse_args()
@@ -383,7 +385,7 @@ def main() -> None:
         bundles[f"newsdesk_no_{g}"] = (work / f"bundles_no_{g}" / v, work / "sim")
     if args.plugin:  # the ablation of a plug-in: the same config with it, else identical
         with_plugin = TrainConfig.from_dict({**cfg.model_dump(mode="json"), "plugins": [
-            {"name": args.plugin, "roles": ["candidates", "features"],
+            {"name": args.plugin, "roles": args.plugin_roles.split(","),
              "params": args.plugin_params}]})
         t = time.perf_counter()
         pv = train(work / "train", work / "bundles_plugin", with_plugin)

@@ -87,3 +87,27 @@ def test_batch_stops_and_keeps_its_work_when_the_provider_goes_down(dataset):
     with pytest.raises(LLMCircuitOpen):
         enrich_dataset(dataset, Enricher(provider))
     assert EnrichmentStore(dataset).read()["article_id"].to_list() == ["a0"]
+
+
+def test_newest_first_and_a_dataset_without_bodies(tmp_path):
+    # the simulator writes null bodies; --newest-first enriches what is live now first
+    from newsdesk.data.dataset import Dataset
+
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    with DatasetWriter(tmp_path / "ds", source="test") as writer:
+        writer.table("articles").write_rows(
+            {**Article(article_id=f"a{i}", title=f"Story {i}", abstract="Some text.",
+                       category="sports", published_at=base.replace(hour=i)).model_dump(),
+             "body": None} for i in range(4))
+    assert Dataset(tmp_path / "ds").read("articles")["body"].null_count() == 4
+    seen: list[str] = []
+
+    def answer_in_order(messages) -> str:
+        seen.append(next(m for m in messages if m["role"] == "user")["content"]
+                    .splitlines()[0])
+        return answer(messages)
+
+    provider = make_provider(load_llm_settings(), backend=FakeProvider(answer_in_order))
+    report = enrich_dataset(tmp_path / "ds", Enricher(provider), limit=2, newest_first=True)
+    assert report.enriched == 2 and seen == ["Title: Story 3", "Title: Story 2"]
+    assert sorted(EnrichmentStore(tmp_path / "ds").read()["article_id"]) == ["a2", "a3"]

@@ -39,3 +39,15 @@ def test_overlap_bounds_on_random_histories(terms):
     rows_a = rng.integers(-1, 4, size=200)
     got = terms.overlap(click_idx, rows_q, rows_a)
     assert got.shape == (200,) and np.all(got >= -1e-6) and np.all(got <= 1 + 1e-6)
+
+
+def test_one_reader_path_equals_the_batched_one(terms):
+    # serving (one reader) takes a dense shortcut; training (many) the sparse product
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        clicks = rng.integers(-1, 4, size=(1, 6))
+        rows_a = rng.integers(-1, 4, size=30)
+        one = terms.overlap(clicks, np.zeros(30, dtype=np.int64), rows_a)
+        two = terms.overlap(np.vstack([clicks, rng.integers(-1, 4, size=(1, 6))]),
+                            np.zeros(30, dtype=np.int64), rows_a)
+        assert one == pytest.approx(two, abs=1e-6)

@@ -57,3 +57,23 @@ def test_shared_prompt_prefix_is_reused_with_identical_answers(local_provider):
         local_provider._ctx.kv_cache_clear()
         cold.append(local_provider.complete([head, q], max_tokens=5).text)
     assert warm == cold
+
+
+def test_compact_enrichment_prompt_with_the_real_model(local_provider):
+    # enrich.v2 (the default) through the real model: its grammar keeps the shorter lists, and
+    # the answer validates as both the compact and the full schema (one stored shape)
+    from datetime import UTC, datetime
+
+    from newsdesk.data.schema import Article
+    from newsdesk.llm.enrichment import CompactEnrichment, Enricher, Enrichment
+
+    enricher = Enricher(local_provider, timeout_s=300)
+    assert enricher.prompt.id == "enrich.v2" and enricher.schema is CompactEnrichment
+    record = enricher.enrich(Article(
+        article_id="m1", title="Bayern Munich beat Dortmund 3-1 in the Bundesliga",
+        abstract="Harry Kane scored twice as Bayern Munich won the derby on Saturday.",
+        category="sports", published_at=datetime.now(UTC)))
+    e = record.enrichment
+    assert record.prompt_version == "enrich.v2"
+    assert len(e.topics) <= 2 and len(e.keywords) <= 4 and len(e.entities) <= 3
+    assert Enrichment.model_validate(e.model_dump()) is not None

@@ -85,7 +85,7 @@ async def test_upsert_returns_before_the_model_and_stores_only_valid_enrichment(
         frame = EnrichmentStore(tmp_path / "state").read()
         assert frame["article_id"].to_list() == ["n1"]  # the invalid one was dropped whole
         assert frame["keywords"].to_list() == [["Hamburg"]]
-        assert frame["prompt_version"].to_list() == ["enrich.v1"]
+        assert frame["prompt_version"].to_list() == ["enrich.v2"]  # the newest prompt
         assert queue.dropped == {"invalid_output": 1}
         metrics = (await client.get("/metrics")).text
         assert 'newsdesk_llm_enrich_dropped_total{reason="invalid_output"} 1.0' in metrics

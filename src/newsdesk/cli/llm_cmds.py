@@ -48,6 +48,8 @@ def enrich(
     dataset: Path = typer.Argument(..., help="Dataset directory (its articles table)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Enrich at most this many "
                                      "articles not enriched yet (a re-run continues)."),
+    newest_first: bool = typer.Option(False, "--newest-first", help="Newest articles first "
+                                      "(by published_at): what readers see now is done first."),
     provider: str | None = typer.Option(None, "--provider", help="local | openai (default: "
                                         "NEWSDESK_LLM_PROVIDER or local)."),
     model: str | None = typer.Option(None, "--model", help="Model name or .gguf path."),
@@ -88,7 +90,8 @@ def enrich(
                   f"{report.articles_per_s:.3f} articles/s", file=sys.stderr, flush=True)
 
     try:
-        report = enrich_dataset(dataset, enricher, limit=limit, out_dir=out, progress=progress)
+        report = enrich_dataset(dataset, enricher, limit=limit, out_dir=out, progress=progress,
+                                newest_first=newest_first)
     finally:
         guarded.close()
     typer.echo(json.dumps({"model": guarded.model, "prompt": enricher.prompt.id,

@@ -41,19 +41,26 @@ class EnrichReport:
 
 def load_articles(dataset_dir: Path) -> list[Article]:
     frame = Dataset(dataset_dir).read("articles")
-    return [Article.model_validate(row) for row in frame.iter_rows(named=True)]
+    # a null column (a dataset without bodies, e.g. the simulator's) means the field's default
+    return [Article.model_validate({k: v for k, v in row.items() if v is not None})
+            for row in frame.iter_rows(named=True)]
 
 
 def enrich_dataset(dataset_dir: Path, enricher: Enricher, *, limit: int | None = None,
                    out_dir: Path | None = None, flush_every: int = 16,
-                   progress: Callable[[EnrichReport], None] | None = None) -> EnrichReport:
-    """Enrich up to `limit` not-yet-enriched articles of the dataset (see the module doc)."""
+                   progress: Callable[[EnrichReport], None] | None = None,
+                   newest_first: bool = False) -> EnrichReport:
+    """Enrich up to `limit` not-yet-enriched articles of the dataset (see the module doc);
+    `newest_first`: in descending published_at order (a cut run has done the live ones)."""
     store = EnrichmentStore(out_dir or dataset_dir)
     known = store.keys()
     report = EnrichReport()
     pending: list[EnrichmentRecord] = []
     start = time.perf_counter()
-    for article in load_articles(dataset_dir):
+    articles = load_articles(dataset_dir)
+    if newest_first:
+        articles.sort(key=lambda a: a.published_at, reverse=True)
+    for article in articles:
         if limit is not None and report.enriched + sum(report.dropped.values()) >= limit:
             break
         report.considered += 1

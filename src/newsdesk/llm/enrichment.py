@@ -61,6 +61,19 @@ class Enrichment(BaseModel):
         return [e for e in values if not (e.name.lower() in seen or seen.add(e.name.lower()))]
 
 
+class CompactEnrichment(Enrichment):
+    """The answer shape of enrich.v2: fewer list items (the grammar stops the model there), so
+    fewer answer tokens per article. Every CompactEnrichment is a valid Enrichment."""
+
+    topics: list[Short] = Field(min_length=1, max_length=2)
+    keywords: list[Short] = Field(min_length=1, max_length=4)
+    entities: list[Entity] = Field(default_factory=list, max_length=3)
+
+
+# the answer schema each prompt version asks for (a prompt not named here: Enrichment)
+SCHEMAS: dict[str, type[Enrichment]] = {"enrich.v1": Enrichment, "enrich.v2": CompactEnrichment}
+
+
 def article_text(article: Article) -> str:
     text = " ".join(p for p in (article.abstract, article.body) if p).strip()
     return text[:MAX_TEXT_CHARS]
@@ -103,6 +116,7 @@ class Enricher:
                  timeout_s: float = 120.0) -> None:
         self.provider = provider
         self.prompt = prompt or load_prompt("enrich")
+        self.schema = SCHEMAS.get(self.prompt.id, Enrichment)
         self.metrics = metrics
         self.retries = retries
         self.max_tokens = max_tokens
@@ -118,7 +132,7 @@ class Enricher:
                                         text=article_text(article) or "(no text)")
         try:
             enrichment, completion = complete_json(
-                self.provider, messages, Enrichment, task="enrich", max_tokens=self.max_tokens,
+                self.provider, messages, self.schema, task="enrich", max_tokens=self.max_tokens,
                 timeout_s=self.timeout_s, retries=self.retries)
         except LLMInvalidOutput:
             if self.metrics is not None:

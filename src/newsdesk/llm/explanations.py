@@ -206,8 +206,16 @@ class Explainer:
             if len(clicks) else np.zeros(len(cat.categories), dtype=np.int64)
         coclick = getattr(model, "coclick", None)
         matrix = getattr(coclick, "matrix_", None)
+        # co-click counts of every item with the reader's clicks in one sparse slice (one
+        # slice per item cost ~0.3 ms each: most of explain=true's price)
+        co_rows = co_counts = None
+        if matrix is not None and len(clicks):
+            co_rows = clicks[clicks < matrix.shape[0]]
+            cols = np.where((idx >= 0) & (idx < matrix.shape[1]), idx, 0)
+            if len(co_rows):
+                co_counts = np.asarray(matrix[co_rows][:, cols].todense())
         out: list[list[Signal]] = []
-        for aid, i in zip(ids, idx.tolist(), strict=True):
+        for k, (aid, i) in enumerate(zip(ids, idx.tolist(), strict=True)):
             found: list[Signal] = []
             if i < 0:
                 out.append(found)
@@ -225,15 +233,13 @@ class Explainer:
                     j = int(recent[best])
                     found.append(Signal("read_similar", float(sims[best]),
                                         {"title": cat.titles[j], "article_id": cat.ids[j]}))
-            if matrix is not None and len(clicks) and i < matrix.shape[1]:
-                rows = clicks[clicks < matrix.shape[0]]
-                if len(rows):
-                    counts = np.asarray(matrix[rows, i].todense()).ravel()
-                    best = int(np.argmax(counts))
-                    if counts[best] > 0:
-                        j = int(rows[best])
-                        found.append(Signal("coclick", float(counts[best]),
-                                            {"title": cat.titles[j], "article_id": cat.ids[j]}))
+            if co_counts is not None and co_rows is not None and i < matrix.shape[1]:
+                counts = co_counts[:, k]
+                best = int(np.argmax(counts))
+                if counts[best] > 0:
+                    j = int(co_rows[best])
+                    found.append(Signal("coclick", float(counts[best]),
+                                        {"title": cat.titles[j], "article_id": cat.ids[j]}))
             c = int(cat.category[i])
             if c < len(click_cats) and click_cats[c] >= TOPIC_MIN_CLICKS:
                 found.append(Signal("topic", float(click_cats[c]), {"category": category}))

@@ -56,10 +56,25 @@ class EnrichmentTerms:
                           ) @ matrix
         return cls(matrix.tocsr(), vocabulary)
 
+    def _overlap_one(self, clicks: np.ndarray, row_article: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(row_article), dtype=np.float32)
+        clicks = clicks[clicks >= 0]
+        known = row_article >= 0
+        if len(clicks) == 0 or not known.any():
+            return out
+        history = np.asarray(self.matrix[clicks].sum(axis=0), dtype=np.float32).ravel()
+        norm = float(np.sqrt(history @ history))
+        if norm == 0.0:
+            return out
+        out[known] = self.matrix[row_article[known]] @ (history / norm)
+        return out
+
     def overlap(self, click_idx: np.ndarray, row_query: np.ndarray,
                 row_article: np.ndarray) -> np.ndarray:
         """Cosine of each row's candidate terms with its reader's clicked terms, (R,)."""
         n_queries = click_idx.shape[0]
+        if n_queries == 1:  # one reader (serving): one dense history vector, one product
+            return self._overlap_one(click_idx[0], row_article)
         valid = click_idx >= 0
         q, pos = np.nonzero(valid)
         history = sp.csr_matrix((np.ones(len(q), dtype=np.float32), (q, click_idx[q, pos])),

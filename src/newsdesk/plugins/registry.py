@@ -21,7 +21,8 @@ from newsdesk.plugins.base import ROLE_CLASSES
 GROUP_PREFIX = "newsdesk."
 BUILTIN: dict[str, dict[str, str]] = {  # role -> name -> "module:attr" (see pyproject.toml)
     "candidates": {"nrms": "newsdesk.plugins.nrms.plugin:NRMSPlugin"},
-    "features": {"nrms": "newsdesk.plugins.nrms.plugin:NRMSPlugin"},
+    "features": {"nrms": "newsdesk.plugins.nrms.plugin:NRMSPlugin",
+                 "llm_enrichment": "newsdesk.llm.enrichment_plugin:EnrichmentFeatures"},
     "rankers": {},
 }
 
