@@ -36,14 +36,11 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mind-s
 
 
 def load_rows(path: Path) -> list[dict[str, str]]:
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) >= 5:
-                rows.append({"id": parts[0], "category": parts[1], "title": parts[3],
-                             "abstract": parts[4]})
-    return rows
+    """MIND news.tsv rows, as the accuracy benchmark reads them."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from llm_enrich import load_articles
+
+    return load_articles(path)
 
 
 def _worker(rows: list[dict[str, str]], prompt_version: int, model: str, threads: int,
