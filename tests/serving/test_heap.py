@@ -58,3 +58,20 @@ def test_the_state_is_frozen_when_its_load_ends_not_before() -> None:
     loading[0] = False
     freezer._tick()  # a rebuild from the event log ended: frozen again
     assert gc.get_freeze_count() > 0
+
+
+def test_no_collection_runs_during_a_load_and_its_state_is_frozen_after() -> None:
+    from newsdesk.serving.heap import loading_state
+
+    gc.unfreeze()
+    assert gc.isenabled()
+    with loading_state():
+        assert not gc.isenabled()
+        with loading_state():  # a rebuild while the bootstrap runs: one span
+            pass
+        assert not gc.isenabled()
+        loaded = [[i] for i in range(5_000)]
+        assert gc.get_freeze_count() == 0
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > len(loaded)  # what the load built is out of reach
+    gc.unfreeze()

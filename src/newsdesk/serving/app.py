@@ -35,6 +35,7 @@ from newsdesk.models.base import Recommender
 from newsdesk.monitoring.logging import configure_logging, get_logger
 from newsdesk.monitoring.metrics import ServingMetrics
 from newsdesk.monitoring.monitor import ServiceMonitor
+from newsdesk.serving import heap
 from newsdesk.serving.catalog import LiveCatalog, load_catalog
 from newsdesk.serving.event_consumer import start_event_consumer
 from newsdesk.serving.exploration import Explorer
@@ -323,6 +324,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
             m.prepare_live_set(clock(), 1.0) for m in registry.serving()
             if hasattr(m, "prepare_live_set")])
         live_warmer.start()
+        heap.freeze_after_loads = settings.gc_freeze
         gc_pauses = GcPauses(metrics.registry).start()
         freezer = StateFreezer(lambda: bootstrap.loading or keeper.rebuilding,
                                gc_pauses).start() if settings.gc_freeze else None

@@ -49,6 +49,7 @@ from newsdesk.errors import StoreUnavailable
 from newsdesk.features.bootstrap import merge_logged_events
 from newsdesk.features.online_store import OnlineStore
 from newsdesk.monitoring.logging import get_logger
+from newsdesk.serving.heap import loading_state
 
 log = get_logger("newsdesk.serving.state_keeper")
 
@@ -277,12 +278,13 @@ class OnlineStateKeeper:
             log.warning("online_state_rebuild_started", reason=reason, log_seq=upto)
             try:
                 loaded = None
-                if with_dataset and self.dataset_dir is not None:
-                    from newsdesk.features.bootstrap import bootstrap_store
+                with loading_state():  # no collector pauses over the growing state (heap.py)
+                    if with_dataset and self.dataset_dir is not None:
+                        from newsdesk.features.bootstrap import bootstrap_store
 
-                    loaded = bootstrap_store(store, self.dataset_dir,
-                                             event_log=self.event_log).to_dict()["users"]
-                replayed = replay_log(store, self.event_log, upto, self.erased())
+                        loaded = bootstrap_store(store, self.dataset_dir,
+                                                 event_log=self.event_log).to_dict()["users"]
+                    replayed = replay_log(store, self.event_log, upto, self.erased())
                 store.write_marker(SENTINEL, json.dumps(
                     {"rebuilt_at": time.time(), "reason": reason, "log_seq": upto}))
             finally:

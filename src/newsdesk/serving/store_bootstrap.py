@@ -18,6 +18,7 @@ from typing import Any
 
 from newsdesk.features.online_store import OnlineStore
 from newsdesk.monitoring.logging import get_logger
+from newsdesk.serving.heap import loading_state
 
 log = get_logger("newsdesk.serving.store_bootstrap")
 
@@ -50,7 +51,8 @@ class StoreBootstrapJob:
         store = self._store.patient()  # off the request path: patient timeouts
         try:
             assert self._dataset is not None
-            report = bootstrap_store(store, self._dataset, event_log=self._event_log)
+            with loading_state():  # no collector pauses over the growing state (serving/heap)
+                report = bootstrap_store(store, self._dataset, event_log=self._event_log)
             # another process sharing the store (a sibling worker, a replica) holds the load:
             # stay "loading" until it is done, so that no worker's /readyz says "ready" while
             # the shared store is half loaded
