@@ -8,6 +8,7 @@ import pytest
 from newsdesk.evaluation.mind_protocol import LabeledImpression
 from newsdesk.evaluation.replay import ClickEvent, ImpressionEvent, replay_events
 from newsdesk.models.base import RequestContext
+from newsdesk.models.baselines import StreamingCTRRecommender
 from newsdesk.models.log_signals import LOG_FEATURES, LogSignalStore
 from newsdesk.models.personal_ctr import PersonalCTRIndex, PersonalCTRRecommender
 
@@ -130,7 +131,7 @@ def test_replay_tells_the_store_who_saw_what_and_the_recommender_ranks_by_it() -
     s = rec.score(ctx, ["a", "b"])
     assert s[1] > s[0]
     # the personal gap is wider than the global CTR's for this similar reader
-    glob = store.smoothed_ctr(["a", "b"], 10 * H)
+    glob = StreamingCTRRecommender(store).score(ctx, ["a", "b"])
     assert s[1] - s[0] > glob[1] - glob[0]
     x = store.features("me", ["a", "b"], 10 * H)
     assert x[1, COL["personal_lift_log"]] > x[0, COL["personal_lift_log"]]

@@ -87,3 +87,20 @@ def test_an_orphan_lock_of_this_process_is_taken_over_not_another_s(slow_redis: 
     patient.clear()
     store.close()
     log.close()
+
+
+def test_the_per_worker_cache_hands_out_the_patient_store(slow_redis: str,
+                                                          tmp_path: Path) -> None:
+    # with several workers the keeper holds the stats cache over Redis, not Redis itself:
+    # its patient view must be Redis' patient one, not the cache on the 50 ms client
+    from newsdesk.features.stats_cache import StatsCachingStore
+
+    inner, log = _hasty_store(slow_redis), _log(tmp_path)
+    keeper = OnlineStateKeeper(StatsCachingStore(inner, ttl_s=5.0), log, None)
+    keeper._rebuild("store_emptied", last_seq(log), with_dataset=False)
+    assert (keeper.state, keeper.rebuilds) == ("ok", 1), keeper.last
+    patient = inner.patient()
+    assert [c.article_id for c in patient.user_clicks("reader")] == ["a2", "a1", "a0"]
+    patient.clear()
+    inner.close()
+    log.close()

@@ -265,6 +265,11 @@ class DelegatedBulkLoads:
 
     inner: OnlineStore
 
+    def patient(self) -> OnlineStore:
+        """The wrapped store's patient view: jobs off the request path bypass the wrapper
+        (the breaker, the per-worker stats cache) like the bulk loads below."""
+        return self.inner.patient()
+
     def merge_article_counts(self, counts: ArticleCounts) -> None:
         self.inner.merge_article_counts(counts)
 

@@ -292,6 +292,15 @@ end
 return out
 """
 
+def _parse_clicks(items: Iterable[str]) -> list[Click]:
+    """A user's click list as stored ("ts<TAB>article_id", newest first)."""
+    clicks = []
+    for item in items:
+        ts, _, article_id = item.partition("\t")
+        clicks.append(Click(article_id, float(ts)))
+    return clicks
+
+
 _SCRIPT_CHUNK = 1000  # article updates per script call
 _CO_READ_CHUNK = 200  # co-visitation rows per script call (each up to `limit` pairs)
 _FIELDS = ("imp", "clk", "iv", "ir", "cv", "cr", "last")
@@ -552,11 +561,7 @@ class RedisOnlineStore(OnlineStore):
             return []
         with self._errors("user_clicks"):
             items = self._client.lrange(self._ukey(user_id), 0, count - 1)
-        clicks = []
-        for item in items:
-            ts, _, article_id = item.partition("\t")
-            clicks.append(Click(article_id, float(ts)))
-        return clicks
+        return _parse_clicks(items)
 
     def user_reads(self, user_id: str, limit: int | None, markers: Sequence[str]
                    ) -> tuple[list[Click], list[str | None]]:
@@ -567,13 +572,8 @@ class RedisOnlineStore(OnlineStore):
             if markers:
                 pipe.hmget(self._markers, list(markers))
             got = pipe.execute()
-        items = got[0] if count > 0 else []
         values = [None if v is None else str(v) for v in got[1]] if markers else []
-        clicks = []
-        for item in items:
-            ts, _, article_id = item.partition("\t")
-            clicks.append(Click(article_id, float(ts)))
-        return clicks, values
+        return _parse_clicks(got[0] if count > 0 else []), values
 
     def article_stats(self, article_ids: Sequence[str], now: float) -> list[ArticleStats]:
         if not article_ids:

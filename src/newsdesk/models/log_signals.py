@@ -102,14 +102,6 @@ class LogSignalStore(MemoryOnlineStore, ReaderExposures):
     def record_exposure(self, user_id: str, article_ids: Sequence[str], ts: float) -> None:
         self.personal.record_exposure(user_id, article_ids, ts)
 
-    def smoothed_ctr(self, article_ids: Sequence[str], now: float) -> np.ndarray:
-        """Streaming CTR's score: Beta-smoothed CTR on the decayed counts, shape (n,)."""
-        stats = self.article_stats(list(article_ids), now)
-        n = len(stats)
-        clicks = np.fromiter((s.decayed_clicks for s in stats), np.float64, n)
-        imps = np.fromiter((s.decayed_impressions for s in stats), np.float64, n)
-        return (clicks + _PRIOR_STRENGTH * _PRIOR_CTR) / (imps + _PRIOR_STRENGTH)
-
     def record_clicks(self, user_id: str, article_ids: Sequence[str], ts: float) -> None:
         before = [c.article_id for c in self.user_clicks(user_id, self.coclick_window)]
         super().record_clicks(user_id, article_ids, ts)

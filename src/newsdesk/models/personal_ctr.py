@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from newsdesk.models.base import RequestContext
-from newsdesk.models.baselines import CatalogRecommender
+from newsdesk.models.baselines import CatalogRecommender, StreamingCTRRecommender
 
 
 class ReaderExposures(ABC):
@@ -208,5 +208,5 @@ class PersonalCTRRecommender(CatalogRecommender):
         if self.mode == "global_lift":
             w = index.weights("", article_ids, ctx.now)  # no reader: the global sums only
             return (w[0] + index.prior_clicks) / (w[2] + index.prior_clicks)
-        base = self.store.smoothed_ctr(article_ids, ctx.now)  # type: ignore[attr-defined]
+        base = StreamingCTRRecommender(self.store).score(ctx, article_ids)  # type: ignore
         return index.ctr(ctx.user_id, article_ids, ctx.now, base)

@@ -40,7 +40,7 @@ from newsdesk.serving.catalog import LiveCatalog, load_catalog
 from newsdesk.serving.event_consumer import start_event_consumer
 from newsdesk.serving.exploration import Explorer
 from newsdesk.serving.feedback import EventIngestor, ExposureLogger
-from newsdesk.serving.heap import GcPauses, StateFreezer
+from newsdesk.serving.heap import GcPauses
 from newsdesk.serving.middleware import ServingMiddleware, error_json
 from newsdesk.serving.model_registry import ModelRegistry
 from newsdesk.serving.periodic import Periodic
@@ -319,15 +319,19 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         monitor.sources(now=clock, catalog=lambda: cat,
                         active=lambda: registry.active if registry.ready else None,
                         ready=lambda: registry.ready and bool(store.ping()))
-        # the next live set is built ahead of its time boundary, off the request path
-        live_warmer = Periodic("live-set-warmer", 0.25, lambda: [
-            m.prepare_live_set(clock(), 1.0) for m in registry.serving()
-            if hasattr(m, "prepare_live_set")])
+        def prepare_live_sets() -> None:  # the next live set, ahead of its time boundary
+            for model in registry.serving():
+                if hasattr(model, "prepare_live_set"):
+                    model.prepare_live_set(clock(), 1.0)
+
+        live_warmer = Periodic("live-set-warmer", 0.25, prepare_live_sets)
         live_warmer.start()
+        # the state loaded so far (store, catalog, models) out of the collector's reach; a
+        # bootstrap or rebuild still running freezes what it loads when it ends (heap.py)
         heap.freeze_after_loads = settings.gc_freeze
         gc_pauses = GcPauses(metrics.registry).start()
-        freezer = StateFreezer(lambda: bootstrap.loading or keeper.rebuilding,
-                               gc_pauses).start() if settings.gc_freeze else None
+        if settings.gc_freeze:
+            heap.freeze_heap("serving started")
         monitor.start()
         log.info("serving_started", model_version=registry.version, catalog=len(cat))
         try:
@@ -338,8 +342,6 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                 watcher.stop()
             monitor.stop()
             live_warmer.stop()
-            if freezer is not None:
-                freezer.stop()
             gc_pauses.stop()
             if app.state.llm is not None:
                 await loop.run_in_executor(io_pool, app.state.llm.close)

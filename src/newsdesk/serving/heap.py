@@ -6,7 +6,8 @@ takes ~1.3 s with the GIL held (measured in process, full serve_load state): eve
 flight stalls and the ones behind it are shed to the fallbacks. The state loaded at start (the
 store's snapshot, the dataset's bootstrap, a rebuild from the event log, the model) lives as
 long as the process, so it is moved out of the collector's reach with `gc.freeze()` once it
-is loaded: later collections walk only what was allocated since. Frozen objects are still
+is loaded (`freeze_heap` once the service has started; `loading_state` at the end of each
+later load): later collections walk only what was allocated since. Frozen objects are still
 freed by reference counting when they are dropped; only a reference cycle among them would
 stay (the loaded state has none worth counting).
 
@@ -25,13 +26,12 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from newsdesk.monitoring.logging import get_logger
-from newsdesk.serving.periodic import Periodic
 
 log = get_logger("newsdesk.serving.heap")
 SLOW_PAUSE_S = 0.1
@@ -48,6 +48,7 @@ class GcPauses:
         self.frozen = Gauge("newsdesk_gc_frozen_objects",
                             "Objects moved out of the collector's reach (gc.freeze).",
                             registry=registry)
+        self.frozen.set_function(gc.get_freeze_count)
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
@@ -69,13 +70,11 @@ class GcPauses:
             gc.callbacks.remove(self)
 
 
-def freeze_heap(reason: str, pauses: GcPauses | None = None) -> int:
+def freeze_heap(reason: str) -> int:
     """Move every object the process holds now out of the collector's reach; returns how many
     are frozen in all. O(1): no collection runs (that would be the stall this avoids)."""
     gc.freeze()
     count = gc.get_freeze_count()
-    if pauses is not None:
-        pauses.frozen.set(count)
     log.info("heap_frozen", reason=reason, frozen_objects=count)
     return count
 
@@ -104,32 +103,6 @@ def loading_state() -> Iterator[None]:
             _loads -= 1
             if _loads == 0:
                 if freeze_after_loads:
-                    gc.freeze()
+                    freeze_heap("state loaded")
                 if _was_enabled:
                     gc.enable()
-
-
-class StateFreezer:
-    """Freezes the heap when the state has finished loading: at start, and each time a load
-    (the bootstrap from the dataset, a rebuild from the event log) goes from running to done.
-    Polls `loading` every `interval_s` on a `Periodic` thread."""
-
-    def __init__(self, loading: Callable[[], bool], pauses: GcPauses | None = None,
-                 interval_s: float = 2.0) -> None:
-        self._loading = loading
-        self._pauses = pauses
-        self._was_loading = True  # the first tick after start freezes once the load is done
-        self._job = Periodic("heap-freezer", interval_s, self._tick)
-
-    def _tick(self) -> None:
-        loading = self._loading()
-        if self._was_loading and not loading:
-            freeze_heap("state loaded", self._pauses)
-        self._was_loading = loading
-
-    def start(self) -> StateFreezer:
-        self._job.start()
-        return self
-
-    def stop(self) -> None:
-        self._job.stop()
