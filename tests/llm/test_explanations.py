@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -150,11 +152,23 @@ async def test_api_explain_opt_in_in_german(tmp_path: Path, llm_world: tuple[Pat
     user = _users(llm_log, llm_log.time_range[1], 2)[0]
     async with running(app) as client:
         await settled(client)
-        plain = (await client.post("/v1/recommendations", json={"user_id": user})).json()
+        # Every served slate is logged as an impression that moves the articles' CTR once
+        # applied (asynchronously). All requests carry one request id: after the first one's
+        # impression is applied the others are duplicates, so all see the same state.
+        same = {"X-Request-ID": "explain-slate"}
+        exposure = app.state.services.exposure
+
+        async def ask(body: dict) -> dict:
+            answer = (await client.post("/v1/recommendations", json=body, headers=same)).json()
+            await asyncio.wait_for(exposure.queue.join(), 30)
+            return answer
+
+        await ask({"user_id": user})
+        plain = await ask({"user_id": user})
         assert plain["items"] and all("explanation" not in it for it in plain["items"])
         body = {"user_id": user, "explain": True, "context": {"locale": "de-DE"}}
-        de = (await client.post("/v1/recommendations", json=body)).json()
-        en = (await client.post("/v1/recommendations", json={**body, "lang": "en"})).json()
+        de = await ask(body)
+        en = await ask({**body, "lang": "en"})
         assert not (plain["degraded"] or de["degraded"] or en["degraded"])
         assert [it["article_id"] for it in de["items"]] == [
             it["article_id"] for it in plain["items"]]  # explaining never changes the slate

@@ -23,7 +23,14 @@ from newsdesk.serving.exploration import (
     pl_policy_name,
 )
 from newsdesk.serving.settings import load_settings
-from tests.serving.conftest import ctr_factory, make_settings, running, wait_until
+from tests.serving.conftest import (
+    PATIENT,
+    ctr_factory,
+    make_settings,
+    running,
+    settled,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -96,14 +103,15 @@ async def test_served_slates_log_policy_and_propensities(tmp_path: Path, dataset
     """Through the real app: share 0.5 -> about half the slates are PL draws with propensities
     < 1 at some position; the rest deterministic with 1.0; each row names its policy."""
     app = _app(tmp_path, dataset_dir, articles, exploration_share=0.5,
-               exploration_temperature=0.05, exploration_pool=8)
+               exploration_temperature=0.05, exploration_pool=8, **PATIENT)
     n = 60
     async with running(app) as client:
+        await settled(client)
         bodies = []
         for i in range(n):
             r = await client.post("/v1/recommendations", json={"user_id": f"u{i}", "k": 6},
                                   headers={"X-Request-ID": f"req-{i}"})
-            assert r.status_code == 200
+            assert r.status_code == 200 and not r.json()["degraded"]
             bodies.append(r.json())
         log = app.state.services.event_log
         assert await wait_until(lambda: log.count() == n)
