@@ -144,7 +144,9 @@ def test_newsdesk_serve_serves_the_plugin_bundle(installed: tuple[Path, Path, di
     users = ds.read("interactions")["user_id"].unique().sort().to_list()[:5]
     world = World(root / "dataset", root / "logistic", out["logistic"],
                   (end + timedelta(minutes=1)).isoformat(), users, [])
-    env = {"PYTHONPATH": _env(site)["PYTHONPATH"]}
+    # patient deadlines: the test checks which model answers, not how fast
+    env = {"PYTHONPATH": _env(site)["PYTHONPATH"], "NEWSDESK_BUDGET_MS": "8000",
+           "NEWSDESK_PERSONALISED_TIMEOUT_MS": "6000", "NEWSDESK_TRENDING_TIMEOUT_MS": "2000"}
     with LiveServer(world, tmp_path / "state", env=env) as server, \
             httpx.Client(base_url=server.base, timeout=30) as client:
         ready = client.get("/readyz").json()

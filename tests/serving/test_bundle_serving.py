@@ -27,7 +27,7 @@ pytest.importorskip("lightgbm")
 
 from newsdesk.data.dataset import Dataset  # noqa: E402
 from newsdesk.serving.app import create_app  # noqa: E402
-from tests.serving.conftest import ADMIN_KEY, make_settings, running  # noqa: E402
+from tests.serving.conftest import ADMIN_KEY, PATIENT, make_settings, running  # noqa: E402
 
 pytestmark = [pytest.mark.ml, pytest.mark.slow]
 NEWSDESK = [sys.executable, "-m", "newsdesk.cli.main"]
@@ -65,7 +65,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 
 def _settings(tmp_path: Path, t: Trained, **kw: object):  # noqa: ANN202
     return make_settings(tmp_path, t.dataset, bundles_dir=t.bundles, clock_start=t.clock_start,
-                         online_store_url=None, **kw)
+                         online_store_url=None, **{**PATIENT, **kw})
 
 
 @pytest.mark.anyio

@@ -9,7 +9,7 @@ import pytest
 
 from newsdesk.data.schema import Article
 from newsdesk.serving.app import create_app
-from tests.serving.conftest import ADMIN_KEY, ctr_factory, make_settings, running
+from tests.serving.conftest import ADMIN_KEY, PATIENT, ctr_factory, make_settings, running
 
 pytestmark = pytest.mark.anyio
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.anyio
 async def test_swaps_under_concurrent_requests_drop_nothing(
         tmp_path: Path, dataset_dir: Path, articles: list[Article]) -> None:
     # room for every worker's model call: shedding (tested elsewhere) must not blur this test
-    app = create_app(make_settings(tmp_path, dataset_dir, max_inflight_model_calls=64),
+    app = create_app(make_settings(tmp_path, dataset_dir, max_inflight_model_calls=64, **PATIENT),
                      recommender_factory=ctr_factory(articles))
     async with running(app) as client:
         statuses: list[int] = []
