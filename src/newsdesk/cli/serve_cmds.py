@@ -63,13 +63,14 @@ def run_server(settings: object, *, access_log: bool = False) -> None:
 
     from newsdesk.serving.app import create_app
     from newsdesk.serving.http_server import uvicorn_options
-    from newsdesk.serving.malloc_trim import start_malloc_trim
+    from newsdesk.serving.malloc_trim import tune_heap
     from newsdesk.serving.settings import ServeSettings
 
     assert isinstance(settings, ServeSettings)
     # process-wide, so set by the server command rather than the app factory
     sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
-    start_malloc_trim(settings.malloc_trim_s)  # process-wide too (serving/malloc_trim.py)
+    # process-wide too (serving/malloc_trim.py)
+    tune_heap(settings.malloc_trim_s, settings.malloc_mmap_threshold_kib)
     app = create_app(settings)
     uvicorn.run(app, access_log=access_log, lifespan="on", **uvicorn_options(settings))
 

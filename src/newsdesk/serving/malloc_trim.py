@@ -17,6 +17,14 @@ freed, 31 ms for the first call and 0.6 ms for the next ones; a call over 50 ms 
 (`malloc_trim_slow`).
 
 A no-op where the C library has no `malloc_trim` (musl, macOS).
+
+The mmap threshold: glibc serves a block of at least M_MMAP_THRESHOLD bytes from a mapping of
+its own, returned to the OS when freed. By default that threshold is dynamic: each freed mapped
+block raises it (up to 32 MiB), so later multi-MiB blocks -- the tables of those 10-minute key
+memories when they resize -- come from the heap, and a freed one leaves a resident hole that
+the next table does not fit. That was the soak's step-wise RSS growth after warm-up. Pinning
+the threshold (`pin_mmap_threshold`, setting `malloc_mmap_threshold_kib`) turns the dynamic
+rule off: such blocks always get their own mapping.
 """
 
 from __future__ import annotations
@@ -43,6 +51,24 @@ def _libc_trim() -> Callable[[int], int] | None:
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
     return trim  # type: ignore[no-any-return]
+
+
+def pin_mmap_threshold(n_bytes: int) -> bool:
+    """Fix glibc's M_MMAP_THRESHOLD at `n_bytes` (process-wide; ends the dynamic threshold).
+    False where the C library has no `mallopt` or refuses the value."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, n_bytes))
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
 class MallocTrimmer:
@@ -81,6 +107,9 @@ class MallocTrimmer:
             self._job.stop()
 
 
-def start_malloc_trim(interval_s: float) -> MallocTrimmer | None:
-    """The server process's trimmer (None when `interval_s` is 0: off)."""
-    return MallocTrimmer(interval_s).start() if interval_s > 0 else None
+def tune_heap(trim_interval_s: float, mmap_threshold_kib: int) -> MallocTrimmer | None:
+    """A server process's heap settings: the mmap threshold pinned (0: glibc's dynamic
+    default) and the trimmer started (None when `trim_interval_s` is 0: off)."""
+    if mmap_threshold_kib > 0 and not pin_mmap_threshold(mmap_threshold_kib * 1024):
+        log.warning("mmap_threshold_not_set", kib=mmap_threshold_kib)
+    return MallocTrimmer(trim_interval_s).start() if trim_interval_s > 0 else None

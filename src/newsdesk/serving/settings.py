@@ -113,6 +113,10 @@ class ServeSettings(BaseSettings):
     # its locks (one took 50 ms at the full state), a stall on the request path for 1%
     # (serving/malloc_trim.py).
     malloc_trim_s: float = Field(default=0.0, ge=0, le=3600)
+    # glibc's mmap threshold, pinned (KiB; 0 = glibc's dynamic threshold): larger blocks get a
+    # mapping of their own, returned when freed, instead of leaving holes in the heap
+    # (serving/malloc_trim.py).
+    malloc_mmap_threshold_kib: int = Field(default=0, ge=0, le=32 * 1024)
 
     # Shared Redis Stream event log: a consumer's pending events idle this long (s) are taken
     # over by another replica's consumer (the first one is presumed dead).

@@ -97,12 +97,12 @@ def settings_env(settings: ServeSettings) -> dict[str, str]:
 def create_worker_app() -> Any:
     """The app of one worker: settings from the environment (see `run_workers`)."""
     from newsdesk.serving.app import create_app
-    from newsdesk.serving.malloc_trim import start_malloc_trim
+    from newsdesk.serving.malloc_trim import tune_heap
     from newsdesk.serving.rebalance import RebalanceConnections
 
     settings = ServeSettings()  # type: ignore[call-arg]  # NEWSDESK_* set by the parent
     sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
-    start_malloc_trim(settings.malloc_trim_s)  # this worker process's heap
+    tune_heap(settings.malloc_trim_s, settings.malloc_mmap_threshold_kib)  # this process
     app = create_app(settings, store_factory=shared_store)
     if settings.connection_rebalance_requests == 0:
         return app
