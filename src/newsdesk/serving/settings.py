@@ -116,7 +116,7 @@ class ServeSettings(BaseSettings):
     # glibc's mmap threshold, pinned (KiB; 0 = glibc's dynamic threshold): larger blocks get a
     # mapping of their own, returned when freed, instead of leaving holes in the heap
     # (serving/malloc_trim.py).
-    malloc_mmap_threshold_kib: int = Field(default=0, ge=0, le=32 * 1024)
+    malloc_mmap_threshold_kib: int = Field(default=1024, ge=0, le=32 * 1024)
 
     # Shared Redis Stream event log: a consumer's pending events idle this long (s) are taken
     # over by another replica's consumer (the first one is presumed dead).
