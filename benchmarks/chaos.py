@@ -31,7 +31,8 @@ other than 503 to events: a 503 to events means "not acknowledged, send again"),
 `personalised_again_s` (also until the degraded share of 0.5 s bins is back under
 max(5%, 2x the warm-up's), tested only when the warm-up's share was under 25%: on a starved
 machine the model's own timeouts degrade answers without any fault, so this one is noisy),
-`fault_on_readyz`, `fault_in_metrics`; to tell a slow service from a stalled machine,
+`fault_on_readyz`, `fault_in_metrics` (a slow store: /readyz's `slow` and the ping's round
+trip gauge over SLOW_STORE_MS); to tell a slow service from a stalled machine,
 `driver_stalls` (moments this script's own event loop ran > 0.5 s late: its timeouts then
 fire on a server that may be fine), `stage_failures_after_fault` (why answers were degraded
 after the fault: shed, timeout, circuit_open) and `after_fault_bins`. Targets:
@@ -70,6 +71,8 @@ ADMIN_KEY = "chaos-admin-key-0123456789"
 FAULTS = ("redis_killed", "redis_paused", "redis_slow", "eventlog_disk_full",
           "bundle_corrupted")
 RECOVERY_TARGET_S = 5.0
+# the service's own line between a slow and a normal online store (settings.slow_store_ms)
+SLOW_STORE_MS = 10.0
 
 
 # -- the world -----------------------------------------------------------------------------
@@ -178,6 +181,8 @@ def scrape_faults(url: str) -> dict[str, float]:
         for s in family.samples:
             if s.name == "newsdesk_dependency_up":
                 out[f"up:{s.labels['dependency']}"] = s.value
+            elif s.name == "newsdesk_dependency_roundtrip_seconds":
+                out[f"roundtrip_ms:{s.labels['dependency']}"] = round(s.value * 1000, 2)
             elif s.name == "newsdesk_circuit_breaker_open":
                 out[f"breaker:{s.labels.get('name', '')}"] = s.value
             elif s.name == "newsdesk_online_state_rebuilds_total":
@@ -328,12 +333,12 @@ def analyse(trace: list[Any], obs: Observed, tl: Timeline, info: dict[str, Any]
     for t in obs.event_fail_times:
         if t >= fault_end and t > last_bad:
             last_bad, cause = t, "an event batch not acknowledged"
-    seen_readyz = any((not whole) or "model_refused" in body for t, _, whole, body
-                      in obs.readyz if fault_start <= t <= fault_end + 0.5)
+    seen_readyz = any((not whole) or "model_refused" in body or "slow" in body
+                      for t, _, whole, body in obs.readyz if fault_start <= t <= fault_end + 0.5)
     m = obs.metrics_during
     seen_metrics = any(v == 0.0 for k, v in m.items() if k.startswith("up:")) or any(
         v == 1.0 for k, v in m.items() if k.startswith("breaker:")) or m.get(
-        "model_refused", 0) > 0
+        "model_refused", 0) > 0 or m.get("roundtrip_ms:online_store", 0) > SLOW_STORE_MS
     return {
         "requests": total,
         "answered_share": round(len(ok) / max(1, total), 4),

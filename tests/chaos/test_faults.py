@@ -74,6 +74,9 @@ def test_redis_paused(tmp_path: Path, trained: Trained) -> None:  # noqa: F811
 def test_redis_slow(tmp_path: Path, trained: Trained) -> None:  # noqa: F811
     r = _run(tmp_path, trained, "redis_slow")
     assert r["online_state"]["rebuilds"] == 0
+    # slow, not down: /readyz says `slow` (still ready), the round-trip gauge says how slow
+    assert r["fault_on_readyz"] and r["fault_in_metrics"]
+    assert r["metrics_during_fault"]["up:online_store"] == 1.0
 
 
 @pytest.mark.timeout(180)

@@ -287,7 +287,8 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
                                       enabled=settings.bootstrap_store)
         keeper = OnlineStateKeeper(raw_store, event_log, settings.dataset_dir
                                    if settings.bootstrap_store else None,
-                                   registry=metrics.registry, erased=app.state.erasures.users)
+                                   registry=metrics.registry, erased=app.state.erasures.users,
+                                   slow_store_s=settings.slow_store_ms / 1000)
         await loop.run_in_executor(io_pool, keeper.prepare)  # before the bootstrap and requests
         probe.on_recovered = keeper.wake  # a store back empty: rebuilt at once
         ingestor.not_applied = keeper.defer

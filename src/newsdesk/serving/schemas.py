@@ -216,6 +216,7 @@ class Health(BaseModel):
     online_state: dict[str, Any] | None = None  # /readyz: rebuilds from the log (state_keeper)
     breaker: str | None = None  # /readyz: the online store's circuit when not closed
     model_refused: dict[str, Any] | None = None  # /readyz: the last bundle that failed to load
+    slow: dict[str, float] | None = None  # /readyz: a dependency answering too slowly (ms)
 
 
 class ErrorBody(BaseModel):

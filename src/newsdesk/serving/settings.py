@@ -69,6 +69,10 @@ class ServeSettings(BaseSettings):
     # How often the store is pinged off the request path while the circuit is open (s); a
     # passing ping closes it (serving/resilience.py BreakerProbe).
     breaker_probe_s: float = Field(default=0.25, gt=0, le=60)
+    # The online store is reported slow on /readyz (still ready) when the median of its last
+    # three health pings takes longer (ms): a request makes several store calls, so a few ms
+    # per round trip already pushes answers past the personalised timeout (serving/state_keeper.py).
+    slow_store_ms: float = Field(default=10.0, gt=0, le=10_000)
 
     # Request limits.
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)

@@ -21,7 +21,11 @@ Several processes sharing one store rebuild it once (a lock marker, like the boo
 
 The same thread samples the dependencies for the metrics (`newsdesk_dependency_up`): the
 online store's ping and the event log's health, so a fault shows in /metrics even when no
-request touches the broken part.
+request touches the broken part. The ping's round trip is a gauge too
+(`newsdesk_dependency_roundtrip_seconds`), and a store whose median of the last three round
+trips exceeds `slow_store_s` is reported `slow` (on /readyz, still ready): a request makes
+several store calls, so a store that answers but slowly degrades answers without ever being
+down, and nothing else would say why.
 
 Events logged while the store's circuit was open were certainly not applied: the ingestor
 hands them over (`defer`) and the watcher applies them once the store answers again (at most
@@ -113,10 +117,13 @@ class OnlineStateKeeper:
         dataset_dir: the dataset the bootstrap loads (None: only the log is replayed).
         registry: where the metrics go.
         watch_s: how often the sentinel and the dependencies are checked.
+        slow_store_s: a store whose recent ping round trips (median of three) take longer
+            is reported slow (`slow`).
     """
 
     def __init__(self, store: OnlineStore, event_log: Any, dataset_dir: Path | None, *,
                  registry: CollectorRegistry | None = None, watch_s: float = 0.5,
+                 slow_store_s: float = 0.01,
                  erased: Callable[[], frozenset[str]] | None = None) -> None:
         self.store, self.event_log, self.dataset_dir = store, event_log, dataset_dir
         self.erased = erased or frozenset  # erased readers: left out of a replay
@@ -140,6 +147,12 @@ class OnlineStateKeeper:
         self.dependency_up = Gauge(
             "newsdesk_dependency_up", "1 when the dependency answers, 0 when it is down",
             ["dependency"], registry=registry)
+        self.roundtrip = Gauge(
+            "newsdesk_dependency_roundtrip_seconds",
+            "The last health ping's round trip to the dependency (while it answers)",
+            ["dependency"], registry=registry)
+        self.slow_store_s = slow_store_s
+        self._roundtrips: deque[float] = deque(maxlen=3)
 
     # -- start -----------------------------------------------------------------------------
     def prepare(self) -> str | None:
@@ -244,11 +257,18 @@ class OnlineStateKeeper:
             raise StoreUnavailable(str(exc)) from exc
 
     def _sample(self) -> None:
+        started = time.perf_counter()
         try:
             store_ok = bool(self.store.ping())
         except Exception:  # ping must never raise; be safe anyway
             store_ok = False
         self.dependency_up.labels("online_store").set(1.0 if store_ok else 0.0)
+        if store_ok:
+            took = time.perf_counter() - started
+            self._roundtrips.append(took)
+            self.roundtrip.labels("online_store").set(took)
+        else:
+            self._roundtrips.clear()  # down is reported as down, not as slow
         if self.event_log is not None:
             log_ok = bool(self.event_log.health().get("ok", False))
             self.dependency_up.labels("event_log").set(1.0 if log_ok else 0.0)
@@ -305,6 +325,15 @@ class OnlineStateKeeper:
     @property
     def rebuilding(self) -> bool:
         return self.state == "rebuilding"
+
+    @property
+    def slow(self) -> dict[str, float]:
+        """{"online_store_ms": median round trip} while the store answers slower than
+        `slow_store_s` (median of the last three pings), else empty."""
+        if len(self._roundtrips) < self._roundtrips.maxlen:  # type: ignore[operator]
+            return {}
+        median = sorted(self._roundtrips)[1]
+        return {"online_store_ms": round(median * 1000, 1)} if median > self.slow_store_s else {}
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"state": self.state, "rebuilds": self.rebuilds,

@@ -44,6 +44,8 @@ async def readyz(request: Request) -> Response:
             "bootstrap": svc.bootstrap.status(), "pid": os.getpid()}
     if keeper is not None:
         body["online_state"] = keeper.status()
+        if slow := keeper.slow:  # answering, but too slowly for the request path: degraded
+            body["slow"] = slow
     if svc.registry.last_refused is not None:  # a bundle that failed to load (not serving)
         body["model_refused"] = svc.registry.last_refused
     if svc.breaker.state != "closed":  # the store's circuit: requests skip it meanwhile
