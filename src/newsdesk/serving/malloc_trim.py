@@ -33,6 +33,7 @@ import ctypes
 import ctypes.util
 import time
 from collections.abc import Callable
+from typing import Any
 
 from newsdesk.monitoring.logging import get_logger
 from newsdesk.serving.periodic import Periodic
@@ -40,35 +41,32 @@ from newsdesk.serving.periodic import Periodic
 log = get_logger("newsdesk.serving.malloc_trim")
 
 
-def _libc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
+def _libc(name: str, argtypes: list[Any]) -> Callable[..., int] | None:
+    """The C library's function `name` (None where there is none: musl, macOS)."""
+    lib = ctypes.util.find_library("c")
+    if lib is None:
         return None
     try:
-        trim = ctypes.CDLL(name).malloc_trim
+        fn = getattr(ctypes.CDLL(lib), name)
     except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim  # type: ignore[no-any-return]
+    fn.argtypes = argtypes
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    return _libc("malloc_trim", [ctypes.c_size_t])
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
 def pin_mmap_threshold(n_bytes: int) -> bool:
     """Fix glibc's M_MMAP_THRESHOLD at `n_bytes` (process-wide; ends the dynamic threshold).
     False where the C library has no `mallopt` or refuses the value."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, n_bytes))
-
-
-_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+    mallopt = _libc("mallopt", [ctypes.c_int, ctypes.c_int])
+    return mallopt is not None and bool(mallopt(_M_MMAP_THRESHOLD, n_bytes))
 
 
 class MallocTrimmer:
