@@ -135,3 +135,24 @@ async def test_admin_switch_turns_llm_off_without_restart(tmp_path):
         assert r.json()["enabled"] is True
         await client.put("/v1/articles", json={"articles": [article(2, "On story")]})
         assert queue.wait_idle(5) and fake.calls == 1
+
+
+@pytest.mark.parametrize("nice", [None, 7])
+async def test_enrichment_runs_at_the_configured_nice(tmp_path, nice):
+    """The worker thread yields the CPU to the request path: the model is called from a thread
+    at nice 19 by default (or the setting's value)."""
+    import os
+
+    seen: list[int] = []
+
+    def record(messages):
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return enrichment_json(messages)
+
+    extra = {} if nice is None else {"enrich_nice": nice}
+    app, made = make_app(tmp_path, FakeProvider(record), **extra)
+    async with running(app) as client:
+        r = await client.put("/v1/articles", json={"articles": [article(1, "Budget vote")]})
+        assert r.status_code == 200
+        assert made["queue"].wait_idle(10)
+    assert seen == [19 if nice is None else 7]
