@@ -140,7 +140,7 @@ async def test_admin_switch_turns_llm_off_without_restart(tmp_path):
 @pytest.mark.parametrize("nice", [None, 7])
 async def test_enrichment_runs_at_the_configured_nice(tmp_path, nice):
     """The worker thread yields the CPU to the request path: the model is called from a thread
-    at nice 19 by default (or the setting's value)."""
+    at nice 10 by default (or the setting's value)."""
     import os
 
     seen: list[int] = []
@@ -155,4 +155,4 @@ async def test_enrichment_runs_at_the_configured_nice(tmp_path, nice):
         r = await client.put("/v1/articles", json={"articles": [article(1, "Budget vote")]})
         assert r.status_code == 200
         assert made["queue"].wait_idle(10)
-    assert seen == [19 if nice is None else 7]
+    assert seen == [10 if nice is None else 7]

@@ -1,7 +1,7 @@
 """Enrichment of articles upserted through the API: a bounded queue and one background thread.
 
     PUT /v1/articles ──submit() (never blocks)──> queue (bounded; full: dropped + counted)
-                                                    │ worker thread (nice +19: yields the CPU
+                                                    │ worker thread (nice +10: yields the CPU
                                                     ▼ to the request path)
                      switch off: dropped + counted; same (content, prompt, model) as stored:
                      skipped; else Enricher -> EnrichmentStore (state dir, Parquet)
@@ -36,7 +36,7 @@ class EnrichQueue:
     """The background enrichment worker of one process (see the module docstring)."""
 
     def __init__(self, service: Any, store: EnrichmentStore, *, maxsize: int = 1000,
-                 nice: int = 19) -> None:
+                 nice: int = 10) -> None:
         self.service = service
         self.store = store
         self.nice = nice

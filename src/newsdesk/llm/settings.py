@@ -72,10 +72,11 @@ class LLMSettings(BaseSettings):
     # with a metric, what does not fit.
     enrich_on_upsert: bool = False
     enrich_queue_size: int = Field(default=1000, ge=1, le=1_000_000)
-    # The worker thread's nice value (Linux, per thread): 19 gives the request path's threads
-    # ~98 % of a contended core, so enrichment uses idle CPU and falls behind under load
-    # (its queue drops with a metric) instead of taking a core from serving (docs/llm.md).
-    enrich_nice: int = Field(default=19, ge=0, le=19)
+    # The worker thread's nice value (Linux, per thread). Not higher by default: the thread
+    # shares the GIL with the request path, and at 19 the scheduler left it holding the GIL
+    # for long stretches (priority inversion): 5.2-13 % degraded and p99 143 ms at 100 req/s
+    # against 0-1 % at 10, quick state (docs/llm.md, "Serving load").
+    enrich_nice: int = Field(default=10, ge=0, le=19)
 
     # Prices for the cost estimate, in currency units per million tokens (0: free/local).
     price_prompt_per_mtok: float = Field(default=0.0, ge=0)
