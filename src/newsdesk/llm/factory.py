@@ -12,13 +12,19 @@ from newsdesk.llm.provider import LLMProvider
 from newsdesk.llm.settings import LLMSettings, load_llm_settings
 
 
-def make_backend(settings: LLMSettings | None = None) -> LLMProvider:
-    """The bare backend named by `settings.provider` (heavy imports only for the one chosen)."""
+def make_backend(settings: LLMSettings | None = None, *, serving: bool = False) -> LLMProvider:
+    """The bare backend named by `settings.provider` (heavy imports only for the one chosen).
+    `serving`: for a serving process, where the local model runs in a child process unless
+    `local_process` is off (llm/local_process.py)."""
     settings = settings or load_llm_settings()
     if settings.provider == "openai":
         from newsdesk.llm.openai_compat import OpenAICompatibleProvider
 
         return OpenAICompatibleProvider.from_settings(settings)
+    if serving and settings.local_process:
+        from newsdesk.llm.local_process import LocalProcessProvider
+
+        return LocalProcessProvider.from_settings(settings)
     from newsdesk.llm.local import LocalProvider
 
     return LocalProvider.from_settings(settings)

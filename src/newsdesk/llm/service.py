@@ -28,12 +28,13 @@ class LLMService:
 
     def __init__(self, settings: LLMSettings | None = None, *, state_dir: Path | None = None,
                  registry: CollectorRegistry | None = None,
-                 backend: LLMProvider | None = None) -> None:
+                 backend: LLMProvider | None = None, serving: bool = False) -> None:
         self.settings = settings or load_llm_settings()
         self.metrics = LLMMetrics(registry)
         self.switch = (LLMSwitch.in_state_dir(self.settings.enabled, state_dir)
                        if state_dir is not None else LLMSwitch(self.settings.enabled))
         self._backend = backend
+        self._serving = serving  # a serving process: the local model in a child process
         self._provider: GuardedProvider | None = None
         self._lock = threading.Lock()
         self.enrich_queue: Any = None  # set by EnrichQueue.attach
@@ -55,7 +56,7 @@ class LLMService:
         with self._lock:
             if self._provider is None:
                 backend = self._backend if self._backend is not None else make_backend(
-                    self.settings)
+                    self.settings, serving=self._serving)
                 self._provider = GuardedProvider(backend, self.settings, metrics=self.metrics,
                                                  switch=self.switch)
             return self._provider

@@ -44,6 +44,11 @@ class LLMSettings(BaseSettings):
     # call 3-5x slower than 1 (docs/llm.md).
     local_threads: int = Field(default=1, ge=1, le=256)
     local_context: int = Field(default=2048, ge=256, le=131_072)
+    # In a serving process the local model runs in a child process (its own GIL) at this nice
+    # value, so it uses the CPU serving leaves idle (llm/local_process.py); false: in the
+    # serving process itself. Batch jobs and `newsdesk llm serve` always run it in-process.
+    local_process: bool = True
+    local_process_nice: int = Field(default=19, ge=0, le=19)
 
     # Per call: the timeout (s), and retries with exponential backoff and full jitter:
     # sleep uniform(0, min(backoff_max_s, backoff_base_s * 2**attempt)).

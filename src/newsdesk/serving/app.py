@@ -185,7 +185,7 @@ def start_llm_service(settings: ServeSettings, registry: Any) -> Any:
     from newsdesk.llm.enrich_queue import EnrichQueue
     from newsdesk.llm.service import LLMService
 
-    service = LLMService(state_dir=settings.resolved_state_dir, registry=registry)
+    service = LLMService(state_dir=settings.resolved_state_dir, registry=registry, serving=True)
     EnrichQueue.attach(service, settings.resolved_state_dir)
     return service
 
