@@ -103,12 +103,14 @@ class LLMLoad:
         live = set(Path(self.state["articles_file"]).read_text().split()[:200])
         rows = (Dataset(Path(self.state["dataset"])).read("articles")
                 .filter(pl.col("article_id").is_in(list(live))).to_dicts())
-        i = 0
+        i, run = 0, int(time.time())
         with httpx.Client(base_url=self.url, timeout=30) as client:
             while not self._stop.wait(self.upsert_every_s) and rows:
                 row = rows[i % len(rows)]
                 now = self._now()
-                article = {"article_id": f"llm-load-{i}", "title": row["title"],
+                # ids new to every run: a reused state has the earlier runs' articles enriched
+                # already, and the worker skips an article whose content it has enriched
+                article = {"article_id": f"llm-load-{run}-{i}", "title": row["title"],
                            "abstract": row.get("abstract") or "",
                            "category": row["category"], "published_at": now.isoformat()}
                 try:

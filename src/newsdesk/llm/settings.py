@@ -77,10 +77,8 @@ class LLMSettings(BaseSettings):
     # with a metric, what does not fit.
     enrich_on_upsert: bool = False
     enrich_queue_size: int = Field(default=1000, ge=1, le=1_000_000)
-    # The worker thread's nice value (Linux, per thread). Not higher by default: the thread
-    # shares the GIL with the request path, and at 19 the scheduler left it holding the GIL
-    # for long stretches (priority inversion): 5.2-13 % degraded and p99 143 ms at 100 req/s
-    # against 0-1 % at 10, quick state (docs/llm.md, "Serving load").
+    # The worker thread's nice value (Linux, per thread). In a serving process the model
+    # itself runs in a child process (`local_process`), so this thread mostly waits on it.
     enrich_nice: int = Field(default=10, ge=0, le=19)
 
     # Prices for the cost estimate, in currency units per million tokens (0: free/local).
