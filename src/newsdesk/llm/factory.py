@@ -14,8 +14,8 @@ from newsdesk.llm.settings import LLMSettings, load_llm_settings
 
 def make_backend(settings: LLMSettings | None = None, *, serving: bool = False) -> LLMProvider:
     """The bare backend named by `settings.provider` (heavy imports only for the one chosen).
-    `serving`: for a serving process, where the local model runs in a child process unless
-    `local_process` is off (llm/local_process.py)."""
+    `serving`: for a serving process, where the local model runs in a child process when
+    `local_process` is on (llm/local_process.py)."""
     settings = settings or load_llm_settings()
     if settings.provider == "openai":
         from newsdesk.llm.openai_compat import OpenAICompatibleProvider

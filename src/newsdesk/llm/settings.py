@@ -44,10 +44,12 @@ class LLMSettings(BaseSettings):
     # call 3-5x slower than 1 (docs/llm.md).
     local_threads: int = Field(default=1, ge=1, le=256)
     local_context: int = Field(default=2048, ge=256, le=131_072)
-    # In a serving process the local model runs in a child process (its own GIL) at this nice
-    # value, so it uses the CPU serving leaves idle (llm/local_process.py); false: in the
-    # serving process itself. Batch jobs and `newsdesk llm serve` always run it in-process.
-    local_process: bool = True
+    # true: in a serving process the local model runs in a child process (its own GIL) at
+    # this nice value, so it uses the CPU serving leaves idle (llm/local_process.py). Off by
+    # default: better below saturation in an A-B, but past it 3 of 4 runs had multi-second
+    # p99 against 0 of 2 in-process (docs/llm.md, session 6). Batch jobs and `newsdesk llm
+    # serve` always run the model in-process.
+    local_process: bool = False
     local_process_nice: int = Field(default=19, ge=0, le=19)
 
     # Per call: the timeout (s), and retries with exponential backoff and full jitter:
@@ -77,8 +79,8 @@ class LLMSettings(BaseSettings):
     # with a metric, what does not fit.
     enrich_on_upsert: bool = False
     enrich_queue_size: int = Field(default=1000, ge=1, le=1_000_000)
-    # The worker thread's nice value (Linux, per thread). In a serving process the model
-    # itself runs in a child process (`local_process`), so this thread mostly waits on it.
+    # The worker thread's nice value (Linux, per thread). With `local_process` on, the model
+    # itself runs in a child process and this thread mostly waits on it.
     enrich_nice: int = Field(default=10, ge=0, le=19)
 
     # Prices for the cost estimate, in currency units per million tokens (0: free/local).
