@@ -32,7 +32,7 @@ other than 503 to events: a 503 to events means "not acknowledged, send again"),
 max(5%, 2x the warm-up's), tested only when the warm-up's share was under 25%: on a starved
 machine the model's own timeouts degrade answers without any fault, so this one is noisy),
 `fault_on_readyz`, `fault_in_metrics` (a slow store: /readyz's `slow` and the ping's round
-trip gauge over SLOW_STORE_MS); to tell a slow service from a stalled machine,
+trip gauge over the service's `slow_store_ms`); to tell a slow service from a stalled machine,
 `driver_stalls` (moments this script's own event loop ran > 0.5 s late: its timeouts then
 fire on a server that may be fine), `stage_failures_after_fault` (why answers were degraded
 after the fault: shed, timeout, circuit_open) and `after_fault_bins`. Targets:
@@ -71,8 +71,6 @@ ADMIN_KEY = "chaos-admin-key-0123456789"
 FAULTS = ("redis_killed", "redis_paused", "redis_slow", "eventlog_disk_full",
           "bundle_corrupted")
 RECOVERY_TARGET_S = 5.0
-# the service's own line between a slow and a normal online store (settings.slow_store_ms)
-SLOW_STORE_MS = 10.0
 
 
 # -- the world -----------------------------------------------------------------------------
@@ -165,6 +163,13 @@ class Rig:
         if self.proxy is not None:
             self.proxy.stop()
         self.redis.kill()
+
+
+def _slow_store_ms() -> float:
+    """The service's own line between a slow and a normal online store (its default)."""
+    from newsdesk.serving.settings import ServeSettings
+
+    return float(ServeSettings.model_fields["slow_store_ms"].default)
 
 
 def scrape_faults(url: str) -> dict[str, float]:
@@ -338,7 +343,7 @@ def analyse(trace: list[Any], obs: Observed, tl: Timeline, info: dict[str, Any]
     m = obs.metrics_during
     seen_metrics = any(v == 0.0 for k, v in m.items() if k.startswith("up:")) or any(
         v == 1.0 for k, v in m.items() if k.startswith("breaker:")) or m.get(
-        "model_refused", 0) > 0 or m.get("roundtrip_ms:online_store", 0) > SLOW_STORE_MS
+        "model_refused", 0) > 0 or m.get("roundtrip_ms:online_store", 0) > _slow_store_ms()
     return {
         "requests": total,
         "answered_share": round(len(ok) / max(1, total), 4),
