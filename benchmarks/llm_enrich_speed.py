@@ -2,6 +2,7 @@
 
     python benchmarks/llm_enrich_speed.py [--quick] [--json FILE] [--data news.tsv]
         [--articles 50] [--setups v1:1,v2:1,v2:2] [--max-seconds S] [--out DIR] [--all]
+        [--resume]
 
 A setup is PROMPT:PROCESSES (`v2:2`: prompt enrich.v2, two worker processes, each with its own
 model on one thread). All setups run on the same first `--articles` articles of the MIND
@@ -9,7 +10,9 @@ sample's news.tsv, one after the other, in one run, so their ratios are comparab
 machine (the absolute figures are not). `--all` runs the first setup over every article of the
 file instead (the full-sample run), writing the JSON after every 50 articles with
 `"complete": false` until the end, so a run cut by `--max-seconds` still leaves its count;
-`--out DIR` keeps the validated records as an enrichment table (llm/enrichment_store.py).
+`--out DIR` keeps the validated records as an enrichment table (llm/enrichment_store.py);
+with `--resume` the articles already in that table are skipped (the full sample takes hours
+here, so it runs in several sittings) and the JSON's `stored_valid` counts the table's rows.
 
 Per setup: articles, valid, invalid_dropped (answers that failed validation after the retry;
 never stored), other failures by kind, articles_per_s (articles attempted / wall seconds),
@@ -157,12 +160,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true",
                         help="run the first setup over every article of --data")
     parser.add_argument("--out", type=Path, default=None, help="store the records here")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --out: skip the articles already stored there")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="stop each setup after this long (the JSON says complete: false)")
     args = parser.parse_args(argv)
     rows = load_rows(args.data)
     if not args.all:
         rows = rows[:20 if args.quick else args.articles]
+    already: set[str] = set()
+    if args.resume:
+        if args.out is None:
+            parser.error("--resume needs --out (the table to continue)")
+        from newsdesk.llm.enrichment_store import EnrichmentStore
+
+        already = set(EnrichmentStore(args.out).keys())
+        rows = [row for row in rows if row["id"] not in already]
     setups = []
     for item in args.setups.split(","):
         prompt, _, procs = item.strip().partition(":")
@@ -174,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {
         "benchmark": "llm_enrich_speed", "quick": args.quick, "data": str(args.data),
         "articles_in_data": len(load_rows(args.data)), "all": args.all,
+        "resumed_with_stored": len(already) if args.resume else None,
         "started_utc": datetime.now(UTC).isoformat(timespec="seconds"), "setups": {},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "shared": True},
@@ -184,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         if partial is not None:
             doc["setups"][name] = partial
         doc["machine"]["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+        if args.out is not None:
+            from newsdesk.llm.enrichment_store import EnrichmentStore
+
+            doc["stored_valid"] = len(EnrichmentStore(args.out).keys())
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(doc, indent=2) + "\n")

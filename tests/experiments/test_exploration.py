@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy.stats import chi2
 
 from newsdesk.errors import InvalidInput
+from newsdesk.experiments import exploration
 from newsdesk.experiments.exploration import (
     conditional_probabilities,
     marginal_matrix,
@@ -43,6 +44,22 @@ def test_marginals_match_enumeration(temperature: float, seed: int) -> None:
     logits = pl_logits(rng.normal(0, 2, 7), temperature)
     exact = brute_force(logits, 4)
     assert np.abs(marginal_matrix(logits, 4) - exact).max() < 1e-8
+
+
+@pytest.mark.parametrize(("pool", "k"), [(30, 20), (60, 50)])
+@pytest.mark.parametrize("spread", [0.1, 1.0])
+def test_deep_slates_match_a_much_finer_quadrature(pool: int, k: int, spread: float,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deep positions are narrow bumps in log t: a fixed step of 0.3 was off by 3e-5 (relative)
+    at k = 20 and 2 % at k = 50. Against a grid 10x finer, every logged value is within 1e-8
+    relative."""
+    rng = np.random.default_rng(pool + k)
+    logits = rng.normal(0, spread, pool)
+    slate = np.argsort(-(logits + rng.gumbel(size=pool)))[:k]
+    got = slate_propensities(logits, slate)
+    monkeypatch.setattr(exploration, "_step", lambda deepest: 0.02)
+    reference = slate_propensities(logits, slate)
+    assert np.max(np.abs(got - reference) / reference) < 1e-8
 
 
 @settings(max_examples=25, deadline=None)

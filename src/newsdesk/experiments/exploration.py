@@ -12,17 +12,23 @@ position m, P(a_m at m) = sum over every slate with a_m at m of its PL probabili
 propensity per-position estimators consume (`newsdesk.experiments.slate_ope`: per-position IPS,
 which is the pseudo-inverse estimator once clicks are observed per position, SNIPS, DR).
 
-How it is computed (exact up to a quadrature error ~1e-10, not Monte Carlo): PL(w) is the order
-of independent arrival times X_j ~ Exponential(w_j) (the "exponential race"), so
+How it is computed (exact up to a quadrature error below 1e-9, not Monte Carlo): PL(w) is the
+order of independent arrival times X_j ~ Exponential(w_j) (the "exponential race"), so
 
     P(i at m) = integral_0^inf  w_i e^{-w_i t}  P(exactly m of the others arrive before t) dt
 
-and the inner probability is a Poisson-binomial with p_j(t) = 1 - exp(-w_j t), computed by the
-usual O(M m) recursion. With t = tau / w_i the integral is over tau e^{-tau} d(log tau); the
-integrand is smooth and decays at both ends in log tau, where the trapezoid rule converges
-geometrically (step 0.3 over [1e-10, 45], 91 nodes: error ~1e-10, checked against full
-enumeration in the tests). Cost: M vectorised updates of a (k, 91, k) array, about a
-millisecond for k = 10 and M = 20 on a loaded core (and only explored requests pay it).
+and the inner probability is a Poisson-binomial with p_j(t) = 1 - exp(-w_j t). On a grid of t
+shared by every row, the generating polynomial prod_j (q_j + p_j x) of ALL pool items is built
+once (O(M^2) per node); each row's leave-one-out polynomial (all but i) is that product divided
+by (q_i + p_i x), run upwards from degree 0 where p_i <= 1/2 and downwards from degree M-1
+where p_i > 1/2, the directions in which the division does not amplify rounding. The integral
+is the trapezoid rule in log t, which converges geometrically for this smooth integrand that
+decays at both ends; the step shrinks with the deepest position asked (the count distribution
+at a deep position is a narrower bump): 0.8 / sqrt(m + 1), at most 0.3, over t in
+[1e-10, 45 e^L] (L = the logit range), checked against full enumeration and a 12x finer grid in
+the tests. Cost: about 1 ms for k = 20 positions of a 30-item pool (the per-row recursion it
+replaced took 4-5 ms and, with its fixed step 0.3, had errors up to 3e-5 relative at k = 20 and
+2 % at k = 50).
 
 Logits are shifted so the top item has logit 0. Weight ratios beyond e^700 are clipped (they
 only decide whether an arrival falls below 1e-300 in tau, where the integrand is nil). An item
@@ -38,11 +44,13 @@ import numpy as np
 
 from newsdesk.errors import InvalidInput
 
-_MAX_LOG_RATIO = 700.0  # exp() overflows past ~709
-_H = 0.3  # trapezoid step in log tau (error ~1e-10 against enumeration; 0.2 gives 1e-13)
-_LOG_TAU = np.arange(math.log(1e-10), math.log(45.0) + _H, _H)
-_TAU = np.exp(_LOG_TAU)
-_KERNEL = _TAU * np.exp(-_TAU) * _H  # tau e^{-tau} d(log tau), trapezoid weights
+_MIN_LOGIT = -600.0  # below the top; e^-600 weighs nothing and keeps exp(t) finite
+_LOG_T_LO = math.log(1e-10)
+_LOG_T_HI = math.log(45.0)  # tau e^-tau is below 1e-17 past tau = 45
+
+
+def _step(deepest_position: int) -> float:
+    return min(0.3, 0.8 / math.sqrt(deepest_position + 1.0))
 
 
 def pl_logits(scores: np.ndarray, temperature: float) -> np.ndarray:
@@ -83,22 +91,39 @@ def marginals(logits: np.ndarray, items: Sequence[int] | np.ndarray,
     m_pool = lg.size
     if pos.min() < 0 or pos.max() >= m_pool or it.min() < 0 or it.max() >= m_pool:
         raise InvalidInput(f"items and positions must lie in [0, {m_pool})", field="positions")
-    # ratio[r, j] = w_j / w_i(r); self excluded by a zero rate (p_j = 0: never "before")
-    ratio = np.exp(np.clip(lg[None, :] - lg[it][:, None], -_MAX_LOG_RATIO, _MAX_LOG_RATIO))
-    ratio[np.arange(it.size), it] = 0.0
-    n_counts = int(pos.max()) + 1
-    # state[r, g, c] = P(exactly c of the items seen so far arrived before tau_g / w_i(r))
-    state = np.zeros((it.size, _TAU.size, n_counts))
-    state[:, :, 0] = 1.0
-    p_all = -np.expm1(-ratio[:, :, None] * _TAU[None, None, :])  # (R, M, G)
-    q_all = 1.0 - p_all
+    lg = np.maximum(lg - lg.max(), _MIN_LOGIT)
+    w = np.exp(lg)
+    h = _step(int(pos.max()))
+    t = np.exp(np.arange(_LOG_T_LO, _LOG_T_HI - lg.min() + h, h))  # (G,)
+    p = -np.expm1(-w[:, None] * t[None, :])  # (M, G): P(j arrived before t)
+    q = np.exp(-w[:, None] * t[None, :])
+    poly = np.zeros((m_pool + 1, t.size))  # poly[c] = P(exactly c of all M before t)
+    poly[0] = 1.0
     for j in range(m_pool):
-        p, q = p_all[:, j, :, None], q_all[:, j, :, None]
-        shifted = state[:, :, :-1] * p
-        state *= q
-        state[:, :, 1:] += shifted
-    pb = state[np.arange(it.size), :, pos]  # (R, G)
-    return np.clip(pb @ _KERNEL, 0.0, 1.0)
+        poly[1:j + 2] = poly[1:j + 2] * q[j] + poly[:j + 1] * p[j]
+        poly[0] *= q[j]
+    pi, qi = p[it], q[it]  # (R, G)
+    up = pi <= 0.5
+    leave_one_out = np.zeros_like(pi)  # (R, G): P(exactly pos[r] of the others before t)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # each direction is kept only where it is stable (np.where below); elsewhere it may
+        # overflow, which is harmless
+        coef = poly[0][None, :] / qi
+        for m in range(int(pos.max()) + 1):
+            if m:
+                coef = (poly[m][None, :] - pi * coef) / qi
+            rows = pos == m
+            leave_one_out[rows] = np.where(up[rows], coef[rows], leave_one_out[rows])
+        coef = poly[m_pool][None, :] / pi
+        for m in range(m_pool - 1, -1, -1):
+            if m < m_pool - 1:
+                coef = (poly[m + 1][None, :] - qi * coef) / pi
+            rows = pos == m
+            if rows.any():
+                leave_one_out[rows] = np.where(up[rows], leave_one_out[rows], coef[rows])
+    tau = w[it][:, None] * t[None, :]
+    kernel = tau * np.exp(-tau) * h  # tau e^-tau d(log t), trapezoid weights
+    return np.clip((leave_one_out * kernel).sum(axis=1), 0.0, 1.0)
 
 
 def slate_propensities(logits: np.ndarray, slate: np.ndarray) -> np.ndarray:
