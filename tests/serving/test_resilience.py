@@ -218,3 +218,48 @@ def test_guarded_store_passes_the_row_handles_through() -> None:
     assert rows is not None and rows.tolist()[1] == -1
     np.testing.assert_array_equal(guarded.stats_rows(rows, 30.0),
                                   guarded.stats_matrix(["b", "zz", "a"], 30.0))
+
+
+class ListModel(BrokenModel):
+    """Ranks a fixed list and records which thread ran it."""
+
+    def __init__(self, version: str, ids: list[str]) -> None:
+        super().__init__(version)
+        self.ids = ids
+        self.threads: list[int] = []
+
+    def recommend(self, ctx: RequestContext) -> list[ScoredArticle]:
+        import threading
+
+        self.threads.append(threading.get_ident())
+        return [ScoredArticle(a, 1.0 - i / 100, "r", "m") for i, a in enumerate(self.ids)]
+
+
+async def test_two_models_rank_one_request_in_one_stage(tmp_path: Path,
+                                                        dataset_dir: Path) -> None:
+    """Interleaving's two rankings: one pool job (one stage), each its own slate; a model that
+    fails takes the stage down and both results fall back, flagged degraded."""
+    app = create_app(make_settings(tmp_path, dataset_dir, budget_ms=1000,
+                                   personalised_timeout_ms=900),
+                     recommender_factory=lambda v, s: BrokenModel("broken"))
+    async with running(app):
+        pipeline = app.state.services.pipeline
+        a = ListModel("va", ["a001", "a002", "a003"])
+        b = ListModel("vb", ["a009", "a008", "a007"])
+        ctx = RequestContext(user_id="u", now=app.state.services.clock(), k=3)
+        stage = pipeline.metrics.stage_latency.labels("personalised")
+        before = _count(stage)
+        ra, rb = await pipeline.recommend_each(ctx, (a, b))
+        assert [it.article_id for it in ra.items] == ["a001", "a002", "a003"]
+        assert [it.article_id for it in rb.items] == ["a009", "a008", "a007"]
+        assert (ra.model_version, rb.model_version) == ("va", "vb")
+        assert not ra.degraded and not rb.degraded
+        assert a.threads == b.threads and len(a.threads) == 1  # one job ran both
+        assert _count(stage) == before + 1
+        ra, rb = await pipeline.recommend_each(ctx, (a, BrokenModel("vx")))
+        assert ra.degraded and rb.degraded
+        assert [it.source for it in ra.items] == ["editorial"] * 3
+
+
+def _count(histogram: object) -> float:
+    return sum(b.get() for b in histogram._buckets)  # type: ignore[attr-defined]

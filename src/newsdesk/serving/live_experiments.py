@@ -178,9 +178,8 @@ class LiveExperiments:
     async def _interleave(self, svc: Services, ctx: RequestContext, config: ExperimentConfig,
                           request_id: str) -> tuple[PipelineResult, list[int]]:
         a, b = config.variants[0], config.variants[1]
-        # one after the other: the model pool is sized for one call per request in flight
-        ra = await svc.pipeline.recommend(ctx, _model(svc, a))
-        rb = await svc.pipeline.recommend(ctx, _model(svc, b))
+        # both rankings in one pool job (one wait for the pool, one deadline)
+        ra, rb = await svc.pipeline.recommend_each(ctx, (_model(svc, a), _model(svc, b)))
         items: dict[str, ScoredArticle] = {}
         for it in (*ra.items, *rb.items):
             items.setdefault(it.article_id, it)

@@ -22,7 +22,7 @@ import asyncio
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -155,42 +155,52 @@ class RecommendPipeline:
     async def recommend(self, ctx: RequestContext, model: Recommender | None = None
                         ) -> PipelineResult:
         """Up to ctx.k items for the request; `model` overrides the active one (experiments)."""
+        return (await self.recommend_each(ctx, (model,)))[0]
+
+    async def recommend_each(self, ctx: RequestContext,
+                             models: Sequence[Recommender | None]) -> list[PipelineResult]:
+        """One result per model (None: the active one), ranked in ONE personalised stage.
+
+        Interleaving ranks a request with two bundles: one pool job runs both models one after
+        the other, so the request waits for the pool once and shares one deadline and one read
+        of the reader's dismissals, instead of queueing twice behind the other requests. If
+        the stage fails, every result falls back (and is flagged degraded).
+        """
         deadline = time.perf_counter() + self.config.budget_s
-        slate = _Slate(ctx, self.catalog)
-        result = PipelineResult(items=slate.items, model_version=None)
-        if model is None and self.registry.ready:
-            model = self.registry.active  # read once: a swap does not affect this request
-        primary_ok = False
-        if model is not None:
-            result.model_version = model.version
+        active = self.registry.active if self.registry.ready else None  # read once: a swap
+        resolved = [m if m is not None else active for m in models]  # does not split a request
+        slates = [_Slate(ctx, self.catalog) for _ in resolved]
+        results = [PipelineResult(items=slate.items, model_version=m.version if m else None)
+                   for slate, m in zip(slates, resolved, strict=True)]
+        got = None
+        if any(m is not None for m in resolved):
             # over-fetch a little: some items may be filtered out by the catalog check
             want = dataclasses.replace(ctx, k=ctx.k + 10)
             store = self.store
 
-            def personalised() -> tuple[list[ScoredArticle], list[Any]]:
+            def personalised() -> tuple[list[list[ScoredArticle] | None], list[Any]]:
+                ranked = [m.recommend(want) if m is not None else None for m in resolved]
                 # any model: the reader's dismissals never reach the slate (NewsRecommender
                 # also leaves them out of its candidates and demotes what resembles them)
-                items = model.recommend(want)
-                if store is None or getattr(model, "handles_dismissals", False):
-                    return items, []
-                return items, read_dismissals(store, ctx.user_id)
+                if store is None or all(m is None or getattr(m, "handles_dismissals", False)
+                                        for m in resolved):
+                    return ranked, []
+                return ranked, read_dismissals(store, ctx.user_id)
 
             got = await self._stage(
                 "personalised", personalised,
                 min(self.config.personalised_timeout_s, deadline - time.perf_counter()),
                 self.config.inline_model,
             )
-            items = None
-            if got is not None:
-                items, dismissed = got
-                slate.skip(d.article_id for d in dismissed)
+        for i, (slate, result) in enumerate(zip(slates, results, strict=True)):
+            items = got[0][i] if got is not None else None
             if items is not None:
-                primary_ok = True
+                slate.skip(d.article_id for d in got[1])  # type: ignore[index]
                 self.metrics.candidates.labels("personalised").observe(len(items))
                 result.stages["personalised"] = slate.offer(items)
-        await self._fill(slate, result, deadline, reason_prefix="")
-        result.degraded = not primary_ok
-        return result
+            await self._fill(slate, result, deadline, reason_prefix="")
+            result.degraded = items is None
+        return results
 
     async def related(self, article_id: str, k: int, now: float) -> PipelineResult:
         entry = self.catalog.get(article_id)
