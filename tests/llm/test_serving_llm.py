@@ -156,3 +156,36 @@ async def test_enrichment_runs_at_the_configured_nice(tmp_path, nice):
         assert r.status_code == 200
         assert made["queue"].wait_idle(10)
     assert seen == [10 if nice is None else 7]
+
+
+async def test_enrichment_waits_while_the_recommend_path_is_busy(tmp_path):
+    """The worker asks the serving process's load signal before each article: while the
+    recommend path spends more than `enrich_yield_above` seconds per second in its stages the
+    article waits (a gauge says so); once the path is quiet it is enriched."""
+    import time
+
+    app, made = make_app(tmp_path, FakeProvider(enrichment_json), enrich_yield_above=0.25)
+    async with running(app) as client:
+        pipeline, queue = app.state.services.pipeline, made["queue"]
+        busy = threading.Event()
+        busy.set()
+
+        def load() -> None:  # the path's stage seconds grow at 0.5 s per second
+            while busy.is_set():
+                pipeline.stage_seconds += 0.05
+                time.sleep(0.1)
+
+        worker = threading.Thread(target=load, daemon=True)
+        worker.start()
+        r = await client.put("/v1/articles", json={"articles": [article(1, "Budget vote")]})
+        assert r.status_code == 200
+        assert not queue.wait_idle(2.5)  # held back while the path is busy
+        assert queue.status()["enriched"] == 0
+        metrics = (await client.get("/metrics")).text
+        assert "newsdesk_llm_enrich_waiting_for_serving 1.0" in metrics
+        busy.clear()
+        worker.join()
+        assert queue.wait_idle(10)
+        assert queue.status()["enriched"] == 1 and queue.status()["waited_for_serving_s"] >= 2
+        metrics = (await client.get("/metrics")).text
+        assert "newsdesk_llm_enrich_waiting_for_serving 0.0" in metrics

@@ -1,8 +1,9 @@
 """Enrichment of articles upserted through the API: a bounded queue and one background thread.
 
     PUT /v1/articles ──submit() (never blocks)──> queue (bounded; full: dropped + counted)
-                                                    │ worker thread (nice +10: yields the CPU
-                                                    ▼ to the request path)
+                                                    │ worker thread (nice +10; before each
+                                                    │ article it waits while the request path
+                                                    ▼ is busy: serving/load_signal.py)
                      switch off: dropped + counted; same (content, prompt, model) as stored:
                      skipped; else Enricher -> EnrichmentStore (state dir, Parquet)
 
@@ -18,7 +19,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,10 @@ class EnrichQueue:
         self._enricher: Enricher | None = None
         self.enriched = 0
         self.dropped: dict[str, int] = {}
+        # () -> bool: True while the request path is busy; the worker then waits (None: never)
+        self.yield_to: Callable[[], bool] | None = None
+        self.waited_s = 0.0  # total time spent waiting for the request path to calm down
+        self._stopping = threading.Event()
 
     @classmethod
     def attach(cls, service: Any, root: Path) -> EnrichQueue | None:
@@ -96,7 +101,10 @@ class EnrichQueue:
             item = self._queue.get()
             if item is _STOP:
                 return
-            self._busy.set()
+            self._busy.set()  # from here: wait_idle() is False until this article is done
+            self._wait_for_idle_path()
+            if self._stopping.is_set():
+                return
             try:
                 self._handle(item)
             except Exception as exc:  # one bad article must not stop the worker
@@ -105,6 +113,17 @@ class EnrichQueue:
             finally:
                 self._busy.clear()
                 self.service.metrics.queue_depth.set(self._queue.qsize())
+
+    def _wait_for_idle_path(self) -> None:
+        if self.yield_to is None:
+            return
+        start = time.monotonic()
+        gauge = self.service.metrics.enrich_waiting
+        while not self._stopping.is_set() and self.yield_to():
+            gauge.set(1)
+            self._stopping.wait(0.5)
+        gauge.set(0)
+        self.waited_s += time.monotonic() - start
 
     def _handle(self, article: Article) -> None:
         if not self.service.enabled:
@@ -148,6 +167,7 @@ class EnrichQueue:
     def status(self) -> dict[str, Any]:
         return {"depth": self._queue.qsize(), "maxsize": self._queue.maxsize,
                 "enriched": self.enriched, "dropped": dict(self.dropped),
+                "waited_for_serving_s": round(self.waited_s, 1),
                 "running": self._thread is not None and self._thread.is_alive()}
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -155,6 +175,7 @@ class EnrichQueue:
         nothing, so a restart enriches them on their next upsert or by `newsdesk enrich`)."""
         if self._thread is None:
             return
+        self._stopping.set()  # also ends a wait for the request path
         while True:
             try:
                 self._queue.get_nowait()

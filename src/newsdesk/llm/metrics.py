@@ -50,6 +50,9 @@ class LLMMetrics:
             "not fit the schema after the retries.", ["task"], registry=r)
         self.queue_depth = Gauge(
             "newsdesk_llm_enrich_queue_depth", "Articles waiting for enrichment.", registry=r)
+        self.enrich_waiting = Gauge(
+            "newsdesk_llm_enrich_waiting_for_serving", "1 while the enrichment worker waits "
+            "for the request path to be less busy (llm.enrich_yield_above).", registry=r)
         self.queue_dropped = Counter(
             "newsdesk_llm_enrich_dropped_total", "Articles not enriched, by reason (queue_full, "
             "disabled, error, invalid_output).", ["reason"], registry=r)

@@ -190,6 +190,16 @@ def start_llm_service(settings: ServeSettings, registry: Any) -> Any:
     return service
 
 
+def yield_to_serving(llm: Any, pipeline: RecommendPipeline) -> None:
+    """The enrichment worker (if any) waits while the recommend path is busy."""
+    from newsdesk.serving.load_signal import LoadSignal
+
+    queue = getattr(llm, "enrich_queue", None)
+    if queue is not None:
+        queue.yield_to = LoadSignal(lambda: pipeline.stage_seconds,
+                                    llm.settings.enrich_yield_above).busy
+
+
 def make_clock(settings: ServeSettings) -> Callable[[], float]:
     """Wall time, or a clock that starts at `settings.clock_start` and runs in real time."""
     if settings.clock_start is None:
@@ -316,6 +326,7 @@ def create_app(settings: ServeSettings, *, recommender_factory: RecommenderFacto
         # the LLM layer (newsdesk.llm): switch, metrics, lazily loaded provider, enrichment
         # worker; never on the request path (llm/service.py)
         app.state.llm = (llm_factory or start_llm_service)(settings, metrics.registry)
+        yield_to_serving(app.state.llm, pipeline)
         metrics.catalog_size.set(len(cat))
         monitor.sources(now=clock, catalog=lambda: cat,
                         active=lambda: registry.active if registry.ready else None,

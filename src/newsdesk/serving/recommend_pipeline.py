@@ -113,6 +113,9 @@ class RecommendPipeline:
         self.config = config
         self._inflight = 0
         self._inflight_lock = threading.Lock()
+        # seconds spent in stages, summed (only the event loop adds): its rate is how busy
+        # the recommend path is (serving/load_signal.py lets background work yield to it)
+        self.stage_seconds = 0.0
 
     # -- stage runner ----------------------------------------------------------------------
     async def _in_pool(self, fn: Callable[[], T], timeout: float) -> T:
@@ -147,7 +150,9 @@ class RecommendPipeline:
             reason = "error"
             log.warning("stage_failed", stage=name, error=f"{type(exc).__name__}: {exc}")
         finally:
-            self.metrics.stage_latency.labels(name).observe(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            self.stage_seconds += elapsed
+            self.metrics.stage_latency.labels(name).observe(elapsed)
         self.metrics.stage_failures.labels(name, reason).inc()
         return None
 
