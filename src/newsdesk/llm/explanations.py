@@ -196,10 +196,12 @@ class Explainer:
         times), the reader's clicks as the ranker saw them, and the co-click matrix."""
         ws = model.ws
         cat = ws.catalog
-        view = ws.view(ctx.user_id, ctx.now)
-        anchor_emb = cat.embeddings[view.known_clicks] if view.seeded else None
+        # the reader's history only (the ranker's profiles are not needed here)
+        history, _, seeded, _ = ws.history(ctx.user_id)
+        known = history[history >= 0]
+        anchor_emb = cat.embeddings[known] if seeded else None
         idx = cat.lookup(list(ids))
-        clicks = view.read_clicks  # a seeded reader's anchors were never read: no claims
+        clicks = known[:0] if seeded else known  # a seeded reader's anchors were never read
         recent = clicks[: ws.builder.sim_clicks]
         click_emb = cat.embeddings[recent] if len(recent) else None
         click_cats = np.bincount(cat.category[clicks], minlength=len(cat.categories)) \
@@ -214,6 +216,17 @@ class Explainer:
             cols = np.where((idx >= 0) & (idx < matrix.shape[1]), idx, 0)
             if len(co_rows):
                 co_counts = np.asarray(matrix[co_rows][:, cols].todense())
+        # every item's best match at once: one matrix product per evidence kind
+        cols = np.arange(len(ids))
+        emb = cat.embeddings[np.where(idx >= 0, idx, 0)]  # (n, dim); unknown items skipped
+        anchor_sim = (anchor_emb @ emb.T).max(axis=0) if anchor_emb is not None else None
+        if click_emb is not None:
+            sims = click_emb @ emb.T  # (recent, n)
+            read_best = sims.argmax(axis=0)
+            read_sim = sims[read_best, cols]
+        if co_counts is not None:
+            co_best = co_counts.argmax(axis=0)
+            co_best_count = co_counts[co_best, cols]
         out: list[list[Signal]] = []
         for k, (aid, i) in enumerate(zip(ids, idx.tolist(), strict=True)):
             found: list[Signal] = []
@@ -221,25 +234,19 @@ class Explainer:
                 out.append(found)
                 continue
             category = cat.category_name(i)
-            if anchor_emb is not None:  # a cold reader's stated interests: the item is
-                # an anchor (nearest to an interest) or as close to one as "because you read"
-                sim = float((anchor_emb @ cat.embeddings[i]).max())
-                if sim >= SIMILAR_MIN_COSINE:
-                    found.append(Signal("interest", sim))
-            if click_emb is not None:
-                sims = click_emb @ cat.embeddings[i]
-                best = int(np.argmax(sims))
-                if float(sims[best]) >= SIMILAR_MIN_COSINE:
-                    j = int(recent[best])
-                    found.append(Signal("read_similar", float(sims[best]),
-                                        {"title": cat.titles[j], "article_id": cat.ids[j]}))
-            if co_counts is not None and co_rows is not None and i < matrix.shape[1]:
-                counts = co_counts[:, k]
-                best = int(np.argmax(counts))
-                if counts[best] > 0:
-                    j = int(co_rows[best])
-                    found.append(Signal("coclick", float(counts[best]),
-                                        {"title": cat.titles[j], "article_id": cat.ids[j]}))
+            if anchor_sim is not None and float(anchor_sim[k]) >= SIMILAR_MIN_COSINE:
+                # a cold reader's stated interests: the item is an anchor (nearest to an
+                # interest) or as close to one as "because you read"
+                found.append(Signal("interest", float(anchor_sim[k])))
+            if click_emb is not None and float(read_sim[k]) >= SIMILAR_MIN_COSINE:
+                j = int(recent[read_best[k]])
+                found.append(Signal("read_similar", float(read_sim[k]),
+                                    {"title": cat.titles[j], "article_id": cat.ids[j]}))
+            if co_counts is not None and co_rows is not None and i < matrix.shape[1] \
+                    and co_best_count[k] > 0:
+                j = int(co_rows[co_best[k]])
+                found.append(Signal("coclick", float(co_best_count[k]),
+                                    {"title": cat.titles[j], "article_id": cat.ids[j]}))
             c = int(cat.category[i])
             if c < len(click_cats) and click_cats[c] >= TOPIC_MIN_CLICKS:
                 found.append(Signal("topic", float(click_cats[c]), {"category": category}))

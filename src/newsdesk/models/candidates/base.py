@@ -152,15 +152,15 @@ class Workspace:
             ts[: len(clicks)] = [c.ts for c in clicks]
         return idx, ts
 
-    def view(self, user_id: str, now: float) -> UserView:
-        # the reader's clicks, dismissals and stated interests in one store round trip
+    def history(self, user_id: str) -> tuple[np.ndarray, np.ndarray, bool, str | None]:
+        """(click_idx, click_ts, seeded, dismissals text) of a reader, in one store round
+        trip: the clicks, or for a cold reader with stated interests the seed's anchors
+        (seeded=True). What `view` builds on, without the profiles (explanations need only
+        this)."""
         clicks, (dismiss_text, seed_text) = self.store.user_reads(
             user_id, self.builder.recent_clicks,
             [DISMISSALS_PREFIX + user_id, SEED_PREFIX + user_id])
         idx, ts = self._click_arrays(clicks)
-        profile, affinity = self.builder.user_profiles(self.catalog, idx[None, :])
-        live = self.live_set(now)
-        seeded = False
         if not (idx >= 0).any():  # a cold reader: stated interests seed the history
             seed = parse_seed(seed_text)
             if seed is not None and seed.anchors:
@@ -170,8 +170,12 @@ class Workspace:
                     ts = np.full(len(idx), np.nan)
                     idx[: len(anchors)] = anchors
                     ts[: len(anchors)] = seed.created_ts
-                    profile, affinity = self.builder.user_profiles(self.catalog, idx[None, :])
-                    seeded = True
+                    return idx, ts, True, dismiss_text
+        return idx, ts, False, dismiss_text
+
+    def view(self, user_id: str, now: float) -> UserView:
+        idx, ts, seeded, dismiss_text = self.history(user_id)
+        profile, affinity = self.builder.user_profiles(self.catalog, idx[None, :])
         live = self.live_set(now)
         dismissed = parse_dismissals(dismiss_text)
         d_idx = (self.catalog.lookup([d.article_id for d in dismissed]) if dismissed
