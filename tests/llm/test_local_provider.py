@@ -77,3 +77,35 @@ def test_compact_enrichment_prompt_with_the_real_model(local_provider):
     assert record.prompt_version == "enrich.v2"
     assert len(e.topics) <= 2 and len(e.keywords) <= 4 and len(e.entities) <= 3
     assert Enrichment.model_validate(e.model_dump()) is not None
+
+
+def test_background_calls_pause_token_by_token_while_serving_is_busy(local_provider):
+    """Inside `yielding_to`, the token loop asks the signal before every token and sleeps
+    while it says busy; the pause does not count against the call's timeout, and the answer
+    is the same as without pausing. Outside, the signal is never asked."""
+    import time
+
+    from newsdesk.llm.yielding import yielding_to
+
+    messages = [user("Name three German cities.")]
+    t0 = time.monotonic()
+    plain = local_provider.complete(messages, max_tokens=8)
+    plain_s = time.monotonic() - t0
+    asked = []
+    busy_until = time.monotonic() + max(3.0, 3 * plain_s)
+
+    def busy() -> bool:
+        asked.append(time.monotonic())
+        return time.monotonic() < busy_until
+
+    with yielding_to(busy):
+        t0 = time.monotonic()
+        paused = local_provider.complete(messages, max_tokens=8,
+                                         timeout_s=max(2.0, 2 * plain_s))
+        waited = time.monotonic() - t0
+    assert paused.text == plain.text
+    assert waited >= busy_until - t0 - 0.5  # it slept through the busy spell
+    assert len(asked) >= paused.completion_tokens  # asked before every token
+    asked.clear()
+    local_provider.complete(messages, max_tokens=4)
+    assert asked == []  # an interactive call never pauses

