@@ -36,6 +36,10 @@ log = get_logger("newsdesk.llm.enrich_queue")
 _STOP = object()
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
 class EnrichQueue:
     """The background enrichment worker of one process (see the module docstring)."""
 
@@ -172,6 +176,8 @@ class EnrichQueue:
         return {"depth": self._queue.qsize(), "maxsize": self._queue.maxsize,
                 "enriched": self.enriched, "dropped": dict(self.dropped),
                 "waited_for_serving_s": round(self.waited_s, 1),
+                "serving_load_s_per_s": _rounded(getattr(getattr(self.yield_to, "__self__",
+                                                                 None), "last_rate", None)),
                 "running": self._thread is not None and self._thread.is_alive()}
 
     def stop(self, timeout_s: float = 5.0) -> None:

@@ -33,6 +33,7 @@ class LoadSignal:
         self.clock = clock
         self._samples: deque[tuple[float, float]] = deque()
         self._lock = threading.Lock()
+        self.last_rate: float | None = None  # the latest rate() (status pages)
 
     def rate(self) -> float | None:
         """Seconds of stage work per wall second since the oldest sample of the window; None
@@ -45,7 +46,8 @@ class LoadSignal:
             t0, s0 = self._samples[0]
         if now - t0 < self.min_span_s:
             return None
-        return (total - s0) / (now - t0)
+        self.last_rate = (total - s0) / (now - t0)
+        return self.last_rate
 
     def busy(self) -> bool:
         """True while the path is busier than the threshold, and while it cannot tell yet (the
