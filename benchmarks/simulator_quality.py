@@ -306,6 +306,8 @@ def main() -> None:
     ap.add_argument("--full", action="store_true",
                     help="100k users x 7 days (the default when --quick is not given)")
     ap.add_argument("--world", choices=("v1", "v2"), default="v1")
+    ap.add_argument("--seed", type=int, default=1,
+                    help="the simulated world's seed (the published figures use 1)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--eval-days", type=float, default=0.5)
@@ -343,11 +345,11 @@ def main() -> None:
             ap.error(f"--feature-ablations: unknown group {g!r}; allowed: {list(FEATURE_GROUPS)}")
     make = SimulationConfig.v2 if args.world == "v2" else SimulationConfig
     if args.quick:
-        sim = make(seed=1, n_users=3000, days=2.0, articles_per_day=150,
+        sim = make(seed=args.seed, n_users=3000, days=2.0, articles_per_day=150,
                    impressions_per_day=40_000, backlog_days=1.0)
         max_eval = args.max_eval_impressions or 4000
     else:
-        sim = make(seed=1, n_users=100_000, days=7.0, articles_per_day=5000,
+        sim = make(seed=args.seed, n_users=100_000, days=7.0, articles_per_day=5000,
                    impressions_per_day=1_000_000, backlog_days=2.0)
         max_eval = args.max_eval_impressions or 30_000
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nd-simq-"))
