@@ -7,7 +7,8 @@
 A variant is NAME:SPEC, SPEC a comma-separated list of KEY=VALUE: `interleave=SHARE` runs a
 live interleaving experiment over that share of readers (serve_load.start_interleaving: the
 active bundle against itself, so each interleaved request pays two rankings), `llm=1` turns
-every LLM feature on with the upsert feed (serve_load_llm), `workers=N`; anything else is an
+every LLM feature on with the upsert feed (serve_load_llm), `explain=1` asks for explanations
+on every request without the other LLM features, `workers=N`; anything else is an
 environment variable of the server. Each repetition starts every variant's server in turn on
 the same state (serve_load's), warms it and runs every rate for `--duration` seconds, so the
 variants share the machine's slow and fast moments; the JSON keeps every run and, per variant
@@ -28,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 import serve_load as sl  # noqa: E402
 
-SPECIAL = {"interleave", "llm", "workers"}
+SPECIAL = {"interleave", "llm", "explain", "workers"}
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
@@ -56,6 +57,8 @@ def run_variant(state: dict[str, Any], files: dict[str, str], spec: dict[str, st
 
         env = {**serve_load_llm.server_env(), **env}
         extra = serve_load_llm.REQUEST_EXTRA
+    if spec.get("explain") in ("1", "true"):
+        extra = {**extra, "explain": True}
     if interleave:
         env.setdefault("NEWSDESK_ADMIN_API_KEY", sl.INTERLEAVE_ADMIN_KEY)
     port = sl.free_port()
