@@ -149,7 +149,8 @@ def install_access_guard(app: Any, settings: Any, registry: Any) -> None:
     limited = Counter("newsdesk_rate_limited_total", "Requests refused with 429, by client kind",
                       ["by"], registry=registry)
     limiter = make_rate_limiter(settings.rate_limit_per_s, settings.rate_limit_burst,
-                                settings.online_store_url, on_error=errors.inc)
+                                settings.online_store_url, on_error=errors.inc,
+                                timeout_s=settings.rate_limit_timeout_ms / 1000)
     admin = settings.admin_api_key.get_secret_value() if settings.admin_api_key else None
     app.state.pseudonymise = pseudonymise
     app.state.rate_limiter = limiter

@@ -118,7 +118,7 @@ class RedisRateLimiter(RateLimiter):
     """Buckets in Redis, shared by every process using the same server and prefix."""
 
     def __init__(self, url: str, rate: float, burst: int, *, prefix: str = "nd:rl:",
-                 on_error: Any = None) -> None:
+                 on_error: Any = None, timeout_s: float = 0.05) -> None:
         super().__init__(rate, burst)
         try:
             import redis.asyncio as aioredis
@@ -128,9 +128,10 @@ class RedisRateLimiter(RateLimiter):
             raise ConfigError("a shared rate limit needs the redis extra: "
                               "pip install 'newsdesk[redis]'") from exc
         self.prefix = prefix
-        # the store's short timeouts: a slow Redis costs a request at most ~50 ms here
-        self._client = aioredis.Redis.from_url(url, socket_timeout=0.05,
-                                               socket_connect_timeout=0.1)
+        # short timeouts (setting rate_limit_timeout_ms, 50 ms): a slow Redis costs a request
+        # at most that much here before it is let through
+        self._client = aioredis.Redis.from_url(url, socket_timeout=timeout_s,
+                                               socket_connect_timeout=2 * timeout_s)
         self._script = self._client.register_script(_BUCKET_LUA)
         self._on_error = on_error
 
@@ -155,10 +156,10 @@ def retry_after_header(wait_s: float) -> str:
 
 
 def make_rate_limiter(rate: float, burst: int, redis_url: str | None,
-                      on_error: Any = None) -> RateLimiter | None:
+                      on_error: Any = None, timeout_s: float = 0.05) -> RateLimiter | None:
     """None when rate is 0 (off); shared through Redis when the online store is in Redis."""
     if rate <= 0:
         return None
     if redis_url is not None and redis_url.split("://", 1)[0] in ("redis", "rediss", "unix"):
-        return RedisRateLimiter(redis_url, rate, burst, on_error=on_error)
+        return RedisRateLimiter(redis_url, rate, burst, on_error=on_error, timeout_s=timeout_s)
     return MemoryRateLimiter(rate, burst)

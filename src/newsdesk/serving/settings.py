@@ -180,6 +180,9 @@ class ServeSettings(BaseSettings):
     # replicas through the online store's Redis when there is one.
     rate_limit_per_s: float = Field(default=0.0, ge=0, le=1_000_000)
     rate_limit_burst: int = Field(default=100, ge=1, le=10_000_000)
+    # Redis round-trip timeout of the shared limit (connecting: twice that); past it the
+    # request is let through and newsdesk_rate_limit_errors_total counts it (fail open).
+    rate_limit_timeout_ms: float = Field(default=50.0, gt=0, le=10_000)
     # API keys of the public /v1 routes (comma-separated, each >= 16 characters); unset: open.
     api_keys: SecretStr | None = None
     # Key of the keyed hash that pseudonymises user ids in logs and the audit trail; unset: a
