@@ -21,7 +21,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,6 @@ from newsdesk.monitoring.logging import get_logger
 
 log = get_logger("newsdesk.llm.enrich_queue")
 _STOP = object()
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
 
 
 class EnrichQueue:
@@ -56,8 +52,9 @@ class EnrichQueue:
         self._enricher: Enricher | None = None
         self.enriched = 0
         self.dropped: dict[str, int] = {}
-        # () -> bool: True while the request path is busy; the worker then waits (None: never)
-        self.yield_to: Callable[[], bool] | None = None
+        # the serving process's load (serving/load_signal.LoadSignal: busy(), last_rate); the
+        # worker waits while it is busy (None: never)
+        self.load: Any = None
         self.waited_s = 0.0  # total time spent waiting for the request path to calm down
         self._stopping = threading.Event()
 
@@ -122,11 +119,11 @@ class EnrichQueue:
                 self.service.metrics.queue_depth.set(self._queue.qsize())
 
     def _wait_for_idle_path(self) -> None:
-        if self.yield_to is None:
+        if self.load is None:
             return
         start = time.monotonic()
         gauge = self.service.metrics.enrich_waiting
-        while not self._stopping.is_set() and self.yield_to():
+        while not self._stopping.is_set() and self.load.busy():
             gauge.set(1)
             self._stopping.wait(0.5)
         gauge.set(0)
@@ -145,7 +142,8 @@ class EnrichQueue:
         if self._known.get(article.article_id) == key:
             return  # already enriched from the same text, prompt and model
         try:
-            with yielding_to(self.yield_to):  # the local model pauses token by token too
+            # the local model also pauses token by token while serving is busy
+            with yielding_to(self.load.busy if self.load is not None else None):
                 record = self._enricher.enrich(article)
         except LLMInvalidOutput:
             self._drop("invalid_output")
@@ -176,8 +174,8 @@ class EnrichQueue:
         return {"depth": self._queue.qsize(), "maxsize": self._queue.maxsize,
                 "enriched": self.enriched, "dropped": dict(self.dropped),
                 "waited_for_serving_s": round(self.waited_s, 1),
-                "serving_load_s_per_s": _rounded(getattr(getattr(self.yield_to, "__self__",
-                                                                 None), "last_rate", None)),
+                "serving_load_s_per_s": (round(self.load.last_rate, 3) if self.load is not None
+                                         and self.load.last_rate is not None else None),
                 "running": self._thread is not None and self._thread.is_alive()}
 
     def stop(self, timeout_s: float = 5.0) -> None:

@@ -82,9 +82,10 @@ class LLMSettings(BaseSettings):
     # The worker thread's nice value (Linux, per thread). With `local_process` on, the model
     # itself runs in a child process and this thread mostly waits on it.
     enrich_nice: int = Field(default=10, ge=0, le=19)
-    # Before each article the worker waits while the serving process's recommend path spends
-    # more than this many seconds per second in its stages (serving/load_signal.py): the model
-    # uses the idle time and the queue holds the backlog. 0: never wait.
+    # Before each article (and, with the in-process model, each token) the worker waits
+    # while the serving process's recommend path spends more than this many seconds per
+    # second in its stages (serving/load_signal.py): the model uses the idle time and the
+    # queue holds the backlog. 0: never wait.
     enrich_yield_above: float = Field(default=0.25, ge=0, le=64)
 
     # Prices for the cost estimate, in currency units per million tokens (0: free/local).

@@ -196,8 +196,8 @@ def yield_to_serving(llm: Any, pipeline: RecommendPipeline) -> None:
 
     queue = getattr(llm, "enrich_queue", None)
     if queue is not None:
-        queue.yield_to = LoadSignal(lambda: pipeline.stage_seconds,
-                                    llm.settings.enrich_yield_above).busy
+        queue.load = LoadSignal(lambda: pipeline.stage_seconds,
+                                llm.settings.enrich_yield_above)
 
 
 def make_clock(settings: ServeSettings) -> Callable[[], float]:
