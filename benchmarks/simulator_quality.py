@@ -58,8 +58,10 @@ from newsdesk.features.training_log import load_log, warm_store
 from newsdesk.models.base import RequestContext
 from newsdesk.models.baselines import StreamingCTRRecommender
 from newsdesk.models.bundle import load_recommender
-from newsdesk.pipelines.train import TrainConfig, train
+from newsdesk.pipelines.train import TrainConfig
+from newsdesk.pipelines.train import train as train_bundle
 from newsdesk.simulation import SimulationConfig, World, simulate_to_dataset
+from newsdesk.simulation.posterior import LatentPosterior, QualityPosterior
 from newsdesk.simulation.world_v2 import WorldV2
 
 STEP_S = 900.0
@@ -129,11 +131,12 @@ def _ranker(bundle: Path, sim_dir: Path, cut: float, embedder_name: str,
 
 
 def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
-             max_impressions: int, embedder_name: str, step_s: float = STEP_S
-             ) -> tuple[dict[str, Any], dict]:
+             max_impressions: int, embedder_name: str, step_s: float = STEP_S,
+             references: int = 0) -> tuple[dict[str, Any], dict]:
     """Replay the held-out slates; `bundles`: system -> (bundle dir, dataset it reads).
     The stores advance in `step_s` steps (0: up to each impression's time, as a server's
-    store is: every event strictly before the impression).
+    store is: every event strictly before the impression). `references` > 0 adds the
+    information-limited oracles (`simulation/posterior.py`) with that many posterior samples.
 
     Returns (figures, per-impression metric values per system for the bootstrap)."""
     world = World.load(sim_dir)
@@ -179,6 +182,17 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
     exp = exp.join(pl.DataFrame({"q": qs_all}), on="q", how="semi").sort(["q", "pos"])
     art_ids = [a.article_id for a in log.articles]
     users = log.events.user_ids
+    if references:  # the information limits: the oracle estimating theta / q from the log
+        shown_users = world.user_index(np.asarray(users)[exp["ucode"].unique().to_numpy()])
+        shown_arts = world.article_index(
+            np.asarray(art_ids)[exp.filter(pl.col("aidx") >= 0)["aidx"].unique().to_numpy()])
+        latent = {"interest": (True, False)}
+        if isinstance(world, WorldV2):
+            latent |= {"story": (False, True), "interest_story": (True, True)}
+        for name, (interests, stories) in latent.items():
+            oracles[f"oracle_est_{name}"] = LatentPosterior(
+                world, log, shown_users, references, interests=interests, stories=stories)
+        oracles["oracle_est_quality"] = QualityPosterior(world, log, shown_arts)
     names = [*systems, *oracles]
     per: dict[str, dict[str, list[float]]] = {n: {"auc": [], "ndcg@10": []} for n in names}
     exp_clicks = {n: 0.0 for n in names}
@@ -252,6 +266,8 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
         "score_p50_ms": float(np.percentile(latencies, 50) * 1e3),
         "score_p99_ms": float(np.percentile(latencies, 99) * 1e3),
         "systems": mean,
+        "est_interest_mean_ess": (oracles["oracle_est_interest"].mean_ess  # type: ignore[attr-defined]
+                                  if "oracle_est_interest" in oracles else None),
     }
     arrays = {n: {m: np.asarray(v) for m, v in per[n].items()} for n in names}
     return out, arrays
@@ -329,6 +345,12 @@ def main() -> None:
     ap.add_argument("--train-config", type=Path, default=None,
                     help="a train config YAML for every system trained (default: defaults)")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --workdir: keep the simulated data and the bundles a previous "
+                         "run left there (evaluate again, e.g. with other references)")
+    ap.add_argument("--references", type=int, default=1000,
+                    help="posterior samples of the information-limited oracles "
+                         "oracle_est_interest / oracle_est_quality (0: off)")
     ap.add_argument("--plugin", default=None,
                     help="also train newsdesk + this plug-in as candidates and feature "
                          "(e.g. nrms): system newsdesk_<name>, compared with newsdesk")
@@ -354,11 +376,18 @@ def main() -> None:
         max_eval = args.max_eval_impressions or 30_000
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nd-simq-"))
     timings = {}
-    t = time.perf_counter()
-    simulate_to_dataset(sim, work / "sim")
-    timings["simulate_s"] = time.perf_counter() - t
+    reuse = args.reuse and (work / "sim" / "manifest.json").exists()
     cut = sim.end_unix - args.eval_days * 86400.0
-    cut_dataset(work / "sim", work / "train", cut)
+    t = time.perf_counter()
+    if not reuse:
+        simulate_to_dataset(sim, work / "sim")
+        cut_dataset(work / "sim", work / "train", cut)
+    timings["simulate_s"] = time.perf_counter() - t
+
+    def train(data: Path, out: Path, config: TrainConfig) -> str:
+        """Train, or with --reuse take the newest bundle a previous run left in `out`."""
+        done = sorted(p.parent.name for p in out.glob("*/manifest.json")) if reuse else []
+        return done[-1] if done else train_bundle(data, out, config)
     base = TrainConfig.from_yaml(args.train_config).model_dump() if args.train_config else {}
     gens = {**base.get("generators", {}), "online_replay": args.online_replay}
     cfg = TrainConfig.from_dict({**base, "embedder": args.embedder,
@@ -372,8 +401,9 @@ def main() -> None:
     timings["train_s"] = time.perf_counter() - t
     bundles = {"newsdesk": (work / "bundles" / version, work / "sim")}
     if not args.no_ablation:
-        blind_dataset(work / "sim", work / "sim_blind")
-        cut_dataset(work / "sim_blind", work / "train_blind", cut)
+        if not (reuse and (work / "sim_blind" / "manifest.json").exists()):
+            blind_dataset(work / "sim", work / "sim_blind")
+            cut_dataset(work / "sim_blind", work / "train_blind", cut)
         t = time.perf_counter()
         blind = train(work / "train_blind", work / "bundles_blind", cfg)
         timings["train_category_only_s"] = time.perf_counter() - t
@@ -395,7 +425,7 @@ def main() -> None:
         bundles[f"newsdesk_{args.plugin}"] = (work / "bundles_plugin" / pv, work / "sim")
     t = time.perf_counter()
     figures, per_unit = evaluate(work / "sim", bundles, cut, max_eval, args.embedder,
-                                 args.store_step_s)
+                                 args.store_step_s, args.references)
     timings["evaluate_s"] = time.perf_counter() - t
     comparisons = ablation(per_unit)
     if args.plugin:

@@ -137,14 +137,18 @@ class World:
         fresh = np.exp2(-np.maximum(age, 0.0) / self.article_half_life[a])
         return np.where(age >= 0.0, fresh, 0.0)
 
-    def attraction(self, users: Any, articles: Any, t: Any) -> np.ndarray:
-        """P(click | examined): the position-free part of the click model (oracle score)."""
+    def logit(self, users: Any, articles: Any, t: Any) -> np.ndarray:
+        """The click logit before freshness (`t` is unused in v1; v2's bursts need it)."""
         c = self.config
         a = self.article_index(articles)
-        logit = (c.click_bias
-                 + c.interest_weight * np.log1p(self.n_topics * self.interest(users, a))
-                 + c.quality_weight * self.article_quality[a])
-        return self.freshness(a, t) / (1.0 + np.exp(-logit))
+        return (c.click_bias
+                + c.interest_weight * np.log1p(self.n_topics * self.interest(users, a))
+                + c.quality_weight * self.article_quality[a])
+
+    def attraction(self, users: Any, articles: Any, t: Any) -> np.ndarray:
+        """P(click | examined): the position-free part of the click model (oracle score)."""
+        a = self.article_index(articles)
+        return self.freshness(a, t) / (1.0 + np.exp(-self.logit(users, a, t)))
 
     def click_probability(self, users: Any, articles: Any, t: Any, positions: Any) -> np.ndarray:
         """TRUE P(click) of showing `articles` to `users` at time `t` (unix s) in `positions`.

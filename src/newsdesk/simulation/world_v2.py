@@ -104,21 +104,30 @@ class WorldV2(World):
         return int(self.story_topic.shape[0])
 
     # ---- latent relations ---------------------------------------------------------------
+    def follow_probability(self, users: Any, stories: Any,
+                           theta: np.ndarray | None = None) -> np.ndarray:
+        """P(the user follows the story) before the hash draws it; `theta`: the user's
+        interest in the story's topic (default: the true one). Story -1 is read as story 0.
+        Broadcasts."""
+        c = self.config
+        u = np.asarray(self.user_index(users))
+        sc = np.maximum(np.asarray(stories, dtype=np.int64), 0)
+        if theta is None:
+            theta = self.user_theta[u, self.story_topic[sc]].astype(np.float64)
+        ue = self.user_entities[u][..., :, None]  # (..., F, 1)
+        se = self.story_entities[sc][..., None, :]  # (..., 1, 3)
+        via_entity = ((ue == se) & (ue >= 0)).any(axis=(-2, -1))
+        return np.minimum(MAX_FOLLOW_P, c.story_follow_base
+                          + c.story_follow_rate * self.n_topics * theta
+                          + c.story_follow_entity * via_entity)
+
     def follows_story(self, users: Any, stories: Any) -> np.ndarray:
         """bool: does the user follow the story (False for story -1)? Broadcasts."""
-        c = self.config
         u = np.asarray(self.user_index(users))
         s = np.asarray(stories, dtype=np.int64)
         known = s >= 0
         sc = np.where(known, s, 0)
-        theta = self.user_theta[u, self.story_topic[sc]].astype(np.float64)
-        ue = self.user_entities[u][..., :, None]  # (..., F, 1)
-        se = self.story_entities[sc][..., None, :]  # (..., 1, 3)
-        via_entity = ((ue == se) & (ue >= 0)).any(axis=(-2, -1))
-        p = np.minimum(MAX_FOLLOW_P, c.story_follow_base
-                       + c.story_follow_rate * self.n_topics * theta
-                       + c.story_follow_entity * via_entity)
-        return known & (uniform_hash(c.seed, u, sc) < p)
+        return known & (uniform_hash(self.config.seed, u, sc) < self.follow_probability(u, sc))
 
     def entity_matches(self, users: Any, articles: Any) -> np.ndarray:
         """How many of the article's entities the user follows (0..2). Broadcasts."""
@@ -162,11 +171,6 @@ class WorldV2(World):
         eta = np.where(np.asarray(devices) == MOBILE, c.mobile_position_eta,
                        c.desktop_position_eta)
         return (1.0 + k) ** -eta
-
-    def attraction(self, users: Any, articles: Any, t: Any) -> np.ndarray:
-        """P(click | examined): sigmoid(logit) * freshness, the oracle ranking score."""
-        a = self.article_index(articles)
-        return self.freshness(a, t) / (1.0 + np.exp(-self.logit(users, a, t)))
 
     def click_probability(self, users: Any, articles: Any, t: Any, positions: Any,
                           devices: Any = None) -> np.ndarray:
