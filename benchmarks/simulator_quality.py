@@ -273,6 +273,25 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
     return out, arrays
 
 
+def ratio_intervals(per_unit: dict, n_resamples: int = 2000, seed: int = 0
+                    ) -> dict[str, dict[str, list[float]]]:
+    """95 % bootstrap intervals (over impressions) of each system's mean metric over the
+    oracle's: is a ratio target above what a reference can reach, beyond the noise?"""
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, list[float]]] = {}
+    for metric in ("auc", "ndcg@10"):
+        oracle = per_unit["oracle"][metric]
+        idx = rng.integers(0, len(oracle), (n_resamples, len(oracle)))
+        base = np.nanmean(oracle[idx], axis=1)
+        for name, per in per_unit.items():
+            if name == "oracle" or name.startswith(("oracle_no_", "oracle_topic")):
+                continue
+            ratios = np.nanmean(per[metric][idx], axis=1) / base
+            out.setdefault(name, {})[metric] = [float(v) for v in
+                                                np.percentile(ratios, [2.5, 97.5])]
+    return out
+
+
 def first_clicks_after(log: Any, cut: float) -> dict[int, float]:
     """Readers (user codes) whose first click (histories included) came at or after `cut`,
     the training cut: their first click's time."""
@@ -303,8 +322,9 @@ def oracle_ablations(world: World) -> dict[str, World]:
 
 def ablation(per_unit: dict, seed: int = 0) -> list[dict[str, Any]]:
     """newsdesk - category_only (and - streaming_ctr, - newsdesk_static: what the real-time
-    parts add, - each newsdesk_no_<group>) with paired bootstrap intervals."""
-    arms = [n for n in per_unit if n.startswith("newsdesk_no_")]
+    parts add, - each newsdesk_no_<group>, - each information-limited reference
+    oracle_est_<part>) with paired bootstrap intervals."""
+    arms = [n for n in per_unit if n.startswith(("newsdesk_no_", "oracle_est_"))]
     pairs = {n: per_unit[n] for n in ("category_only", "streaming_ctr", "newsdesk_static",
                                       "newsdesk", *arms) if n in per_unit}
     out = []
@@ -450,6 +470,7 @@ def main() -> None:
                                                      "new_user_clicks_ratio")}
                                 for n, v in figures["systems"].items()},
               "comparisons": comparisons,
+              "ratio_intervals": ratio_intervals(per_unit),
               "feature_ablations": {g: FEATURE_GROUPS[g] for g in groups},
               "feature_importance": manifest["metrics"].get("feature_importance"),
               "oracle_ablations": oracle_parts,
@@ -468,6 +489,9 @@ def main() -> None:
               f"ndcg@10 {v['ndcg@10']:.4f} ({v['ndcg@10_ratio']:.4f})  "
               f"first hour {v['first_hour_clicks_ratio']:.4f}  "
               f"new users {v['new_user_clicks_ratio']:.4f}")
+    for n, iv in result["ratio_intervals"].items():
+        print(f"{n:16s} ratio to oracle, 95 %: " + "  ".join(
+            f"{m} [{lo:.4f}, {hi:.4f}]" for m, (lo, hi) in iv.items()))
     for c in comparisons:
         print(f"{c['system_b']} - {c['system_a']} {c['metric']}: {c['diff']:+.4f} "
               f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] p={c['p_value']:.4f}")

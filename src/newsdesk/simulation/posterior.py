@@ -33,6 +33,7 @@ from scipy import optimize, stats
 
 from newsdesk.features.training_log import LogArrays
 from newsdesk.simulation.world import World
+from newsdesk.simulation.world_v2 import MAX_FOLLOW_P
 
 HOUR = 3600.0
 Q_GRID = np.linspace(-4.0, 4.0, 49)  # q ~ N(0, 1): +-4 sd holds all but 6e-5 of the prior
@@ -180,6 +181,8 @@ class LatentPosterior(_Reference):
         # likelihood of what the reader saw of it if they follow it / if not, each (S,)
         self._state: dict[int, tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]] = {}
         self.ess: list[float] = []
+        self._follow_base: dict[tuple[int, int], float] = {}
+        self._history_parts: dict[int, tuple[np.ndarray, ...]] = {}
 
     def _true_terms(self, users: np.ndarray, arts: np.ndarray) -> np.ndarray:
         """The logit terms this reference estimates, at their true values."""
@@ -252,19 +255,22 @@ class LatentPosterior(_Reference):
         estimate), or None if the fit fails."""
         rows = np.arange(self.shown.rows(u).start, self.shown.rows(u).stop)
 
-        def neg_log_post(z: np.ndarray) -> float:
-            theta = _from_z(z[None, :])
+        def neg_log_post(z: np.ndarray) -> tuple[float, np.ndarray]:
+            # the point and its forward-difference neighbours as one batch of samples
+            step = 1e-5
+            batch = np.vstack([z, z + step * np.eye(len(z))])
+            theta = _from_z(batch)
             per_story: dict[int, np.ndarray] = {}
             lp = (_log_dirichlet_z(theta, self.alpha)
                   + self._history_lik(u, theta, hist, per_story)
                   + self._rows_lik(theta, rows, per_story))
             lp = lp + self._stories_marginal(u, theta, per_story)[0]
-            return -float(lp[0])
+            return -float(lp[0]), -(lp[1:] - lp[0]) / step
 
         start = _to_z(((self.alpha + counts) / (self.alpha + counts).sum())[None, :])[0]
         try:
-            res = optimize.minimize(neg_log_post, start, method="BFGS",
-                                    options={"gtol": 1e-4, "maxiter": 200})
+            res = optimize.minimize(neg_log_post, start, jac=True, method="BFGS",
+                                    options={"gtol": 1e-3, "maxiter": 200})
             cov = np.asarray(res.hess_inv)
             cov = (cov + cov.T) / 2 + 1e-6 * np.eye(len(cov))
             np.linalg.cholesky(cov)  # positive definite, or the fit is not usable
@@ -315,15 +321,16 @@ class LatentPosterior(_Reference):
         if not _is_v2(w):
             return np.log(theta[:, w.article_topic[hist]]).sum(axis=1)
         back = self._backlog
-        t_seen = w.article_published[back] + HOUR
-        uu = np.full(back.size, u)
-        logit = w.logit(uu, back, t_seen)
-        rest = logit - self._true_terms(uu, back)
-        fresh = w.freshness(back, t_seen)
+        if u not in self._history_parts:  # what does not depend on theta, once per reader
+            t_seen = w.article_published[back] + HOUR
+            uu = np.full(back.size, u)
+            rest = w.logit(uu, back, t_seen) - self._true_terms(uu, back)
+            true_story = self._story_term_true(uu, back) if self.stories else 0.0
+            self._history_parts[u] = (rest, w.freshness(back, t_seen), rest + true_story)
+        rest, fresh, norm_rest = self._history_parts[u]
         topic = self._topic_term(theta, back)
         # the normaliser: every backlog article, at the true follows
-        norm_logit = rest + topic + (self._story_term_true(uu, back) if self.stories else 0.0)
-        log_norm = np.log((fresh * _sigmoid(norm_logit)).sum(axis=1))
+        log_norm = np.log((fresh * _sigmoid(norm_rest + topic)).sum(axis=1))
         where = np.searchsorted(back, hist)
         out = -hist.size * log_norm
         story = (w.article_story[hist] if self.stories  # type: ignore[attr-defined]
@@ -359,10 +366,13 @@ class LatentPosterior(_Reference):
     def _follow_log_odds(self, u: int, theta: np.ndarray, story: int
                          ) -> tuple[np.ndarray, np.ndarray]:
         """log P(follows) and log P(not) under the prior, per sample: (S,), (S,)."""
-        w = self.world
+        w, c = self.world, self.world.config
+        if (u, story) not in self._follow_base:  # the part of the prior theta does not move
+            self._follow_base[(u, story)] = float(w.follow_probability(  # type: ignore[attr-defined]
+                u, story, theta=np.zeros(1))[0])
         s_topic = w.story_topic[story]  # type: ignore[attr-defined]
-        p = w.follow_probability(u, np.full(len(theta), story),  # type: ignore[attr-defined]
-                                 theta=theta[:, s_topic])
+        p = np.minimum(MAX_FOLLOW_P, self._follow_base[(u, story)]
+                       + c.story_follow_rate * w.n_topics * theta[:, s_topic])
         return np.log(p), np.log1p(-p)
 
     def _posterior(self, u: int, t: float
