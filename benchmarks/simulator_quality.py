@@ -186,13 +186,17 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
         shown_users = world.user_index(np.asarray(users)[exp["ucode"].unique().to_numpy()])
         shown_arts = world.article_index(
             np.asarray(art_ids)[exp.filter(pl.col("aidx") >= 0)["aidx"].unique().to_numpy()])
-        latent = {"interest": (True, False)}
-        if isinstance(world, WorldV2):
-            latent |= {"story": (False, True), "interest_story": (True, True)}
-        for name, (interests, stories) in latent.items():
+        quality = QualityPosterior(world, log, shown_arts)
+        v2 = isinstance(world, WorldV2)
+        latent = {"interest": (True, False, None)}
+        if v2:
+            latent |= {"story": (False, True, None), "interest_story": (True, True, None)}
+        latent["all"] = (True, v2, quality)  # every latent fact of reader and article
+        for name, (interests, stories, q) in latent.items():
             oracles[f"oracle_est_{name}"] = LatentPosterior(
-                world, log, shown_users, references, interests=interests, stories=stories)
-        oracles["oracle_est_quality"] = QualityPosterior(world, log, shown_arts)
+                world, log, shown_users, references, interests=interests, stories=stories,
+                quality=q)
+        oracles["oracle_est_quality"] = quality
     names = [*systems, *oracles]
     per: dict[str, dict[str, list[float]]] = {n: {"auc": [], "ndcg@10": []} for n in names}
     exp_clicks = {n: 0.0 for n in names}

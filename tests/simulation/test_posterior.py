@@ -163,3 +163,21 @@ def test_stories_need_a_v2_world(v1) -> None:
     world, log = v1
     with pytest.raises(ValueError, match="v2"):
         LatentPosterior(world, log, stories=True)
+
+
+def test_interests_and_quality_estimated_together(v1) -> None:
+    world, log = v1
+    heavy = int(np.argmax(_seen(world, log)))
+    t = world.config.end_unix - 600.0
+    live = world.live_articles(t)
+    users = np.full(live.size, heavy)
+    quality = QualityPosterior(world, log)
+    both = LatentPosterior(world, log, users=np.array([heavy]), quality=quality)
+    theta_only = LatentPosterior(world, log, users=np.array([heavy]))
+    got = both.attraction(users, live, t)
+    truth = world.attraction(users, live, t)
+    assert np.corrcoef(got, truth)[0, 1] > 0.85  # (theta alone: > 0.95; a day's articles)
+    # the quality posterior moves the scores, and towards the truth on average
+    alone = theta_only.attraction(users, live, t)
+    assert not np.allclose(got, alone)
+    assert _rel_err(got, truth) < _rel_err(alone, truth) + 0.1

@@ -151,15 +151,19 @@ class _Reference:
 class LatentPosterior(_Reference):
     """The oracle with the reader's latent facts replaced by their posterior (module doc):
     `interests` theta[u] (importance-sampled), `stories` (world v2) whether u follows each
-    story, exactly (two values per story, given theta), or both jointly. `attraction` has the
+    story, exactly (two values per story, given theta), or both jointly; with `quality`, the
+    articles' q as well. `attraction` has the
     oracle's signature; the calls for one reader must come in time order to be cheap."""
 
     def __init__(self, world: World, log: LogArrays, users: np.ndarray | None = None,
                  n_samples: int = 1000, seed: int = 0, *, interests: bool = True,
-                 stories: bool = False) -> None:
+                 stories: bool = False, quality: QualityPosterior | None = None) -> None:
         if stories and not _is_v2(world):
             raise ValueError("stories: only a v2 world has stories")
         super().__init__(world, _shown(world, log, "user", users))
+        # with `quality`, the scores average over the articles' quality posteriors too (the
+        # two posteriors are taken as independent, each learned with the other at its truth)
+        self.quality = quality
         c = world.config
         self.interests, self.stories = interests, stories
         self.n_samples = n_samples if interests else 1
@@ -413,7 +417,8 @@ class LatentPosterior(_Reference):
             m = np.flatnonzero(u == uu)
             theta, wt, odds = self._posterior(int(uu), float(t))
             logit = rest[m] + self._topic_term(theta, a[m])  # (S, n)
-            p = _sigmoid(logit)
+            click = self._click_given(a[m], t)
+            p = click(logit)
             for j, s_id in enumerate(story[m]):
                 if s_id < 0:
                     continue
@@ -422,10 +427,22 @@ class LatentPosterior(_Reference):
                 else:
                     lp1, _ = self._follow_log_odds(int(uu), theta, int(s_id))
                     follow = np.exp(lp1)
-                p[:, j] = (follow * _sigmoid(logit[:, j] + w.config.story_weight)
-                           + (1.0 - follow) * p[:, j])
+                followed = click(logit + w.config.story_weight)[:, j]
+                p[:, j] = follow * followed + (1.0 - follow) * p[:, j]
             out[m] = wt @ p
         return out * w.freshness(a, t)
+
+    def _click_given(self, arts: np.ndarray, t: float) -> Any:
+        """logit (S, n) -> sigmoid, averaged over the articles' quality posteriors when the
+        quality is estimated too (`quality`)."""
+        if self.quality is None:
+            return _sigmoid
+        post = self.quality.posteriors(arts, t)  # (n, G)
+        shift = self.quality.shift(arts)  # (n, G): the grid's q in place of the true one
+
+        def click(logit: np.ndarray) -> np.ndarray:
+            return (post[None] * _sigmoid(logit[..., None] + shift[None])).sum(axis=-1)
+        return click
 
 
 class QualityPosterior(_Reference):
@@ -455,11 +472,19 @@ class QualityPosterior(_Reference):
         w = np.exp(lp - lp.max())
         return w / w.sum()
 
+    def posteriors(self, articles: np.ndarray, t: float) -> np.ndarray:
+        """(n, G): each article's posterior over Q_GRID given its impressions before t."""
+        return np.stack([self._posterior(int(x), float(t)) for x in np.ravel(articles)])
+
+    def shift(self, articles: np.ndarray) -> np.ndarray:
+        """(n, G): what replacing the true q by each grid point adds to the logit."""
+        q = self.world.article_quality[np.ravel(articles)]
+        return self._bq * (Q_GRID[None, :] - q[:, None])
+
     def attraction(self, users: Any, articles: Any, t: float) -> np.ndarray:
         w = self.world
         a = w.article_index(articles)
         u = np.broadcast_to(w.user_index(users), a.shape)
-        rest = w.logit(u, a, t) - self._bq * w.article_quality[a]
-        post = np.stack([self._posterior(int(x), float(t)) for x in a.ravel()])
-        p = (post * _sigmoid(rest.ravel()[:, None] + self._bq * Q_GRID[None, :])).sum(axis=1)
+        logit = w.logit(u, a, t).ravel()
+        p = (self.posteriors(a, t) * _sigmoid(logit[:, None] + self.shift(a))).sum(axis=1)
         return p.reshape(a.shape) * w.freshness(a, t)
