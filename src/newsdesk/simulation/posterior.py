@@ -419,16 +419,17 @@ class LatentPosterior(_Reference):
             logit = rest[m] + self._topic_term(theta, a[m])  # (S, n)
             click = self._click_given(a[m], t)
             p = click(logit)
+            followed_all = click(logit + w.config.story_weight) if (story[m] >= 0).any() \
+                else None
             for j, s_id in enumerate(story[m]):
-                if s_id < 0:
+                if s_id < 0 or followed_all is None:
                     continue
                 if int(s_id) in odds:
                     follow = _sigmoid(odds[int(s_id)])
                 else:
                     lp1, _ = self._follow_log_odds(int(uu), theta, int(s_id))
                     follow = np.exp(lp1)
-                followed = click(logit + w.config.story_weight)[:, j]
-                p[:, j] = follow * followed + (1.0 - follow) * p[:, j]
+                p[:, j] = follow * followed_all[:, j] + (1.0 - follow) * p[:, j]
             out[m] = wt @ p
         return out * w.freshness(a, t)
 
