@@ -196,6 +196,9 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
             oracles[f"oracle_est_{name}"] = LatentPosterior(
                 world, log, shown_users, references, interests=interests, stories=stories,
                 quality=q)
+        # the same from the readers' clicks alone: what keeping their exposures is worth
+        oracles["oracle_est_all_clicks_only"] = LatentPosterior(
+            world, log, shown_users, references, stories=v2, quality=quality, skips=False)
         oracles["oracle_est_quality"] = quality
     names = [*systems, *oracles]
     per: dict[str, dict[str, list[float]]] = {n: {"auc": [], "ndcg@10": []} for n in names}

@@ -187,3 +187,18 @@ def test_interests_and_quality_estimated_together(v1) -> None:
     many, few = shown > 300, shown < 100
     assert many.sum() >= 3 and few.sum() >= 3
     assert moved[many].mean() < moved[few].mean()
+
+
+def test_without_the_skips_a_heavy_reader_is_learned_worse(v1) -> None:
+    world, log = v1
+    heavy = int(np.argmax(_seen(world, log)))
+    t = world.config.end_unix - 600.0
+    live = world.live_articles(t)
+    users = np.full(live.size, heavy)
+    truth = world.attraction(users, live, t)
+    with_skips = LatentPosterior(world, log, users=np.array([heavy])).attraction(users, live, t)
+    clicks_only = LatentPosterior(world, log, users=np.array([heavy]), skips=False).attraction(
+        users, live, t)
+    # the heavy reader clicks every topic now and then (the base rate); only the skips say
+    # how little some of them interest this reader
+    assert _rel_err(with_skips, truth) < 0.7 * _rel_err(clicks_only, truth)

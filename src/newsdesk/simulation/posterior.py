@@ -11,6 +11,9 @@ given what was logged before the request:
   before t (clicks and skips, through the true click model).
 * `QualityPosterior`: q[a] from its N(0, 1) prior and every impression of the article before t.
 
+`LatentPosterior(skips=False)` learns from the reader's clicks alone, as a system that does not
+keep what each reader was shown: the difference is what per-reader exposure history is worth.
+
 Each scores E[attraction | what was logged], the Bayes ranking score for expected clicks. It
 knows more than any recommender (the rest of the truth, the model's form and parameters), so the
 gap between it and the oracle is the part of the oracle's lead that no model trained on the
@@ -157,10 +160,14 @@ class LatentPosterior(_Reference):
 
     def __init__(self, world: World, log: LogArrays, users: np.ndarray | None = None,
                  n_samples: int = 1000, seed: int = 0, *, interests: bool = True,
-                 stories: bool = False, quality: QualityPosterior | None = None) -> None:
+                 stories: bool = False, quality: QualityPosterior | None = None,
+                 skips: bool = True) -> None:
         if stories and not _is_v2(world):
             raise ValueError("stories: only a v2 world has stories")
         super().__init__(world, _shown(world, log, "user", users))
+        # skips=False: what a system that keeps the reader's clicks but not what they were
+        # shown can learn (the likelihood of the clicks alone; a skip is unobserved)
+        self.skips = skips
         # with `quality`, the scores average over the articles' quality posteriors too (the
         # two posteriors are taken as independent, each learned with the other at its truth)
         self.quality = quality
@@ -286,9 +293,11 @@ class LatentPosterior(_Reference):
                   per_story: dict[int, np.ndarray]) -> np.ndarray:
         """Log-likelihood (S,) of the exposure `rows` outside stories; with `stories`, the
         rows of story articles go to `per_story` (if followed / if not)."""
+        s = self.shown
+        if not self.skips:
+            rows = rows[s.label[rows]]
         if rows.size == 0:
             return np.zeros(len(theta))
-        s = self.shown
         logit = self._rest[rows] + self._topic_term(theta, s.art[rows])
         scale = s.exam[rows] * s.fresh[rows]
         story, label = self._story[rows], s.label[rows]
