@@ -42,6 +42,23 @@ def _rel_err(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).mean() / b.mean())
 
 
+def _heavy_reader_near_the_end(world: World, log: object
+                               ) -> tuple[int, float, np.ndarray, np.ndarray]:
+    """(the reader with the most impressions, a time 10 minutes before the log ends, the
+    articles live then, the reader repeated once per live article)."""
+    heavy = int(np.argmax(_seen(world, log)))
+    t = world.config.end_unix - 600.0
+    live = world.live_articles(t)
+    return heavy, t, live, np.full(live.size, heavy)
+
+
+def _impressions_per_article(world: World, log: object) -> np.ndarray:
+    a_of = world.article_index(
+        np.asarray([a.article_id for a in log.articles]))  # type: ignore[attr-defined]
+    shown = log.exposures.filter(log.exposures["aidx"] >= 0)  # type: ignore[attr-defined]
+    return np.bincount(a_of[shown["aidx"].to_numpy()], minlength=world.n_articles)
+
+
 def test_with_nothing_logged_the_interest_reference_is_the_prior_mean(v1) -> None:
     world, log = v1
     t0 = world.config.start_unix
@@ -111,10 +128,7 @@ def test_quality_is_learned_from_an_articles_impressions(v1) -> None:
     ref = QualityPosterior(world, log)
     got = ref.attraction(u, live, t)
     truth = world.attraction(u, live, t)
-    shown = np.bincount(world.article_index(
-        np.asarray([a.article_id for a in log.articles]))[  # type: ignore[attr-defined]
-        log.exposures.filter(log.exposures["aidx"] >= 0)["aidx"].to_numpy()],  # type: ignore[attr-defined]
-        minlength=world.n_articles)[live]
+    shown = _impressions_per_article(world, log)[live]
     many = shown > 300
     assert many.sum() >= 5
     # what the prior alone gives: E over q ~ N(0, 1) of the attraction
@@ -167,10 +181,7 @@ def test_stories_need_a_v2_world(v1) -> None:
 
 def test_interests_and_quality_estimated_together(v1) -> None:
     world, log = v1
-    heavy = int(np.argmax(_seen(world, log)))
-    t = world.config.end_unix - 600.0
-    live = world.live_articles(t)
-    users = np.full(live.size, heavy)
+    heavy, t, live, users = _heavy_reader_near_the_end(world, log)
     quality = QualityPosterior(world, log)
     both = LatentPosterior(world, log, users=np.array([heavy]), quality=quality)
     theta_only = LatentPosterior(world, log, users=np.array([heavy]))
@@ -179,10 +190,7 @@ def test_interests_and_quality_estimated_together(v1) -> None:
     assert np.corrcoef(got, truth)[0, 1] > 0.85  # (theta alone: > 0.95; a day's articles)
     # estimating q moves the scores of little-seen articles more than of well-seen ones
     alone = theta_only.attraction(users, live, t)
-    shown = np.bincount(world.article_index(
-        np.asarray([a.article_id for a in log.articles]))[  # type: ignore[attr-defined]
-        log.exposures.filter(log.exposures["aidx"] >= 0)["aidx"].to_numpy()],  # type: ignore[attr-defined]
-        minlength=world.n_articles)[live]
+    shown = _impressions_per_article(world, log)[live]
     moved = np.abs(got - alone) / alone
     many, few = shown > 300, shown < 100
     assert many.sum() >= 3 and few.sum() >= 3
@@ -191,10 +199,7 @@ def test_interests_and_quality_estimated_together(v1) -> None:
 
 def test_without_the_skips_a_heavy_reader_is_learned_worse(v1) -> None:
     world, log = v1
-    heavy = int(np.argmax(_seen(world, log)))
-    t = world.config.end_unix - 600.0
-    live = world.live_articles(t)
-    users = np.full(live.size, heavy)
+    heavy, t, live, users = _heavy_reader_near_the_end(world, log)
     truth = world.attraction(users, live, t)
     with_skips = LatentPosterior(world, log, users=np.array([heavy])).attraction(users, live, t)
     clicks_only = LatentPosterior(world, log, users=np.array([heavy]), skips=False).attraction(
