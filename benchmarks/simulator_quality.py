@@ -199,6 +199,10 @@ def evaluate(sim_dir: Path, bundles: dict[str, tuple[Path, Path]], cut: float,
         # the same from the readers' clicks alone: what keeping their exposures is worth
         oracles["oracle_est_all_clicks_only"] = LatentPosterior(
             world, log, shown_users, references, stories=v2, quality=quality, skips=False)
+        if v2:  # a Bayes model of v1's terms only (topic, quality, freshness) learning theta
+            # on v2's log: what a topic-level model can reach without stories and entities
+            oracles["oracle_est_interest_topic_only"] = LatentPosterior(
+                oracles["oracle_topic_only"], log, shown_users, references)  # type: ignore[arg-type]
         oracles["oracle_est_quality"] = quality
     names = [*systems, *oracles]
     per: dict[str, dict[str, list[float]]] = {n: {"auc": [], "ndcg@10": []} for n in names}
