@@ -381,7 +381,9 @@ def main() -> None:
                          "run left there (evaluate again, e.g. with other references)")
     ap.add_argument("--references", type=int, default=1000,
                     help="posterior samples of the information-limited oracles "
-                         "oracle_est_interest / oracle_est_quality (0: off)")
+                         "oracle_est_* (0: off). Their cost grows with each reader's log: "
+                         "quick worlds 1-6 min, full v1 with 300 samples and 8,000 slates "
+                         "35 min, full v2 (per-story likelihoods) hours: use 0 there")
     ap.add_argument("--plugin", default=None,
                     help="also train newsdesk + this plug-in as candidates and feature "
                          "(e.g. nrms): system newsdesk_<name>, compared with newsdesk")
