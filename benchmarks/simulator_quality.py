@@ -376,6 +376,10 @@ def main() -> None:
     ap.add_argument("--train-config", type=Path, default=None,
                     help="a train config YAML for every system trained (default: defaults)")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--variant-config", type=Path, default=None,
+                    help="a train config YAML of settings to change (e.g. ranker: "
+                         "{num_leaves: 15}): also train newsdesk with them "
+                         "(newsdesk_variant), compared with newsdesk by the paired bootstrap")
     ap.add_argument("--reuse", action="store_true",
                     help="with --workdir: keep the simulated data and the bundles a previous "
                          "run left there (evaluate again, e.g. with other references)")
@@ -456,16 +460,28 @@ def main() -> None:
         pv = train(work / "train", work / "bundles_plugin", with_plugin)
         timings[f"train_{args.plugin}_s"] = time.perf_counter() - t
         bundles[f"newsdesk_{args.plugin}"] = (work / "bundles_plugin" / pv, work / "sim")
+    if args.variant_config:  # the same pipeline with some train settings changed
+        base_dump = cfg.model_dump(mode="json")
+        changes = TrainConfig.from_yaml(args.variant_config).model_dump(
+            mode="json", exclude_unset=True)
+        variant = TrainConfig.from_dict({k: ({**base_dump[k], **v} if isinstance(v, dict)
+                                              else v) for k, v in {**base_dump,
+                                                                   **changes}.items()})
+        t = time.perf_counter()
+        vv = train(work / "train", work / "bundles_variant", variant)
+        timings["train_variant_s"] = time.perf_counter() - t
+        bundles["newsdesk_variant"] = (work / "bundles_variant" / vv, work / "sim")
     t = time.perf_counter()
     figures, per_unit = evaluate(work / "sim", bundles, cut, max_eval, args.embedder,
                                  args.store_step_s, args.references)
     timings["evaluate_s"] = time.perf_counter() - t
     comparisons = ablation(per_unit)
-    if args.plugin:
-        comparisons += [c.to_dict() for c in compare_systems(
-            {"newsdesk": per_unit["newsdesk"],
-             f"newsdesk_{args.plugin}": per_unit[f"newsdesk_{args.plugin}"]},
-            "newsdesk", ["auc", "ndcg@10"], n_resamples=2000, seed=0)]
+    for arm in [f"newsdesk_{args.plugin}" if args.plugin else None,
+                "newsdesk_variant" if args.variant_config else None]:
+        if arm:
+            comparisons += [c.to_dict() for c in compare_systems(
+                {"newsdesk": per_unit["newsdesk"], arm: per_unit[arm]},
+                "newsdesk", ["auc", "ndcg@10"], n_resamples=2000, seed=0)]
     manifest = json.loads((work / "bundles" / version / "manifest.json").read_text())
     systems = {n: {"auc": v["auc"], "ndcg@10": v["ndcg@10"]}
                for n, v in figures["systems"].items() if not n.startswith("oracle_")}
