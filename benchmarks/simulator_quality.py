@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import tempfile
 import time
@@ -377,12 +378,13 @@ def main() -> None:
                     help="a train config YAML for every system trained (default: defaults)")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--variant-config", type=Path, default=None,
-                    help="a train config YAML of settings to change (e.g. ranker: "
-                         "{num_leaves: 15}): also train newsdesk with them "
+                    help="a train config YAML of settings to change, merged one level deep "
+                         "(e.g. ranker: {num_leaves: 15}): also train newsdesk with them "
                          "(newsdesk_variant), compared with newsdesk by the paired bootstrap")
     ap.add_argument("--reuse", action="store_true",
                     help="with --workdir: keep the simulated data and the bundles a previous "
-                         "run left there (evaluate again, e.g. with other references)")
+                         "run left there (evaluate again, e.g. with other references); it "
+                         "trusts the directory: give the world and train flags of that run")
     ap.add_argument("--references", type=int, default=1000,
                     help="posterior samples of the information-limited oracles "
                          "oracle_est_* (0: off). Their cost grows with each reader's log: "
@@ -467,10 +469,12 @@ def main() -> None:
         variant = TrainConfig.from_dict({k: ({**base_dump[k], **v} if isinstance(v, dict)
                                               else v) for k, v in {**base_dump,
                                                                    **changes}.items()})
+        # one bundle directory per set of changes, so that --reuse never takes another's
+        tag = hashlib.sha1(json.dumps(changes, sort_keys=True).encode()).hexdigest()[:8]
         t = time.perf_counter()
-        vv = train(work / "train", work / "bundles_variant", variant)
+        vv = train(work / "train", work / f"bundles_variant_{tag}", variant)
         timings["train_variant_s"] = time.perf_counter() - t
-        bundles["newsdesk_variant"] = (work / "bundles_variant" / vv, work / "sim")
+        bundles["newsdesk_variant"] = (work / f"bundles_variant_{tag}" / vv, work / "sim")
     t = time.perf_counter()
     figures, per_unit = evaluate(work / "sim", bundles, cut, max_eval, args.embedder,
                                  args.store_step_s, args.references)

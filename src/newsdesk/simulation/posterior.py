@@ -1,8 +1,8 @@
-"""Information-limited references: the oracle with one latent quantity estimated the Bayes way.
+"""Information-limited references: the oracle with latent facts estimated the Bayes way.
 
 The oracle (`World.attraction`) knows every reader's topic interests theta and every article's
 quality q. A recommender has to learn them from the log. These references keep the TRUE click
-model, its parameters and every other latent fact, and replace one quantity by its posterior
+model, its parameters and every other latent fact, and replace some of them by their posterior
 given what was logged before the request:
 
 * `LatentPosterior`: the reader's topic interests theta[u] (from their Dirichlet prior), and in
@@ -11,18 +11,20 @@ given what was logged before the request:
   before t (clicks and skips, through the true click model).
 * `QualityPosterior`: q[a] from its N(0, 1) prior and every impression of the article before t.
 
-`LatentPosterior(skips=False)` learns from the reader's clicks alone, as a system that does not
-keep what each reader was shown: the difference is what per-reader exposure history is worth.
+`LatentPosterior(quality=QualityPosterior(...))` estimates both (the two posteriors taken as
+independent). `LatentPosterior(skips=False)` learns from the reader's clicks alone, as a
+system that does not keep what each reader was shown: the difference is what per-reader
+exposure history is worth.
 
 Each scores E[attraction | what was logged], the Bayes ranking score for expected clicks. It
 knows more than any recommender (the rest of the truth, the model's form and parameters), so the
-gap between it and the oracle is the part of the oracle's lead that no model trained on the
-same log can close. Approximations: the posterior of theta is importance-sampled (a mixture of
-the prior and a Dirichlet around the reader's click counts as proposal; `mean_ess` reports the
-effective sample size), q's lives on a grid; v2's device is marginalised per shown item with the
-reader's mobile share; v2 histories count as independent draws in proportion to the attraction
-(they were drawn without replacement); dismissals are not used; an impression counts with its
-final label from its own time on.
+gap between it and the oracle is the part of the oracle's lead that a model trained on the
+same log cannot be expected to close (an estimate, not a proven bound). Approximations: the posterior of theta is importance-sampled (the proposal:
+`LatentPosterior._proposal`; `mean_ess` reports the effective sample size), q's lives on a
+grid; v2's device is marginalised per shown item with the reader's mobile share; v2 histories
+count as independent draws in proportion to the attraction (they were drawn without
+replacement); dismissals are not used; an impression counts with its final label from its own
+time on.
 """
 
 from __future__ import annotations
@@ -135,28 +137,24 @@ class _Reference:
         self._next: dict[int, int] = {}  # key -> first exposure not yet in its posterior
         self._until: dict[int, float] = {}
 
-    def _advance(self, key: int, t: float) -> np.ndarray | None:
-        """Exposure rows of `key` logged in [previous t, t); None if `t` went back in time
-        (the caller then starts the key's posterior again)."""
-        if t < self._until.get(key, -np.inf):
-            return None
+    def _advance(self, key: int, t: float) -> tuple[np.ndarray, bool]:
+        """(the exposure rows of `key` logged since its previous call and before t, whether
+        its posterior starts afresh: the first call, or `t` went back in time; the rows then
+        run from the key's first exposure)."""
+        restart = t < self._until.get(key, -np.inf) or key not in self._next
         rows = self.shown.rows(key)
-        lo = self._next.get(key, rows.start)
+        lo = rows.start if restart else self._next[key]
         hi = lo + int(np.searchsorted(self.shown.ts[lo:rows.stop], t, side="left"))
         self._next[key], self._until[key] = hi, t
-        return np.arange(lo, hi)
-
-    def _forget(self, key: int) -> None:
-        self._next.pop(key, None)
-        self._until.pop(key, None)
+        return np.arange(lo, hi), restart
 
 
 class LatentPosterior(_Reference):
     """The oracle with the reader's latent facts replaced by their posterior (module doc):
     `interests` theta[u] (importance-sampled), `stories` (world v2) whether u follows each
     story, exactly (two values per story, given theta), or both jointly; with `quality`, the
-    articles' q as well. `attraction` has the
-    oracle's signature; the calls for one reader must come in time order to be cheap."""
+    articles' q as well. `attraction` has the oracle's signature; the calls for one reader
+    must come in time order to be cheap."""
 
     def __init__(self, world: World, log: LogArrays, users: np.ndarray | None = None,
                  n_samples: int = 1000, seed: int = 0, *, interests: bool = True,
@@ -191,18 +189,20 @@ class LatentPosterior(_Reference):
         # u -> theta samples (S, K), log weight without the stories, per story: the log
         # likelihood of what the reader saw of it if they follow it / if not, each (S,)
         self._state: dict[int, tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]] = {}
-        self.ess: list[float] = []
+        self._ess_sum, self._ess_n = 0.0, 0
         self._follow_base: dict[tuple[int, int], float] = {}
         self._history_parts: dict[int, tuple[np.ndarray, ...]] = {}
 
-    def _true_terms(self, users: np.ndarray, arts: np.ndarray) -> np.ndarray:
-        """The logit terms this reference estimates, at their true values."""
+    def _true_terms(self, users: np.ndarray, arts: np.ndarray, stories: bool = True
+                    ) -> np.ndarray:
+        """The logit terms this reference estimates, at their true values (`stories=False`:
+        without the story term)."""
         w, c = self.world, self.world.config
         out = np.zeros(arts.shape)
         if self.interests:
             out += c.interest_weight * np.log1p(
                 w.n_topics * w.user_theta[users, w.article_topic[arts]])
-        if self.stories:
+        if self.stories and stories:
             out += c.story_weight * w.follows_story(  # type: ignore[attr-defined]
                 users, w.article_story[arts])  # type: ignore[attr-defined]
         return out
@@ -337,9 +337,10 @@ class LatentPosterior(_Reference):
         if u not in self._history_parts:  # what does not depend on theta, once per reader
             t_seen = w.article_published[back] + HOUR
             uu = np.full(back.size, u)
-            rest = w.logit(uu, back, t_seen) - self._true_terms(uu, back)
-            true_story = self._story_term_true(uu, back) if self.stories else 0.0
-            self._history_parts[u] = (rest, w.freshness(back, t_seen), rest + true_story)
+            logit = w.logit(uu, back, t_seen)
+            self._history_parts[u] = (logit - self._true_terms(uu, back),
+                                      w.freshness(back, t_seen),
+                                      logit - self._true_terms(uu, back, stories=False))
         rest, fresh, norm_rest = self._history_parts[u]
         topic = self._topic_term(theta, back)
         # the normaliser: every backlog article, at the true follows
@@ -356,11 +357,6 @@ class LatentPosterior(_Reference):
             lik = self._story_lik(base[:, m], np.log(fresh[where][m]), None)
             per_story[int(s_id)] = per_story.get(int(s_id), 0.0) + lik
         return out
-
-    def _story_term_true(self, users: np.ndarray, arts: np.ndarray) -> np.ndarray:
-        w = self.world
-        return w.config.story_weight * w.follows_story(  # type: ignore[attr-defined]
-            users, w.article_story[arts])  # type: ignore[attr-defined]
 
     def _story_lik(self, logit: np.ndarray, log_scale: np.ndarray,
                    label: np.ndarray | None) -> np.ndarray:
@@ -392,12 +388,9 @@ class LatentPosterior(_Reference):
                    ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
         """theta samples, their normalised weights and, per story the reader saw, the log
         posterior odds of following it per sample."""
-        rows = self._advance(u, t)
-        if rows is None or u not in self._state:
-            self._forget(u)
+        rows, restart = self._advance(u, t)
+        if restart:
             self._state[u] = self._start(u)
-            rows = self._advance(u, t)
-            assert rows is not None
         theta, logw, per_story = self._state[u]
         if rows.size:
             logw = logw + self._rows_lik(theta, rows, per_story)
@@ -406,12 +399,14 @@ class LatentPosterior(_Reference):
         total = logw + marginal
         wt = np.exp(total - total.max())
         wt /= wt.sum()
-        self.ess.append(float(1.0 / np.square(wt).sum()))
+        self._ess_sum += float(1.0 / np.square(wt).sum())
+        self._ess_n += 1
         return theta, wt, odds
 
     @property
     def mean_ess(self) -> float:
-        return float(np.mean(self.ess)) if self.ess else float("nan")
+        """The mean effective sample size of the posteriors handed out so far."""
+        return self._ess_sum / self._ess_n if self._ess_n else float("nan")
 
     def attraction(self, users: Any, articles: Any, t: float) -> np.ndarray:
         """E[attraction | the log before t] for each (user, article) pair at one time t."""
@@ -467,12 +462,9 @@ class QualityPosterior(_Reference):
         self._log_prior = -0.5 * Q_GRID ** 2
 
     def _posterior(self, a: int, t: float) -> np.ndarray:
-        rows = self._advance(a, t)
-        if rows is None or a not in self._loglik:
-            self._forget(a)
+        rows, restart = self._advance(a, t)
+        if restart:
             self._loglik[a] = np.zeros(Q_GRID.size)
-            rows = self._advance(a, t)
-            assert rows is not None
         if rows.size:
             s = self.shown
             p = (s.exam[rows] * s.fresh[rows])[None, :] * _sigmoid(
