@@ -36,6 +36,9 @@ def _same_state(a: MemoryOnlineStore, b: MemoryOnlineStore, log: LogArrays, now:
     assert sa[:, 3].sum() > 0 and sa[:, 2].sum() > 0  # impressions and clicks were written
     for user in log.events.user_ids:
         assert a.user_clicks(user) == b.user_clicks(user), user
+        assert a.user_exposures(user) == b.user_exposures(user), user
+    if a.max_user_exposures:
+        assert sum(len(a.user_exposures(u)) for u in log.events.user_ids) > 0
     ta, tb = a.trending(20, now), b.trending(20, now)
     assert [i for i, _ in ta] == [i for i, _ in tb] and len(ta) == 20
     np.testing.assert_allclose([s for _, s in ta], [s for _, s in tb], rtol=1e-9)
@@ -44,7 +47,8 @@ def _same_state(a: MemoryOnlineStore, b: MemoryOnlineStore, log: LogArrays, now:
 def test_warm_store_equals_event_by_event(log: LogArrays) -> None:
     t0, t1 = log.time_range
     until = t0 + 0.7 * (t1 - t0)
-    bulk, seq = MemoryOnlineStore(half_life_hours=3.0), MemoryOnlineStore(half_life_hours=3.0)
+    bulk, seq = (MemoryOnlineStore(half_life_hours=3.0, max_user_exposures=20)
+                 for _ in range(2))
     warm_store(bulk, log, until=until)
     warm_store_sequential(seq, log, until=until)
     _same_state(bulk, seq, log, until)
@@ -54,7 +58,8 @@ def test_incremental_batches_equal_event_by_event(log: LogArrays) -> None:
     """Advancing in steps (the drift reference's way) ends where one pass does."""
     t0, t1 = log.time_range
     cuts = np.linspace(t0, t1 + 1.0, 6)[1:]
-    bulk, seq = MemoryOnlineStore(half_life_hours=6.0), MemoryOnlineStore(half_life_hours=6.0)
+    bulk, seq = (MemoryOnlineStore(half_life_hours=6.0, max_user_exposures=20)
+                 for _ in range(2))
     since = None
     for until in cuts:
         warm_store(bulk, log, until=float(until), since=since)

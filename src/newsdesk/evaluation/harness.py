@@ -37,11 +37,9 @@ def _window(ds: Any, window: str) -> tuple[float | None, float | None]:
 
 def _load(bundle: Path) -> tuple[Any, Any]:
     """The bundle's recommender and a fresh store with the bundle's half-life."""
-    from newsdesk.features.memory_store import MemoryOnlineStore
-    from newsdesk.models.bundle import load_recommender, read_manifest
+    from newsdesk.models.bundle import load_recommender, offline_store
 
-    half_life = float(read_manifest(bundle)["config"]["features"]["half_life_hours"])
-    store = MemoryOnlineStore(half_life_hours=half_life)
+    store = offline_store(bundle)
     return load_recommender(bundle, store), store
 
 

@@ -127,11 +127,9 @@ def build_log(dataset_dir: Path, candidate: Recommender, store: Any) -> tuple[Sl
 
 def load_candidate(bundle: Path) -> tuple[Recommender, Any]:
     """The bundle's recommender and a fresh memory store with the bundle's half-life."""
-    from newsdesk.features.memory_store import MemoryOnlineStore
-    from newsdesk.models.bundle import load_recommender, read_manifest
+    from newsdesk.models.bundle import load_recommender, offline_store
 
-    half_life = float(read_manifest(bundle)["config"]["features"]["half_life_hours"])
-    store = MemoryOnlineStore(half_life_hours=half_life)
+    store = offline_store(bundle)
     return load_recommender(bundle, store), store
 
 

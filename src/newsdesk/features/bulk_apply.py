@@ -46,6 +46,7 @@ class EventBatch:
     click_key: np.ndarray
     click_ts: np.ndarray
     unknown_id: str = "\x00unknown"
+    imp_user: np.ndarray | None = None  # reader of each impression row: exposure lists
 
 
 def _decayed(keys: np.ndarray, ts: np.ndarray, half_life_hours: float
@@ -88,15 +89,29 @@ def article_counts(batch: EventBatch, half_life_hours: float) -> ArticleCounts:
 def user_click_lists(batch: EventBatch, cap: int) -> list[tuple[str, list[Click]]]:
     """Per user with clicks in the batch: its last `cap` clicks in the batch's (written)
     order, the last one first, as `record_clicks` would leave them."""
-    n = len(batch.click_user)
-    if n == 0:
+    return _user_lists(batch, batch.click_user, batch.click_key, batch.click_ts, cap)
+
+
+def user_exposure_lists(batch: EventBatch, cap: int) -> list[tuple[str, list[Click]]]:
+    """Per reader shown articles in the batch: the last `cap` of them (rows with a key), the
+    last first, as `record_exposures` would leave them."""
+    if batch.imp_user is None:
+        return []
+    keep = batch.imp_key >= 0
+    return _user_lists(batch, batch.imp_user[keep], batch.imp_key[keep], batch.imp_ts[keep],
+                       cap)
+
+
+def _user_lists(batch: EventBatch, user: np.ndarray, key: np.ndarray, t: np.ndarray,
+                cap: int) -> list[tuple[str, list[Click]]]:
+    if len(user) == 0:
         return []
     # a stable sort by user keeps the written order within each user; reversed per user
-    order = np.argsort(batch.click_user, kind="stable")
-    users = batch.click_user[order]
+    order = np.argsort(user, kind="stable")
+    users = user[order]
     bounds = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
-    keys = batch.click_key[order].tolist()
-    ts = batch.click_ts[order].tolist()
+    keys = key[order].tolist()
+    ts = t[order].tolist()
     out = []
     for s, e in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         lo = max(s, e - cap)
@@ -130,10 +145,16 @@ def apply_batch(store: OnlineStore, batch: EventBatch, *, small: int = SMALL_BAT
     """Write the batch into the store (module docstring: same state as one by one). A batch
     of fewer than `small` events is written one by one: the aggregation's fixed cost (a few
     numpy calls and a merge) is larger than a few dozen store writes."""
+    exposures = batch.imp_user is not None and store.max_user_exposures > 0
     if len(batch.imp_key) + len(batch.click_key) < small:
-        for k, t in zip(batch.imp_key.tolist(), batch.imp_ts.tolist(), strict=True):
+        for i, (k, t) in enumerate(zip(batch.imp_key.tolist(), batch.imp_ts.tolist(),
+                                       strict=True)):
             if k >= 0:
                 store.record_impressions([batch.ids[k]], t)
+                if exposures:
+                    assert batch.imp_user is not None
+                    store.record_exposures(batch.users[int(batch.imp_user[i])],
+                                           [batch.ids[k]], t)
         for u, k, t in zip(batch.click_user.tolist(), batch.click_key.tolist(),
                            batch.click_ts.tolist(), strict=True):
             store.record_clicks(batch.users[u], [batch.ids[k] if k >= 0 else batch.unknown_id],
@@ -144,3 +165,5 @@ def apply_batch(store: OnlineStore, batch: EventBatch, *, small: int = SMALL_BAT
     if pairs:
         store.merge_coclicks(pairs)
     store.merge_user_clicks(user_click_lists(batch, store.max_user_clicks))
+    if exposures:
+        store.merge_user_exposures(user_exposure_lists(batch, store.max_user_exposures))

@@ -157,6 +157,8 @@ class MemoryOnlineStore(OnlineStore):
     Args:
         half_life_hours: half-life of the decayed counts.
         max_user_clicks: recent clicks kept per user.
+        max_user_exposures: articles shown kept per user (0: none; a bundle with the
+            story_exposures feature needs its recent_exposures).
         persist_path: SQLite file to load at start and write on `snapshot()` / `close()`.
         snapshot_interval_s: when set (with persist_path), a background thread snapshots this
             often, so a crash loses at most that much state.
@@ -168,7 +170,7 @@ class MemoryOnlineStore(OnlineStore):
     covisit: CoVisitParams  # always set: these backends count online co-visitation
 
     def __init__(self, *, half_life_hours: float = 6.0, max_user_clicks: int = 50,
-                 persist_path: str | Path | None = None,
+                 max_user_exposures: int = 0, persist_path: str | Path | None = None,
                  snapshot_interval_s: float | None = None, top_k: int = 256,
                  covisit: CoVisitParams | None = None) -> None:
         if half_life_hours <= 0:
@@ -177,6 +179,9 @@ class MemoryOnlineStore(OnlineStore):
             raise ConfigError(f"max_user_clicks must be >= 1, got {max_user_clicks}")
         self.half_life_hours = half_life_hours
         self.max_user_clicks = max_user_clicks
+        if max_user_exposures < 0:
+            raise ConfigError(f"max_user_exposures must be >= 0, got {max_user_exposures}")
+        self.max_user_exposures = max_user_exposures
         self.persist_path = Path(persist_path) if persist_path is not None else None
         self._lock = threading.Lock()
         # orders snapshots and erasures on disk: a snapshot copied before an erasure must not
@@ -186,6 +191,7 @@ class MemoryOnlineStore(OnlineStore):
         self._row_epoch = 0
         self._cand_cache: tuple[tuple[str, ...], np.ndarray, int] | None = None
         self._users: dict[str, deque[Click]] = {}
+        self._shown: dict[str, deque[Click]] = {}  # exposures per reader
         self._epoch: float | None = None
         self._top = _TopK(top_k)
         self._markers: dict[str, str] = {}
@@ -214,6 +220,10 @@ class MemoryOnlineStore(OnlineStore):
         with self._lock:
             self._clicks_locked(user_id, article_ids, ts)
 
+    def record_exposures(self, user_id: str, article_ids: Sequence[str], ts: float) -> None:
+        with self._lock:
+            self._exposures_locked(user_id, article_ids, ts)
+
     def record_events(self, events: Iterable[Impression | Interaction]) -> None:
         """The base class's rule (impressions, clicks, then dismissals), taking the lock once
         per `_APPLY_CHUNK` events instead of once per event: the event route applies batches
@@ -225,8 +235,9 @@ class MemoryOnlineStore(OnlineStore):
             with self._lock:
                 for event in events[lo:lo + _APPLY_CHUNK]:
                     if isinstance(event, Impression):
-                        self._impressions_locked(event.article_ids,
-                                                 event.timestamp.timestamp())
+                        ts = event.timestamp.timestamp()
+                        self._impressions_locked(event.article_ids, ts)
+                        self._exposures_locked(event.user_id, event.article_ids, ts)
                     elif event.type is click:
                         self._clicks_locked(event.user_id, (event.article_id,),
                                             event.timestamp.timestamp())
@@ -241,6 +252,14 @@ class MemoryOnlineStore(OnlineStore):
             t.imp_value[r], t.imp_ref[r] = _bump(float(t.imp_value[r]), float(t.imp_ref[r]),
                                                  ts, hl)
             t.touch(r, ts)
+
+    def _exposures_locked(self, user_id: str, article_ids: Sequence[str], ts: float) -> None:
+        if self.max_user_exposures <= 0 or not article_ids:
+            return
+        shown = self._shown.get(user_id)
+        if shown is None:
+            shown = self._shown[user_id] = deque(maxlen=self.max_user_exposures)
+        shown.extendleft(Click(a, ts) for a in article_ids)
 
     def _clicks_locked(self, user_id: str, article_ids: Sequence[str], ts: float) -> None:
         hl = self.half_life_hours
@@ -320,6 +339,18 @@ class MemoryOnlineStore(OnlineStore):
                 n += 1
         return n
 
+    def merge_user_exposures(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
+        cap = self.max_user_exposures
+        n = 0
+        with self._lock:
+            for user_id, shown in users:
+                if cap > 0:
+                    old = self._shown.get(user_id)
+                    merged = merge_click_lists(list(old) if old else [], shown, cap)
+                    self._shown[user_id] = deque(merged, maxlen=cap)
+                n += 1
+        return n
+
     def merge_coclicks(self, pairs: Sequence[tuple[str, str, float]]) -> None:
         with self._lock:
             for a, b, ts in pairs:
@@ -358,6 +389,13 @@ class MemoryOnlineStore(OnlineStore):
             if recent is None:
                 return []
             return list(recent if limit is None else islice(recent, max(limit, 0)))
+
+    def user_exposures(self, user_id: str, limit: int | None = None) -> list[Click]:
+        with self._lock:
+            shown = self._shown.get(user_id)
+            if shown is None:
+                return []
+            return list(shown if limit is None else islice(shown, max(limit, 0)))
 
     def _decayed(self, value: np.ndarray, ref: np.ndarray, now: float) -> np.ndarray:
         """value * decay_factor(now - ref) elementwise (same clamp as `decay_factor`)."""
@@ -464,6 +502,7 @@ class MemoryOnlineStore(OnlineStore):
         with self._persist_lock:
             with self._lock:
                 known = self._users.pop(user_id, None) is not None
+                known = self._shown.pop(user_id, None) is not None or known
             if self.persist_path is not None and self.persist_path.exists():
                 try:
                     conn = sqlite3.connect(self.persist_path, isolation_level=None)
@@ -471,6 +510,9 @@ class MemoryOnlineStore(OnlineStore):
                         conn.execute("PRAGMA secure_delete=ON")  # overwrite, not just unlink
                         _create_tables(conn)
                         cur = conn.execute("DELETE FROM user_clicks WHERE user_id = ?",
+                                           (user_id,))
+                        known = known or cur.rowcount > 0
+                        cur = conn.execute("DELETE FROM user_exposures WHERE user_id = ?",
                                            (user_id,))
                         known = known or cur.rowcount > 0
                     finally:
@@ -500,6 +542,8 @@ class MemoryOnlineStore(OnlineStore):
                                 strict=True))
             clicks = [(u, pos, c.article_id, c.ts) for u, recent in self._users.items()
                       for pos, c in enumerate(recent)]
+            shown = [(u, pos, c.article_id, c.ts) for u, recent in self._shown.items()
+                     for pos, c in enumerate(recent)]
             meta = [("half_life_hours", repr(self.half_life_hours)),
                     ("epoch", repr(self._epoch)),
                     *((_MARKER + k, v) for k, v in self._markers.items())]
@@ -512,12 +556,13 @@ class MemoryOnlineStore(OnlineStore):
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("BEGIN IMMEDIATE")
                 _create_tables(conn)
-                for table in ("meta", "articles", "user_clicks"):
+                for table in ("meta", "articles", "user_clicks", "user_exposures"):
                     conn.execute(f"DELETE FROM {table}")
                 conn.executemany("INSERT INTO meta VALUES (?, ?)", meta)
                 conn.executemany("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                  articles)
                 conn.executemany("INSERT INTO user_clicks VALUES (?, ?, ?, ?)", clicks)
+                conn.executemany("INSERT INTO user_exposures VALUES (?, ?, ?, ?)", shown)
                 conn.execute("COMMIT")
             finally:
                 conn.close()
@@ -534,6 +579,9 @@ class MemoryOnlineStore(OnlineStore):
                 articles = conn.execute("SELECT * FROM articles").fetchall()
                 clicks = conn.execute(
                     "SELECT user_id, article_id, ts FROM user_clicks ORDER BY user_id, pos"
+                ).fetchall()
+                shown = conn.execute(
+                    "SELECT user_id, article_id, ts FROM user_exposures ORDER BY user_id, pos"
                 ).fetchall()
             finally:
                 conn.close()
@@ -554,6 +602,10 @@ class MemoryOnlineStore(OnlineStore):
             recent = self._users.setdefault(user_id, deque(maxlen=self.max_user_clicks))
             if len(recent) < self.max_user_clicks:
                 recent.append(Click(article_id, ts))
+        for user_id, article_id, ts in shown if self.max_user_exposures > 0 else ():
+            seen = self._shown.setdefault(user_id, deque(maxlen=self.max_user_exposures))
+            if len(seen) < self.max_user_exposures:
+                seen.append(Click(article_id, ts))
         self._markers = {k[len(_MARKER):]: v for k, v in meta.items() if k.startswith(_MARKER)}
         self.unclean = _OPEN_BY in meta
         epoch = meta.get("epoch", "None")
@@ -584,6 +636,7 @@ class MemoryOnlineStore(OnlineStore):
             self._row_epoch += 1  # the old table's row handles mean nothing now
             self._cand_cache = None
             self._users = {}
+            self._shown = {}
             self._epoch = None
             self._top.clear()
             self._markers = {}
@@ -611,4 +664,7 @@ def _create_tables(conn: sqlite3.Connection) -> None:
         " last_ts REAL)")
     conn.execute(
         "CREATE TABLE IF NOT EXISTS user_clicks (user_id TEXT, pos INTEGER, article_id TEXT,"
+        " ts REAL, PRIMARY KEY (user_id, pos))")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS user_exposures (user_id TEXT, pos INTEGER, article_id TEXT,"
         " ts REAL, PRIMARY KEY (user_id, pos))")

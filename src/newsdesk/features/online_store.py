@@ -8,7 +8,11 @@ Contract (implementations: `MemoryOnlineStore` — in-process, optionally persis
 * article statistics carry raw counts and exponentially time-decayed counts with half-life
   `half_life_hours`, decayed to the time of the read (`now`), so trending and smoothed CTR need no
   batch job;
-* user state is the most recent clicks (newest first), capped at `max_user_clicks`;
+* user state is the most recent clicks (newest first), capped at `max_user_clicks`, and the
+  most recent exposures (articles shown to the reader, clicked or not; newest first, a slate's
+  last position first), capped at `max_user_exposures` (0: the backend keeps none), recorded
+  from the impressions of `record_events` / `record_exposures`: the skips a click list lacks
+  (the ranking feature `story_exposures`);
 * every method may raise `StoreUnavailable` when the backend cannot be reached; callers (the
   serving fallback chain, the circuit breaker) handle it.
 * `record_events` applies a batch of canonical events (the serving event path) in one round
@@ -121,6 +125,7 @@ class OnlineStore(ABC):
 
     half_life_hours: float
     max_user_clicks: int
+    max_user_exposures: int = 0  # articles shown per reader kept; 0: none (the default here)
     covisit: CoVisitParams | None = None  # None: no online co-visitation
 
     @abstractmethod
@@ -134,6 +139,20 @@ class OnlineStore(ABC):
     @abstractmethod
     def user_clicks(self, user_id: str, limit: int | None = None) -> list[Click]:
         """The user's most recent clicks, newest first (empty for unknown users)."""
+
+    def record_exposures(  # noqa: B027 - optional: a backend may keep no exposures
+            self, user_id: str, article_ids: Sequence[str], ts: float) -> None:
+        """Prepend one slate shown to the reader at ts (ids in position order) to the
+        reader's recent exposures. Default: a backend that keeps none (max_user_exposures
+        0)."""
+
+    def user_exposures(self, user_id: str, limit: int | None = None) -> list[Click]:
+        """The reader's most recent exposures (article, time shown), newest first."""
+        return []
+
+    def merge_user_exposures(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
+        """`merge_user_clicks` for the exposure lists (bulk loads)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no exposures")
 
     def user_reads(self, user_id: str, limit: int | None, markers: Sequence[str]
                    ) -> tuple[list[Click], list[str | None]]:
@@ -191,6 +210,8 @@ class OnlineStore(ABC):
         for event in events:
             if isinstance(event, Impression):
                 self.record_impressions(event.article_ids, event.timestamp.timestamp())
+                self.record_exposures(event.user_id, event.article_ids,
+                                      event.timestamp.timestamp())
             elif event.type is InteractionType.CLICK:
                 self.record_clicks(event.user_id, [event.article_id], event.timestamp.timestamp())
         apply_dismissals(self, events)
@@ -275,6 +296,9 @@ class DelegatedBulkLoads:
 
     def merge_user_clicks(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
         return self.inner.merge_user_clicks(users)
+
+    def merge_user_exposures(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
+        return self.inner.merge_user_exposures(users)
 
     def merge_coclicks(self, pairs: Sequence[tuple[str, str, float]]) -> None:
         self.inner.merge_coclicks(pairs)

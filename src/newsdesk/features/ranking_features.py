@@ -18,7 +18,12 @@ the reader's `sim_clicks` newest clicks within `story_sim` cosine of the candida
 `hours_since_story_click` says how long ago the newest of them was; `entity_overlap` counts the
 candidate's entities (the catalog's `entities` tags, as a CMS sets them) found among those of
 the reader's recent clicks; `language_mismatch` is the share of the reader's recent
-clicks in another language than the candidate's. All come from text, tags and the click log only.
+clicks in another language than the candidate's. `story_exposures` counts the reader's
+`recent_exposures` newest *shown* articles (every slate the reader was served, clicked or not)
+within `story_sim` of the candidate: the negative evidence a click list lacks. A big story is
+clicked now and then by readers who do not follow it; what tells them from its followers is how
+much of it they were shown and passed over (world v2: a reader follows a story or not, for
+good). All come from text, tags and the event log only.
 
 Position de-biasing: `position` is the logged 0-based slot at training time and a fixed
 `serve_position` (0) at serving time, so the model learns the examination bias separately from
@@ -57,6 +62,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "language_mismatch",
     "coclick",
     "cf_score",
+    "story_exposures",
 )
 _COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 STAT_COLUMNS = ("decayed_clicks", "decayed_impressions", "clicks", "impressions")
@@ -77,6 +83,9 @@ class RankingInputs:
     now         (R,) float64   request time (Unix s)
     position    (R,) float64   logged position (training) or the serving position
     stats       (R, 4) float64 STAT_COLUMNS of the article at `now`, events before `now`
+    exposure_idx (Q, M) int64  the user's recent exposures (articles shown), newest first,
+                               catalog index, -1 = pad or unknown; None = not read (the
+                               story_exposures feature is disabled)
     """
 
     click_idx: np.ndarray
@@ -87,6 +96,7 @@ class RankingInputs:
     now: np.ndarray
     position: np.ndarray
     stats: np.ndarray
+    exposure_idx: np.ndarray | None = None
 
 
 class PairScorer(Protocol):
@@ -113,14 +123,16 @@ class FeatureBuilder:
     feed max_click_sim; profile_decay: weight of the r-th newest click is profile_decay**r;
     ctr_prior / ctr_strength: Beta prior of the smoothed CTR (mean, pseudo-impressions);
     affinity_prior: pseudo-clicks of the uniform Dirichlet prior of `topic_interest`;
-    story_sim: cosine from which a click counts as the candidate's story; disabled: features
-    left missing (NaN) in every row, so the ranker cannot use them (ablations).
+    story_sim: cosine from which a click counts as the candidate's story; recent_exposures:
+    exposures per user read from the store (M) for story_exposures; disabled: features left
+    missing (NaN) in every row, so the ranker cannot use them (ablations).
     """
 
     def __init__(self, *, recent_clicks: int = 50, sim_clicks: int = 10,
                  profile_decay: float = 0.9, ctr_prior: float = 0.05,
                  ctr_strength: float = 20.0, serve_position: float = 0.0,
                  affinity_prior: float = 3.0, story_sim: float = 0.7,
+                 recent_exposures: int = 100,
                  disabled: tuple[str, ...] | list[str] = (),
                  columns: tuple[str, ...] | list[str] | None = None) -> None:
         unknown = sorted(set(disabled) - set(FEATURE_NAMES))
@@ -148,13 +160,21 @@ class FeatureBuilder:
         self.ctr_strength = ctr_strength
         self.serve_position = serve_position
         self.affinity_prior = affinity_prior
+        if recent_exposures < 0:
+            raise ValueError(f"recent_exposures must be >= 0, got {recent_exposures}")
+        self.recent_exposures = int(recent_exposures)
+
+    @property
+    def wants_exposures(self) -> bool:
+        """Whether build() uses `RankingInputs.exposure_idx` (callers skip reading them)."""
+        return "story_exposures" not in self.disabled and self.recent_exposures > 0
 
     def params(self) -> dict[str, float | list[str]]:
         return {"recent_clicks": self.recent_clicks, "sim_clicks": self.sim_clicks,
                 "profile_decay": self.profile_decay, "ctr_prior": self.ctr_prior,
                 "ctr_strength": self.ctr_strength, "serve_position": self.serve_position,
                 "affinity_prior": self.affinity_prior, "story_sim": self.story_sim,
-                "disabled": list(self.disabled)}
+                "recent_exposures": self.recent_exposures, "disabled": list(self.disabled)}
 
     # -- user side ----------------------------------------------------------------------------
     def click_weights(self, click_idx: np.ndarray) -> np.ndarray:
@@ -319,6 +339,9 @@ class FeatureBuilder:
             out[:, col["coclick"]] = np.log1p(np.maximum(coclick.pair_scores(inputs), 0.0))
         if cf is not None:
             out[:, col["cf_score"]] = cf.pair_scores(inputs)
+        if self.wants_exposures:
+            out[:, col["story_exposures"]] = np.where(
+                known, np.log1p(self._story_exposures(inputs, catalog, emb_a)), 0.0)
         for name in self.disabled:
             out[:, col[name]] = np.nan
         return out if self._select is None else out[:, self._select]
@@ -373,6 +396,29 @@ class FeatureBuilder:
         rk = inputs.row_query[:, None].astype(np.int64) * n_ent + row_ent
         pos = np.minimum(np.searchsorted(keys, rk), len(keys) - 1)
         out[:] = np.count_nonzero((keys[pos] == rk) & (row_ent >= 0), axis=1)
+        return out
+
+    def _story_exposures(self, inputs: RankingInputs, catalog: CatalogArrays,
+                         emb_a: np.ndarray) -> np.ndarray:
+        """Per row: how many of the user's recent exposures lie within story_sim cosine of the
+        row's article (0 when the exposures were not read). One (rows x M) product per
+        query: a (rows, M, dim) gather would cost gigabytes on a training set."""
+        out = np.zeros(len(emb_a))
+        exp = inputs.exposure_idx
+        if exp is None or exp.shape[1] == 0 or len(emb_a) == 0:
+            return out
+        exp = exp[:, :self.recent_exposures]
+        q = inputs.row_query
+        order = np.argsort(q, kind="stable")
+        bounds = np.searchsorted(q[order], np.arange(len(exp) + 1))
+        for u in np.flatnonzero(np.diff(bounds) > 0).tolist():
+            e = exp[u]
+            e = e[e >= 0]
+            if len(e) == 0:
+                continue
+            rows = order[bounds[u]:bounds[u + 1]]
+            sims = emb_a[rows] @ catalog.embeddings[e].T
+            out[rows] = np.count_nonzero(sims >= self.story_sim, axis=1)
         return out
 
     def _click_sims(self, inputs: RankingInputs, catalog: CatalogArrays, emb_a: np.ndarray

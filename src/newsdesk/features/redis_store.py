@@ -30,7 +30,7 @@ the request path.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -321,7 +321,7 @@ class RedisOnlineStore(OnlineStore):
     covisit: CoVisitParams  # always set: these backends count online co-visitation
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, half_life_hours: float = 6.0,
-                 max_user_clicks: int = 50, prefix: str = "nd:",
+                 max_user_clicks: int = 50, max_user_exposures: int = 0, prefix: str = "nd:",
                  socket_timeout_s: float = 0.05, connect_timeout_s: float = 0.1,
                  ready_timeout_s: float = 0.5,
                  article_ttl_s: int = 30 * 86_400, user_ttl_s: int = 90 * 86_400,
@@ -330,6 +330,8 @@ class RedisOnlineStore(OnlineStore):
             raise ConfigError(f"half_life_hours must be > 0, got {half_life_hours}")
         if max_user_clicks < 1:
             raise ConfigError(f"max_user_clicks must be >= 1, got {max_user_clicks}")
+        if max_user_exposures < 0:
+            raise ConfigError(f"max_user_exposures must be >= 0, got {max_user_exposures}")
         if ready_timeout_s <= 0:
             raise ConfigError(f"ready_timeout_s must be > 0, got {ready_timeout_s}")
         redis = require("redis", "redis")
@@ -339,6 +341,7 @@ class RedisOnlineStore(OnlineStore):
         self.url = url
         self.half_life_hours = half_life_hours
         self.max_user_clicks = max_user_clicks
+        self.max_user_exposures = max_user_exposures
         self.prefix = prefix
         self.article_ttl_s = article_ttl_s
         self.user_ttl_s = user_ttl_s
@@ -382,6 +385,10 @@ class RedisOnlineStore(OnlineStore):
     def _ukey(self, user_id: str) -> str:
         return f"{self.prefix}u:{user_id}"
 
+    def _xkey(self, user_id: str) -> str:
+        """The reader's exposure list (articles shown, newest first), entries as clicks'."""
+        return f"{self.prefix}x:{user_id}"
+
     # -- writes ----------------------------------------------------------------------------
 
     def _queue_record(self, client: Any, kind: str, pairs: Sequence[tuple[str, float]]) -> None:
@@ -402,6 +409,24 @@ class RedisOnlineStore(OnlineStore):
         pipe.ltrim(key, 0, self.max_user_clicks - 1)
         if self.user_ttl_s > 0:
             pipe.expire(key, self.user_ttl_s)
+
+    def _queue_exposures(self, pipe: Any, user_id: str, article_ids: Sequence[str],
+                         ts: float) -> None:
+        if self.max_user_exposures <= 0 or not article_ids:
+            return
+        key = self._xkey(user_id)
+        pipe.lpush(key, *(f"{float(ts)!r}\t{a}" for a in article_ids))
+        pipe.ltrim(key, 0, self.max_user_exposures - 1)
+        if self.user_ttl_s > 0:
+            pipe.expire(key, self.user_ttl_s)
+
+    def record_exposures(self, user_id: str, article_ids: Sequence[str], ts: float) -> None:
+        if self.max_user_exposures <= 0 or not article_ids:
+            return
+        with self._errors("record_exposures"):
+            pipe = self._client.pipeline(transaction=False)
+            self._queue_exposures(pipe, user_id, article_ids, ts)
+            pipe.execute()
 
     def record_impressions(self, article_ids: Sequence[str], ts: float) -> None:
         if not article_ids:
@@ -429,6 +454,7 @@ class RedisOnlineStore(OnlineStore):
             with self._errors("record_events"):
                 pipe = self._client.pipeline(transaction=False)
                 self._queue_batch(pipe, shown, clicked)
+                self._queue_slates(pipe, events)
                 pipe.execute()
         with self._errors("record_events"):
             apply_dismissals(self, events)  # markers: a few readers, rarely in a batch
@@ -442,8 +468,19 @@ class RedisOnlineStore(OnlineStore):
         """Queue `record_events`'s commands on a caller's pipeline (of a client of the same
         server), so the caller can apply a batch inside its own MULTI/EXEC together with
         other commands (the event-log consumer's XACK: applied once)."""
+        events = list(events)
         shown, clicked = self._split(events)
         self._queue_batch(pipe, shown, clicked)
+        self._queue_slates(pipe, events)
+
+    def _queue_slates(self, pipe: Any, events: Sequence[Impression | Interaction]) -> None:
+        """Each impression's slate onto its reader's exposure list (when kept)."""
+        if self.max_user_exposures <= 0:
+            return
+        for event in events:
+            if isinstance(event, Impression):
+                self._queue_exposures(pipe, event.user_id, event.article_ids,
+                                      event.timestamp.timestamp())
 
     @staticmethod
     def _split(events: Iterable[Impression | Interaction]
@@ -508,19 +545,28 @@ class RedisOnlineStore(OnlineStore):
                             args=args)
 
     def merge_user_clicks(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
+        return self._merge_lists(users, self._ukey, self.max_user_clicks, "merge_user_clicks")
+
+    def merge_user_exposures(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
+        if self.max_user_exposures <= 0:
+            return sum(1 for _ in users)
+        return self._merge_lists(users, self._xkey, self.max_user_exposures,
+                                 "merge_user_exposures")
+
+    def _merge_lists(self, users: Iterable[tuple[str, Sequence[Click]]],
+                     key_of: Callable[[str], str], cap: int, what: str) -> int:
         n = 0
         keys: list[str] = []
-        args: list[Any] = [self.max_user_clicks, self.user_ttl_s]
-        with self._errors("merge_user_clicks"):
+        args: list[Any] = [cap, self.user_ttl_s]
+        with self._errors(what):
             for user_id, clicks in users:
-                keys.append(self._ukey(user_id))
-                entries = [f"{float(c.ts)!r}\t{c.article_id}"
-                           for c in clicks[: self.max_user_clicks]]
+                keys.append(key_of(user_id))
+                entries = [f"{float(c.ts)!r}\t{c.article_id}" for c in clicks[:cap]]
                 args += (len(entries), *entries)
                 n += 1
                 if len(keys) >= _SCRIPT_CHUNK:
                     self._merge_users(keys=keys, args=args)
-                    keys, args = [], [self.max_user_clicks, self.user_ttl_s]
+                    keys, args = [], [cap, self.user_ttl_s]
             if keys:
                 self._merge_users(keys=keys, args=args)
         return n
@@ -561,6 +607,15 @@ class RedisOnlineStore(OnlineStore):
             return []
         with self._errors("user_clicks"):
             items = self._client.lrange(self._ukey(user_id), 0, count - 1)
+        return _parse_clicks(items)
+
+    def user_exposures(self, user_id: str, limit: int | None = None) -> list[Click]:
+        count = (self.max_user_exposures if limit is None
+                 else min(limit, self.max_user_exposures))
+        if count <= 0:
+            return []
+        with self._errors("user_exposures"):
+            items = self._client.lrange(self._xkey(user_id), 0, count - 1)
         return _parse_clicks(items)
 
     def user_reads(self, user_id: str, limit: int | None, markers: Sequence[str]
@@ -676,7 +731,7 @@ class RedisOnlineStore(OnlineStore):
 
     def forget_user(self, user_id: str) -> bool:
         with self._errors("forget_user"):
-            return bool(self._bulk_client.delete(self._ukey(user_id)))
+            return bool(self._bulk_client.delete(self._ukey(user_id), self._xkey(user_id)))
 
     def patient(self) -> RedisOnlineStore:
         """A view over the same keys whose every command goes through the bulk client (60 s

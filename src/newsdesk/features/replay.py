@@ -33,7 +33,8 @@ class EventArrays:
     """The replayed events, as catalog indices (-1 = article not in the catalog) and codes.
 
     clicks:      click_user (codes into user_ids), click_article, click_ts (Unix s)
-    exposures:   exp_article, exp_ts (one row per shown article per impression)
+    exposures:   exp_article, exp_ts (one row per shown article per impression), exp_user (the
+                 reader shown it; None when not known: no per-reader exposure lists)
     histories:   hist_user, hist_article, hist_ts (the `as_of` time), oldest first per user
     keys:        click_key, exp_key, hist_key: the same events' article *statistics keys*, which
                  also cover articles missing from the catalog (codes >= the catalog size), so
@@ -54,6 +55,7 @@ class EventArrays:
     exp_key: np.ndarray | None = None
     hist_key: np.ndarray | None = None
     n_keys: int = 0  # statistics keys in use (>= catalog size when keys are given)
+    exp_user: np.ndarray | None = None
 
 
 @dataclass
@@ -124,6 +126,31 @@ def user_click_lists(events: EventArrays, queries: QueryRows, recent_clicks: int
     click_idx = np.where(valid, art[safe], -1)
     click_ts = np.where(valid, ts[safe], np.nan)
     return click_idx, click_ts
+
+
+def user_exposure_lists(events: EventArrays, queries: QueryRows, recent_exposures: int,
+                        ranks: _TimeRanks | None = None) -> np.ndarray:
+    """exposure_idx (Q, M): each query user's newest shown articles strictly before its time,
+    newest first (within one slate, the last position first: the order in which a store
+    records a slate), -1 padded; what the store's per-reader exposure list holds then."""
+    if events.exp_user is None:
+        raise ValueError("the event log has no exposure users (EventArrays.exp_user)")
+    ranks = ranks or _TimeRanks(events.exp_ts, queries.query_ts)
+    n = len(events.exp_user)
+    user = events.exp_user.astype(np.int64)
+    rank = ranks(events.exp_ts)
+    # stable sort: rows of one slate keep their (position) order at their shared rank
+    order = np.lexsort((np.arange(n), rank, user))
+    key = user[order] * ranks.size + rank[order]
+    art = events.exp_article[order].astype(np.int64)
+    qu = queries.query_user.astype(np.int64)
+    end = np.searchsorted(key, qu * ranks.size + ranks(queries.query_ts), side="left")
+    start = np.searchsorted(key, qu * ranks.size, side="left")
+    take = end[:, None] - 1 - np.arange(recent_exposures)[None, :]
+    valid = take >= start[:, None]
+    if n == 0:
+        return np.full(take.shape, -1, np.int64)
+    return np.where(valid, art[np.where(valid, take, 0)], -1)
 
 
 def _within_bucket(e_art: np.ndarray, e_rank: np.ndarray, e_w: np.ndarray,
@@ -237,8 +264,9 @@ def article_stats(events: EventArrays, queries: QueryRows, n_articles: int, *,
 
 def replay_inputs(events: EventArrays, queries: QueryRows, n_articles: int, *,
                   half_life_hours: float, recent_clicks: int,
-                  bucket_seconds: float = 3600.0) -> RankingInputs:
-    """RankingInputs of every query row, point-in-time correct (see the module docstring)."""
+                  bucket_seconds: float = 3600.0, recent_exposures: int = 0) -> RankingInputs:
+    """RankingInputs of every query row, point-in-time correct (see the module docstring);
+    `recent_exposures` > 0 adds each user's exposure list (needs `events.exp_user`)."""
     ranks = _TimeRanks(events.click_ts, events.exp_ts, events.hist_ts, queries.query_ts)
     click_idx, click_ts = user_click_lists(events, queries, recent_clicks, ranks)
     stats = article_stats(events, queries, n_articles, half_life_hours=half_life_hours,
@@ -252,4 +280,6 @@ def replay_inputs(events: EventArrays, queries: QueryRows, n_articles: int, *,
         now=queries.query_ts[queries.row_query].astype(np.float64),
         position=queries.row_position.astype(np.float64),
         stats=stats,
+        exposure_idx=(user_exposure_lists(events, queries, recent_exposures, ranks)
+                      if recent_exposures > 0 else None),
     )

@@ -92,6 +92,7 @@ class StatsCachingStore(DelegatedBulkLoads, OnlineStore):
         self.max_entries = max_entries
         self.half_life_hours = inner.half_life_hours
         self.max_user_clicks = inner.max_user_clicks
+        self.max_user_exposures = inner.max_user_exposures
         self.covisit = inner.covisit
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -221,6 +222,12 @@ class StatsCachingStore(DelegatedBulkLoads, OnlineStore):
 
     def user_clicks(self, user_id: str, limit: int | None = None) -> list[Click]:
         return self.inner.user_clicks(user_id, limit)
+
+    def record_exposures(self, user_id: str, article_ids: Sequence[str], ts: float) -> None:
+        self.inner.record_exposures(user_id, article_ids, ts)
+
+    def user_exposures(self, user_id: str, limit: int | None = None) -> list[Click]:
+        return self.inner.user_exposures(user_id, limit)
 
     def user_reads(self, user_id: str, limit: int | None, markers: Sequence[str]
                    ) -> tuple[list[Click], list[str | None]]:

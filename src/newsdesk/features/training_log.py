@@ -172,6 +172,7 @@ def load_log(dataset_dir: Path, attribution_window_s: float = 3600.0,
         exp_key=exp["akey"].to_numpy(),
         hist_key=h["akey"].to_numpy().astype(np.int64) if len(h) else np.zeros(0, np.int64),
         n_keys=n_keys,
+        exp_user=exp["ucode"].to_numpy(),
     )
     t_range = (float(imp_ts.min()), float(imp_ts.max())) if len(imp_ts) else (t_first, t_first)
     return LogArrays(articles, events, exp, imp_ts, t_range, counts, key_ids)
@@ -238,7 +239,8 @@ def warm_store(store: OnlineStore, log: LogArrays, until: float,
         ids=key_ids, users=ev.user_ids, imp_key=exp["akey"].to_numpy().astype(np.int64),
         imp_ts=exp["ts"].to_numpy().astype(np.float64),
         click_user=np.asarray(c_user, np.int64), click_key=np.asarray(c_key, np.int64),
-        click_ts=np.asarray(c_ts, np.float64), unknown_id=UNKNOWN))
+        click_ts=np.asarray(c_ts, np.float64), unknown_id=UNKNOWN,
+        imp_user=exp["ucode"].to_numpy().astype(np.int64)))
 
 
 def warm_store_sequential(store: OnlineStore, log: LogArrays, until: float,
@@ -266,16 +268,20 @@ def warm_store_sequential(store: OnlineStore, log: LogArrays, until: float,
     # numpy boundaries instead of a polars group_by loop, which cost half of the replay
     q, q_ts = exp["q"].to_numpy(), exp["ts"].to_numpy()
     akeys = exp["akey"].to_list()
+    readers = exp["ucode"].to_list()
     starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]]) if len(q) else np.zeros(0, np.int64)
     for s, e in zip(starts.tolist(), [*starts[1:].tolist(), len(q)], strict=True):
-        events.append((float(q_ts[s]), 0, [key_ids[a] for a in akeys[s:e] if a >= 0]))
+        events.append((float(q_ts[s]), 0, (ev.user_ids[readers[s]],
+                                           [key_ids[a] for a in akeys[s:e] if a >= 0])))
     for u, a, t in zip(ev.click_user, click_art, ev.click_ts, strict=True):
         if lo <= t < until:  # unknown articles stay in the user's list, as they do online
             events.append((float(t), 1, (ev.user_ids[u], key_ids[a] if a >= 0 else UNKNOWN)))
     events.sort(key=lambda e: (e[0], e[1]))
     for t, kind, payload in events:
         if kind == 0:
-            store.record_impressions(payload, t)  # type: ignore[arg-type]
+            reader, shown = payload  # type: ignore[misc]
+            store.record_impressions(shown, t)
+            store.record_exposures(reader, shown, t)
         else:
             user, art = payload  # type: ignore[misc]
             store.record_clicks(user, [art], t)

@@ -187,6 +187,27 @@ def _base_schema(schema: object, own: list[str]) -> list[str] | None:
     return base
 
 
+def exposures_needed(manifest: dict[str, Any]) -> int:
+    """Exposures per reader the bundle's ranker reads from the store (0: none): its
+    recent_exposures when trained with story_exposures."""
+    f = manifest["config"]["features"]
+    schema = manifest.get("feature_schema") or []
+    if "story_exposures" not in schema or "story_exposures" in f.get("disabled", []):
+        return 0
+    return int(f.get("recent_exposures", 0))
+
+
+def offline_store(bundle_path: Path) -> OnlineStore:
+    """A fresh in-process store the bundle can be served from offline (replays, the gate,
+    the drift reference): its half-life, and the exposure lists its ranker reads."""
+    from newsdesk.features.memory_store import MemoryOnlineStore
+
+    manifest = read_manifest(Path(bundle_path))
+    return MemoryOnlineStore(
+        half_life_hours=float(manifest["config"]["features"]["half_life_hours"]),
+        max_user_exposures=exposures_needed(manifest))
+
+
 def load_recommender(bundle_path: Path, store: OnlineStore, *,
                      embedder: Embedder | None = None, ranker: str = "auto",
                      compiled_cache_dir: Path | None = None) -> NewsRecommender:
@@ -232,6 +253,12 @@ def load_recommender(bundle_path: Path, store: OnlineStore, *,
     if base != own:  # an older bundle: its columns only (features added since are skipped)
         fparams = {**fparams, "columns": base}
     builder = FeatureBuilder(**fparams)
+    if builder.wants_exposures and store.max_user_exposures < builder.recent_exposures:
+        raise BundleError(
+            f"{bundle}: the ranker uses story_exposures over each reader's "
+            f"{builder.recent_exposures} newest exposures, but the online store keeps "
+            f"{store.max_user_exposures}; open it with max_user_exposures="
+            f"{builder.recent_exposures} (serving: setting online_store_exposures)")
     ws = Workspace(catalog, store, builder, max_age_hours=cfg.get("max_age_hours"))
     gens = build_generators(ws, cfg)
     plugins = None

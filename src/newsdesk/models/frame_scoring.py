@@ -54,8 +54,9 @@ class BundleScorer:
         self.feature_names: list[str] = list(manifest["feature_schema"])
         hl = float(manifest["config"]["features"]["half_life_hours"])
         self.half_life_hours = hl
-        rec = load_recommender(self.bundle, MemoryOnlineStore(half_life_hours=hl),
-                               ranker="lightgbm")
+        exposures = int(manifest["config"]["features"].get("recent_exposures", 0))
+        rec = load_recommender(self.bundle, MemoryOnlineStore(
+            half_life_hours=hl, max_user_exposures=exposures), ranker="lightgbm")
         assert isinstance(rec, NewsRecommender)
         self.recommender = rec
         self.bucket_seconds = 60.0 * float(
@@ -143,7 +144,10 @@ class BundleScorer:
             inputs = replay_inputs(events, queries, cat.size,
                                    half_life_hours=self.half_life_hours,
                                    recent_clicks=rec.ws.builder.recent_clicks,
-                                   bucket_seconds=self.bucket_seconds)
+                                   bucket_seconds=self.bucket_seconds,
+                                   recent_exposures=(rec.ws.builder.recent_exposures
+                                                     if rec.ws.builder.wants_exposures
+                                                     else 0))
             x[order[lo:hi]] = rec.ws.builder.build(inputs, cat, coclick=rec.coclick,
                                                    cf=rec.cf)
         return x
@@ -156,7 +160,8 @@ class BundleScorer:
         events = self._events if self._events is not None else EventArrays(
             user_ids=[], click_user=empty_i, click_article=empty_i, click_ts=empty_f,
             exp_article=empty_i, exp_ts=empty_f, hist_user=empty_i, hist_article=empty_i,
-            hist_ts=empty_f, click_key=empty_i, exp_key=empty_i, hist_key=empty_i, n_keys=0)
+            hist_ts=empty_f, click_key=empty_i, exp_key=empty_i, hist_key=empty_i, n_keys=0,
+            exp_user=empty_i)
         codes = {u: i for i, u in enumerate(events.user_ids)}
         new_users = sorted(set(q_user) - codes.keys())
         if new_users:  # ids the CF factors may still know; codes without events

@@ -117,6 +117,7 @@ class NewsRecommender(Recommender):
             position=(np.full(n, self.ws.builder.serve_position) if positions is None
                       else np.asarray(positions, dtype=np.float64)),
             stats=stats,
+            exposure_idx=(None if view.exposure_idx is None else view.exposure_idx[None, :]),
         )
 
     def features(self, ctx: RequestContext, article_ids: Sequence[str],

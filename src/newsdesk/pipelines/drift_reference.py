@@ -26,7 +26,7 @@ from newsdesk.features.memory_store import MemoryOnlineStore
 from newsdesk.features.ranking_features import FEATURE_NAMES
 from newsdesk.features.training_log import LogArrays, warm_store
 from newsdesk.models.base import RequestContext
-from newsdesk.models.bundle import load_recommender, read_manifest
+from newsdesk.models.bundle import exposures_needed, load_recommender, read_manifest
 from newsdesk.models.pipeline import NewsRecommender
 from newsdesk.monitoring.drift import Reference
 
@@ -65,7 +65,8 @@ def serving_rows(bundle: Path, log: LogArrays, requests: Sequence[tuple[str, flo
                  half_life_hours: float, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Rows (R, F) and scores (R,) the bundle's recommender scores for the requests, each
     with the online store replayed up to (about) its time."""
-    store = MemoryOnlineStore(half_life_hours=half_life_hours)
+    store = MemoryOnlineStore(half_life_hours=half_life_hours,
+                              max_user_exposures=exposures_needed(read_manifest(bundle)))
     rec = load_recommender(bundle, store)
     assert isinstance(rec, NewsRecommender)
     sink = _Collect()

@@ -69,12 +69,10 @@ def _load(bundle: Path, embedders: dict[str, Any], cache_dir: Path | None) -> tu
     dominated the evaluate step."""
     from newsdesk.content import make_embedder
     from newsdesk.content.cache import CachedEmbedder, InMemoryEmbeddingCache
-    from newsdesk.features.memory_store import MemoryOnlineStore
-    from newsdesk.models.bundle import load_recommender, read_manifest
+    from newsdesk.models.bundle import load_recommender, offline_store, read_manifest
 
     manifest = read_manifest(bundle)
-    half_life = float(manifest["config"]["features"]["half_life_hours"])
-    store = MemoryOnlineStore(half_life_hours=half_life)
+    store = offline_store(bundle)
     name = str(manifest["embedder"]["short_name"])
     if name not in embedders:
         embedder = make_embedder(name, cache_dir=cache_dir)

@@ -70,7 +70,7 @@ class CandidateQuotas(BaseModel):
 
 
 OPT_IN_FEATURES = ("story_clicks", "hours_since_story_click", "entity_overlap",
-                   "language_mismatch")
+                   "language_mismatch", "story_exposures")
 
 
 class FeatureConfig(BaseModel):
@@ -82,6 +82,8 @@ class FeatureConfig(BaseModel):
     ctr_strength: float = Field(20.0, ge=0)
     affinity_prior: float = Field(3.0, gt=0)  # Dirichlet pseudo-clicks of topic_interest
     story_sim: float = Field(0.7, ge=-1, le=1)  # cosine from which a click is the same story
+    # articles shown to a reader kept per reader (the store) for story_exposures
+    recent_exposures: int = Field(100, ge=0, le=1000)
     # features left missing for the ranker (and not computed): names from FEATURE_NAMES.
     # The story / entity / language features are off by default: on simulator world v2 they
     # gave no significant gain over the same ranker without them (nor over a category-only
@@ -231,7 +233,9 @@ def build_features(builder: FeatureBuilder, inputs: RankingInputs, catalog: Arti
             click_idx=inputs.click_idx[q0:q1], click_ts=inputs.click_ts[q0:q1],
             user_ids=inputs.user_ids[q0:q1], row_query=inputs.row_query[r0:r1] - q0,
             row_article=inputs.row_article[r0:r1], now=inputs.now[r0:r1],
-            position=inputs.position[r0:r1], stats=inputs.stats[r0:r1])
+            position=inputs.position[r0:r1], stats=inputs.stats[r0:r1],
+            exposure_idx=(None if inputs.exposure_idx is None
+                          else inputs.exposure_idx[q0:q1]))
         parts.append(builder.build(part, catalog, coclick=co, cf=cf))
     return np.concatenate(parts) if parts else np.zeros((0, len(FEATURE_NAMES)), np.float32)
 
@@ -304,7 +308,8 @@ def _builder_and_workspace(cfg: TrainConfig, catalog: ArticleCatalog, clicks: in
     builder = FeatureBuilder(recent_clicks=f.recent_clicks, sim_clicks=f.sim_clicks,
                              profile_decay=f.profile_decay, ctr_prior=max(prior, 1e-4),
                              ctr_strength=f.ctr_strength, affinity_prior=f.affinity_prior,
-                             story_sim=f.story_sim, disabled=tuple(f.disabled))
+                             story_sim=f.story_sim, recent_exposures=f.recent_exposures,
+                             disabled=tuple(f.disabled))
     ws = Workspace(catalog, MemoryOnlineStore(half_life_hours=f.half_life_hours), builder,
                    max_age_hours=cfg.max_age_hours)
     return builder, ws
@@ -354,7 +359,9 @@ def local_training_data(dataset_dir: Path, cfg: TrainConfig, embedder: Embedder,
     for name, q in (("train", train_q), ("valid", valid_q)):
         inputs = replay_inputs(log.events, q.rows, catalog.size,
                                half_life_hours=f.half_life_hours, recent_clicks=f.recent_clicks,
-                               bucket_seconds=f.bucket_minutes * 60.0)
+                               bucket_seconds=f.bucket_minutes * 60.0,
+                               recent_exposures=(builder.recent_exposures
+                                                 if builder.wants_exposures else 0))
         sets[name] = (build_features(builder, inputs, catalog, co, cf), q.labels, q.groups)
         rows[name] = {"query_user": [log.events.user_ids[u] for u in q.rows.query_user],
                       "query_ts": q.rows.query_ts, "row_position": q.rows.row_position,
@@ -376,6 +383,10 @@ def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = Non
     if cfg.plugins and cfg.engine != "local":
         raise ConfigError("train config: field 'plugins': plug-ins train on the local engine "
                           f"only, not {cfg.engine!r}")
+    if cfg.engine == "spark" and "story_exposures" not in cfg.features.disabled:
+        raise ConfigError("train config: field 'features.disabled': story_exposures (the "
+                          "readers' exposure lists) is replayed by the local engine only; "
+                          "disable it or train with engine: local")
     plugin_lifecycle.resolve(cfg.plugins)  # a name not installed fails before any work
     dataset_dir, bundles_dir = Path(dataset_dir), Path(bundles_dir)
     t_start = time.perf_counter()

@@ -104,8 +104,9 @@ def default_store(settings: ServeSettings) -> OnlineStore:
         state.mkdir(parents=True, exist_ok=True)
         url = f"memory:///{(state / 'online.db').resolve()}"
         # a crash loses at most one snapshot period of state (the event log has it all)
-        return open_online_store(url, snapshot_interval_s=settings.online_store_snapshot_s)
-    return open_online_store(url)
+        return open_online_store(url, snapshot_interval_s=settings.online_store_snapshot_s,
+                                 max_user_exposures=settings.online_store_exposures)
+    return open_online_store(url, max_user_exposures=settings.online_store_exposures)
 
 
 def default_event_log(settings: ServeSettings) -> EventLog:

@@ -208,6 +208,7 @@ class GuardedOnlineStore(DelegatedBulkLoads, OnlineStore):
         self.breaker = breaker
         self.half_life_hours = inner.half_life_hours
         self.max_user_clicks = inner.max_user_clicks
+        self.max_user_exposures = inner.max_user_exposures
         self.covisit = inner.covisit
 
     def record_impressions(self, article_ids: Sequence[str], ts: float) -> None:
@@ -218,6 +219,12 @@ class GuardedOnlineStore(DelegatedBulkLoads, OnlineStore):
 
     def user_clicks(self, user_id: str, limit: int | None = None) -> list[Click]:
         return self.breaker.call(self.inner.user_clicks, user_id, limit)
+
+    def record_exposures(self, user_id: str, article_ids: Sequence[str], ts: float) -> None:
+        self.breaker.call(self.inner.record_exposures, user_id, article_ids, ts)
+
+    def user_exposures(self, user_id: str, limit: int | None = None) -> list[Click]:
+        return self.breaker.call(self.inner.user_exposures, user_id, limit)
 
     def user_reads(self, user_id: str, limit: int | None, markers: Sequence[str]
                    ) -> tuple[list[Click], list[str | None]]:

@@ -91,6 +91,10 @@ class ServeSettings(BaseSettings):
     # the service: measured at the full serve_load state (577k readers), 19 s per snapshot,
     # with store reads blocked up to 4.1 s (the copy holds the store's lock).
     online_store_snapshot_s: float = Field(default=0.0, ge=0)
+    # Articles shown kept per reader in the online store (0 = none, the default): a bundle
+    # trained with the opt-in story_exposures feature needs its features.recent_exposures
+    # (100) here, or it refuses to load.
+    online_store_exposures: int = Field(default=0, ge=0, le=1000)
 
     @field_validator("online_store_snapshot_s")
     @classmethod

@@ -117,7 +117,8 @@ def shared_store(settings: ServeSettings) -> Any:
 
     if settings.online_store_url is None:
         raise ConfigError("setting 'online_store_url': a worker needs the shared store's URL")
-    store = open_online_store(settings.online_store_url)
+    store = open_online_store(settings.online_store_url,
+                              max_user_exposures=settings.online_store_exposures)
     if settings.stats_cache_ttl_s > 0:
         return StatsCachingStore(store, ttl_s=settings.stats_cache_ttl_s)
     return store

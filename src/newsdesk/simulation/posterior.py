@@ -19,7 +19,8 @@ exposure history is worth.
 Each scores E[attraction | what was logged], the Bayes ranking score for expected clicks. It
 knows more than any recommender (the rest of the truth, the model's form and parameters), so the
 gap between it and the oracle is the part of the oracle's lead that a model trained on the
-same log cannot be expected to close (an estimate, not a proven bound). Approximations: the posterior of theta is importance-sampled (the proposal:
+same log cannot be expected to close (an estimate, not a proven bound). Approximations: the
+posterior of theta is importance-sampled (the proposal:
 `LatentPosterior._proposal`; `mean_ess` reports the effective sample size), q's lives on a
 grid; v2's device is marginalised per shown item with the reader's mobile share; v2 histories
 count as independent draws in proportion to the attraction (they were drawn without

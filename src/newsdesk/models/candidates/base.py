@@ -52,6 +52,9 @@ class UserView:
     # and Unix s, newest first
     dismissed_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     dismissed_ts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # the reader's recent exposures (articles shown), catalog indices newest first, -1 padded
+    # to the builder's recent_exposures; None when the ranker does not use them
+    exposure_idx: np.ndarray | None = None
 
     @property
     def has_history(self) -> bool:
@@ -182,7 +185,22 @@ class Workspace:
                  else np.zeros(0, dtype=np.int64))
         return UserView(user_id, now, idx, ts, profile[0], affinity[0], live.indices, live,
                         seeded=seeded, dismissed_idx=np.asarray(d_idx, dtype=np.int64),
-                        dismissed_ts=np.array([d.ts for d in dismissed], dtype=np.float64))
+                        dismissed_ts=np.array([d.ts for d in dismissed], dtype=np.float64),
+                        exposure_idx=self.exposures(user_id))
+
+    def exposures(self, user_id: str) -> np.ndarray | None:
+        """The reader's recent exposures as catalog indices (M,), newest first, -1 padded;
+        None when the ranker does not use them (no store read). A second round trip to the
+        store, only for bundles trained with story_exposures."""
+        b = self.builder
+        if not b.wants_exposures:
+            return None
+        m = b.recent_exposures
+        out = np.full(m, -1, dtype=np.int64)
+        shown = self.store.user_exposures(user_id, limit=m)[:m]
+        if shown:
+            out[: len(shown)] = self.catalog.lookup([c.article_id for c in shown])
+        return out
 
 
 _SAMPLE_STEP = 16  # `largest` bounds the m-th largest value from a 1-in-16 sample
