@@ -46,9 +46,11 @@ def replayed(ds: Dataset, store: OnlineStore, *, until: float | None = None) -> 
     for uid, aid, ts in clicks.select("user_id", "article_id", "timestamp").iter_rows():
         if until is None or ts.timestamp() <= until:
             store.record_clicks(uid, [aid], ts.timestamp())
-    for ids, ts in ds.read("impressions").select("article_ids", "timestamp").iter_rows():
+    for uid, ids, ts in ds.read("impressions").sort("timestamp", maintain_order=True).select(
+            "user_id", "article_ids", "timestamp").iter_rows():
         if until is None or ts.timestamp() <= until:
             store.record_impressions(ids, ts.timestamp())
+            store.record_exposures(uid, ids, ts.timestamp())
 
 
 def state(store: OnlineStore, ds: Dataset) -> tuple[np.ndarray, dict[str, list[str]]]:
@@ -57,6 +59,9 @@ def state(store: OnlineStore, ds: Dataset) -> tuple[np.ndarray, dict[str, list[s
     users = ds.read("histories")["user_id"].to_list() + ds.read("interactions")[
         "user_id"].to_list()
     lists = {u: [c.article_id for c in store.user_clicks(u)] for u in sorted(set(users))}
+    readers = sorted(set(ds.read("impressions")["user_id"].to_list()))
+    lists |= {f"shown:{u}": [(c.article_id, round(c.ts, 3)) for c in store.user_exposures(u)]
+              for u in readers}
     return store.stats_matrix(ids, now), lists
 
 
@@ -68,6 +73,9 @@ def assert_same(a: OnlineStore, b: OnlineStore, ds: Dataset) -> None:
     assert [x for x, _ in a.trending(20, now)] == [x for x, _ in b.trending(20, now)]
 
 
+EXPOSURES = 12  # exposure lists kept by the stores under test (a few readers reach the cap)
+
+
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 def make_store(request: pytest.FixtureRequest) -> Iterator[object]:
     opened: list[OnlineStore] = []
@@ -75,10 +83,10 @@ def make_store(request: pytest.FixtureRequest) -> Iterator[object]:
 
     def make() -> OnlineStore:
         if request.param == "memory":
-            store: OnlineStore = MemoryOnlineStore()
+            store: OnlineStore = MemoryOnlineStore(max_user_exposures=EXPOSURES)
         else:
             url = request.getfixturevalue("redis_server")
-            store = open_online_store(url, prefix=prefix)
+            store = open_online_store(url, prefix=prefix, max_user_exposures=EXPOSURES)
         opened.append(store)
         return store
 
@@ -89,7 +97,7 @@ def make_store(request: pytest.FixtureRequest) -> Iterator[object]:
 
 def test_bootstrap_equals_recording_every_event(sim: Path, make_store) -> None:
     ds = Dataset(sim)
-    loaded, reference = make_store(), MemoryOnlineStore()
+    loaded, reference = make_store(), MemoryOnlineStore(max_user_exposures=EXPOSURES)
     report = bootstrap_store(loaded, sim)
     replayed(ds, reference)
     assert report.status == "loaded"
@@ -143,7 +151,7 @@ def test_events_already_in_the_event_log_are_not_counted_twice(
     report = bootstrap_store(store, sim, event_log=log)
     log.close()
     assert report.skipped_in_event_log == 50
-    reference = MemoryOnlineStore()
+    reference = MemoryOnlineStore(max_user_exposures=EXPOSURES)
     bootstrap_store(reference, sim)
     m, _ = state(store, ds)
     r, _ = state(reference, ds)

@@ -7,6 +7,8 @@ is cold until they click again. The bootstrap loads, in bulk:
 
 * user state: each user's history (the `histories` table, at its `as_of` time, in list order)
   and logged clicks, merged newest first and capped like live clicks;
+* exposure lists, where the store keeps them (`max_user_exposures` > 0): each reader's
+  shown articles, newest first, capped, as recording the impressions would leave them;
 * article statistics: logged impressions (one per shown article) and clicks, plus the history
   clicks at `as_of` — exactly what recording each event would give, and what the offline replay
   (`features/replay.py`) assumes, so training and serving see the same features.
@@ -147,6 +149,7 @@ def merge_logged_events(store: OnlineStore, events: Sequence[Any]) -> int:
     apply_dismissals(store, events)  # markers, merged (features/dismissals.py)
     shown_ids: list[str] = []
     shown_ts: list[float] = []
+    shown_users: list[str] = []
     users: list[str] = []
     clicked: list[str] = []
     click_ts: list[float] = []
@@ -155,6 +158,7 @@ def merge_logged_events(store: OnlineStore, events: Sequence[Any]) -> int:
         if isinstance(event, Impression):
             shown_ids += event.article_ids
             shown_ts += [ts] * len(event.article_ids)
+            shown_users += [event.user_id] * len(event.article_ids)
         elif event.type is InteractionType.CLICK:
             users.append(event.user_id)
             clicked.append(event.article_id)
@@ -171,7 +175,20 @@ def merge_logged_events(store: OnlineStore, events: Sequence[Any]) -> int:
         half_life_hours=store.half_life_hours))
     for chunk in _chunks(_user_lists(_empty_history(), clicks, store.max_user_clicks)):
         store.merge_user_clicks(chunk)
+    if store.max_user_exposures > 0:
+        _merge_exposures(store, shown.with_columns(pl.Series("user_id", shown_users,
+                                                             dtype=pl.String)))
     return len(events)
+
+
+def _merge_exposures(store: OnlineStore, shown: pl.DataFrame,
+                     gone: set[str] | frozenset[str] = frozenset()) -> int:
+    """Shown articles (user_id, article_id, ts; a slate's rows in position order) into the
+    readers' exposure lists: the later row of a slate first, as recording it would."""
+    lists = _user_lists(_empty_history(), shown, store.max_user_exposures)
+    if gone:
+        lists = ((u, c) for u, c in lists if u not in gone)
+    return sum(store.merge_user_exposures(chunk) for chunk in _chunks(lists))
 
 
 def _unix(value: datetime | float | None) -> float | None:
@@ -200,7 +217,7 @@ def _load(store: OnlineStore, ds: Dataset, report: BootstrapReport,
               .select("event_id", "user_id", "article_id",
                       (pl.col("timestamp").dt.epoch("us") / 1e6).alias("ts")).collect())
     impressions = (ds.scan("impressions").filter(after("timestamp"))
-                   .select("request_id", "article_ids",
+                   .select("request_id", "user_id", "article_ids",
                            (pl.col("timestamp").dt.epoch("us") / 1e6).alias("ts")).collect())
     # the log's keys only matter when there is something to load (a restart usually has not)
     logged_events, logged_requests = (_event_log_keys(event_log)
@@ -234,6 +251,10 @@ def _load(store: OnlineStore, ds: Dataset, report: BootstrapReport,
     n_users = 0
     for chunk in _chunks(users):
         n_users += store.merge_user_clicks(chunk)
+    if store.max_user_exposures > 0:
+        _merge_exposures(store, impressions.select(
+            "user_id", pl.col("article_ids").alias("article_id"), "ts").explode("article_id"),
+            gone)
     report.phases_s["users_s"] = time.perf_counter() - phase
 
     newest = [float(x) for x in (clicks["ts"].max(), impressions["ts"].max())
