@@ -413,12 +413,14 @@ class FeatureBuilder:
         bounds = np.searchsorted(q[order], np.arange(len(exp) + 1))
         for u in np.flatnonzero(np.diff(bounds) > 0).tolist():
             e = exp[u]
-            e = e[e >= 0]
+            # a reader is shown the same articles again and again: one column per article,
+            # weighted by how often it was shown (exact: integer counts)
+            e, times = np.unique(e[e >= 0], return_counts=True)
             if len(e) == 0:
                 continue
             rows = order[bounds[u]:bounds[u + 1]]
             sims = emb_a[rows] @ catalog.embeddings[e].T
-            out[rows] = np.count_nonzero(sims >= self.story_sim, axis=1)
+            out[rows] = (sims >= self.story_sim) @ times
         return out
 
     def _click_sims(self, inputs: RankingInputs, catalog: CatalogArrays, emb_a: np.ndarray
