@@ -40,7 +40,7 @@ def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, embedd
     online store; (None, None, reason) when the pipeline is not installed. `config` is merged
     over the train config (one level deep), e.g. {"features": {"half_life_hours": 24}}."""
     try:
-        from newsdesk.models.bundle import load_recommender, read_manifest
+        from newsdesk.models.bundle import exposures_needed, load_recommender, read_manifest
         from newsdesk.pipelines.train import TrainConfig, train
     except ImportError as exc:
         return None, None, f"pipeline not installed ({exc})"
@@ -68,8 +68,10 @@ def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, embedd
     cfg = TrainConfig.from_dict(merged)
     version = train(train_dir, work / "bundles", cfg)
     bundle = work / "bundles" / version
-    half_life = float(read_manifest(bundle)["config"]["features"]["half_life_hours"])
-    store = MemoryOnlineStore(half_life_hours=half_life)
+    manifest = read_manifest(bundle)
+    store = MemoryOnlineStore(half_life_hours=float(
+        manifest["config"]["features"]["half_life_hours"]),
+        max_user_exposures=exposures_needed(manifest))  # for bundles with story_exposures
     from newsdesk.content import make_embedder
 
     # the training run's embedding cache makes re-upserting known articles cheap
@@ -126,7 +128,7 @@ def _fit_log_signals(ds, fit_from: float, fit_until: float) -> dict:
 
 
 def run(data: Path, quick: bool, seed: int, embedder: str, pipeline_on: bool = True,
-        test_day: int = -1) -> dict:
+        test_day: int = -1, train_config: dict | None = None) -> dict:
     from newsdesk.data.dataset import Dataset
     from newsdesk.data.importers import run_import
     from newsdesk.evaluation.bootstrap import compare_systems
@@ -178,7 +180,8 @@ def run(data: Path, quick: bool, seed: int, embedder: str, pipeline_on: bool = T
         t1 = time.perf_counter()
         if pipeline_on:
             pipeline, pipe_store, why_not = _newsdesk_pipeline(work / "dataset", work,
-                                                               test_start, embedder, quick)
+                                                               test_start, embedder, quick,
+                                                               train_config)
         else:
             pipeline, pipe_store, why_not = None, None, "skipped (--no-pipeline)"
         train_s = time.perf_counter() - t1
@@ -218,6 +221,7 @@ def run(data: Path, quick: bool, seed: int, embedder: str, pipeline_on: bool = T
                      "fit_log_signals": round(log_fit_s, 2),
                      "replay": round(replay_s, 2)},
         "embedder": embedder,
+        "train_config": train_config,
         "notes": notes,
     }
 
@@ -237,7 +241,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip training newsdesk's bundle (the log-signal systems still run)")
     ap.add_argument("--embedder", default=None,
                     help="newsdesk's embedder (default: minilm; minilm-int8 with --quick)")
+    ap.add_argument("--train-config", type=Path, default=None,
+                    help="a train config YAML merged over newsdesk's (one level deep), e.g. "
+                         "features: {disabled: []} for every opt-in feature")
     args = ap.parse_args(argv)
+    train_config = None
+    if args.train_config:
+        import yaml
+
+        train_config = yaml.safe_load(args.train_config.read_text()) or {}
     embedder = args.embedder or ("minilm-int8" if args.quick else "minilm")
     if not (args.data / "behaviors.tsv").is_file():
         print(f"no MIND data at {args.data} (behaviors.tsv missing); pass --data PATH",
@@ -247,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         # implicit's advice about BLAS threads, which OPENBLAS_NUM_THREADS above follows
         warnings.filterwarnings("ignore", message=".*OpenBLAS.*", category=RuntimeWarning)
         result = run(args.data.resolve(), args.quick, args.seed, embedder,
-                     pipeline_on=not args.no_pipeline, test_day=args.test_day)
+                     pipeline_on=not args.no_pipeline, test_day=args.test_day,
+                     train_config=train_config)
     print(f"MIND replay on {result['data']}: {result['days']} days, scoring day "
           f"{result['test_day']} (from the end)")
     print(f"{'system':<26}{'AUC':>8}{'MRR':>8}{'nDCG@5':>9}{'nDCG@10':>9}{'imps':>7}")

@@ -72,7 +72,8 @@ FEATURE_GROUPS = {
     "entities": ["entity_overlap"],
     "language": ["language_mismatch"],
     "text": ["content_sim", "max_click_sim", "story_clicks", "hours_since_story_click",
-             "entity_overlap"],
+             "entity_overlap", "story_exposures"],
+    "exposures": ["story_exposures"],
 }
 
 # the bundle served with its real-time parts on / off (see set_realtime), on one shared store

@@ -23,7 +23,7 @@ from newsdesk.features.redis_store import RedisOnlineStore
 from newsdesk.features.replay import QueryRows, user_exposure_lists
 from newsdesk.features.training_log import load_log, warm_store, warm_store_sequential
 from newsdesk.simulation import SimulationConfig, simulate_to_dataset
-from tests.features.test_story_features import _catalog, _inputs
+from tests.features.test_story_features import NOW, _catalog, _inputs
 
 COL = {n: i for i, n in enumerate(FEATURE_NAMES)}
 
@@ -153,3 +153,18 @@ def test_a_bundle_says_how_many_exposures_its_store_must_keep() -> None:
     assert exposures_needed(off) == 0
     older = {"feature_schema": schema[:-1], "config": {"features": {"disabled": []}}}
     assert exposures_needed(older) == 0  # trained before the feature existed
+
+
+def test_the_serving_view_reads_the_exposures_only_when_the_ranker_uses_them() -> None:
+    from newsdesk.models.candidates.base import Workspace
+
+    cat = _catalog()
+    store = MemoryOnlineStore(max_user_exposures=10)
+    store.record_exposures("u", ["a1", "a3", "not-in-catalog"], NOW - 60.0)
+    view = Workspace(cat, store, FeatureBuilder(recent_exposures=5), max_age_hours=None).view(
+        "u", NOW)
+    assert view.exposure_idx is not None
+    assert view.exposure_idx.tolist() == [-1, 3, 1, -1, -1]  # newest first, padded
+    off = Workspace(cat, store, FeatureBuilder(disabled=["story_exposures"]),
+                    max_age_hours=None).view("u", NOW)
+    assert off.exposure_idx is None
