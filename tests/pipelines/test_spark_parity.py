@@ -24,7 +24,9 @@ pytestmark = [pytest.mark.spark, pytest.mark.timeout(900)]
 CFG = TrainConfig.from_dict({
     "embedder": "hashing", "seed": 0, "reference_requests": 0,
     "ranker": {"num_boost_round": 40, "min_data_in_leaf": 20},
-    "features": {"bucket_minutes": 30.0},
+    # every opt-in feature on (disabled: []): story_exposures reads the readers' exposure
+    # lists, which each engine replays on its own
+    "features": {"bucket_minutes": 30.0, "disabled": []},
 })
 
 
@@ -62,6 +64,11 @@ def test_same_rows_labels_and_features(both: tuple[TrainingData, TrainingData],
             assert np.isnan(xs[:, j]).all()
             continue
         assert np.nanstd(xl[:, j]) > 0 or np.nanstd(xs[:, j]) == 0
+    # the exposure lists are replayed (not all zero), and alike
+    from newsdesk.features.ranking_features import FEATURE_NAMES
+
+    j = FEATURE_NAMES.index("story_exposures")
+    assert np.nanstd(xl[:, j]) > 0 and (xl[:, j] > 0).mean() > 0.1
 
 
 def test_the_sample_is_the_seeded_one(both: tuple[TrainingData, TrainingData]) -> None:

@@ -89,7 +89,7 @@ class FeatureConfig(BaseModel):
     # gave no significant gain over the same ranker without them (nor over a category-only
     # ranker) while adding request cost (docs/simulator.md, "Ranking quality on v2").
     # story_exposures gains on v2 but needs a store that keeps exposure lists (serving setting
-    # online_store_exposures) and the local engine (docs/simulator.md, "Exposure lists").
+    # online_store_exposures; docs/simulator.md, "Exposure lists").
     # `disabled: []` turns them on
     disabled: list[str] = Field(default_factory=lambda: list(OPT_IN_FEATURES))
 
@@ -385,10 +385,6 @@ def train(dataset_dir: Path, bundles_dir: Path, config: TrainConfig | None = Non
     if cfg.plugins and cfg.engine != "local":
         raise ConfigError("train config: field 'plugins': plug-ins train on the local engine "
                           f"only, not {cfg.engine!r}")
-    if cfg.engine == "spark" and "story_exposures" not in cfg.features.disabled:
-        raise ConfigError("train config: field 'features.disabled': story_exposures (the "
-                          "readers' exposure lists) is replayed by the local engine only; "
-                          "disable it or train with engine: local")
     plugin_lifecycle.resolve(cfg.plugins)  # a name not installed fails before any work
     dataset_dir, bundles_dir = Path(dataset_dir), Path(bundles_dir)
     t_start = time.perf_counter()

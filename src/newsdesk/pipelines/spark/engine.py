@@ -34,7 +34,11 @@ from newsdesk.pipelines.spark.generators import (
     collaborative_generator,
     fit_clicks,
 )
-from newsdesk.pipelines.spark.pointintime import article_statistics, user_click_lists
+from newsdesk.pipelines.spark.pointintime import (
+    article_statistics,
+    user_click_lists,
+    user_exposure_lists,
+)
 from newsdesk.pipelines.spark.session import SparkSettings, spark_session
 from newsdesk.pipelines.spark.tables import SparkLog, load_spark_log
 
@@ -80,7 +84,8 @@ def select_queries(spark: SparkSession, log: SparkLog,
 
 
 def assemble(spark: SparkSession, log: SparkLog, selected: DataFrame, models: ModelFiles, *,
-             half_life_hours: float, recent_clicks: int) -> DataFrame:
+             half_life_hours: float, recent_clicks: int, recent_exposures: int = 0
+             ) -> DataFrame:
     """The feature rows (qn, pos, aidx, akey, label, FEATURE_NAMES...) of the selected
     queries, point-in-time (see `pointintime`)."""
     from pyspark.sql import functions as F
@@ -98,9 +103,12 @@ def assemble(spark: SparkSession, log: SparkLog, selected: DataFrame, models: Mo
                      "pos", "aidx", "akey", F.col("label").cast("double").alias("label"),
                      "dc", "di", "cc", "ci"))).alias("rows")))
     clicks = user_click_lists(log, queries, recent_clicks)
-    records = (queries.join(per_query, on="qn").join(clicks, on="qn")
-               .select("qn", "user_id", "ts", "click_idx", "click_ts", "rows"))
-    return feature_rows(spark, records, models)
+    records = queries.join(per_query, on="qn").join(clicks, on="qn")
+    columns = ["qn", "user_id", "ts", "click_idx", "click_ts", "rows"]
+    if recent_exposures > 0:  # the story_exposures feature reads the readers' exposures
+        records = records.join(user_exposure_lists(log, queries, recent_exposures), on="qn")
+        columns.append("exposure_idx")
+    return feature_rows(spark, records.select(*columns), models)
 
 
 def collect_set(rows: DataFrame) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -190,7 +198,8 @@ def spark_training_data(dataset_dir: Path, cfg: TrainConfig, embedder: Embedder,
         raise DatasetError(f"{dataset_dir}: no impressions with both clicks and non-clicks "
                            "after the generator period; nothing to train the ranker on")
     out = assemble(spark, log, sel, models, half_life_hours=f.half_life_hours,
-                   recent_clicks=f.recent_clicks)
+                   recent_clicks=f.recent_clicks,
+                   recent_exposures=builder.recent_exposures if builder.wants_exposures else 0)
     both, ident = collect_set(out)
     sets, rows = {}, {}
     r0 = 0  # the train queries come first, then the valid ones

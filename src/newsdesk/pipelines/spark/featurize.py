@@ -136,7 +136,9 @@ def featurize_batch(batch: pa.RecordBatch, m: ModelFiles) -> pa.RecordBatch:
         now=ts[row_query].astype(np.float64),
         position=r["pos"].astype(np.float64),
         stats=np.column_stack([r[c].astype(np.float64) for c in ("dc", "di", "cc", "ci")])
-        if len(row_query) else np.zeros((0, 4)))
+        if len(row_query) else np.zeros((0, 4)),
+        exposure_idx=(_pad(cols["exposure_idx"], builder.recent_exposures, -1, np.int64)
+                      if "exposure_idx" in cols else None))
     x = builder.build(inputs, catalog, coclick=co, cf=cf)
     out = {"qn": qn[row_query].astype(np.int64), "pos": r["pos"].astype(np.int64),
            "aidx": r["aidx"].astype(np.int64), "akey": r["akey"].astype(np.int64),
@@ -149,8 +151,8 @@ def featurize_batch(batch: pa.RecordBatch, m: ModelFiles) -> pa.RecordBatch:
 
 
 def feature_rows(spark: SparkSession, records: DataFrame, models: ModelFiles) -> DataFrame:
-    """records (qn, user_id, ts, click_idx, click_ts, rows) -> one row per (query, position)
-    with the label and FEATURE_NAMES columns."""
+    """records (qn, user_id, ts, click_idx, click_ts, rows[, exposure_idx]) -> one row per
+    (query, position) with the label and FEATURE_NAMES columns."""
     bc = spark.sparkContext.broadcast(models)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

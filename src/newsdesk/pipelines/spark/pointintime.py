@@ -8,6 +8,8 @@ online store at request time:
   (time, scan order) -- exactly `replay.user_click_lists`. Per user, one sorted array of
   clicks is joined to its queries and cut at t with a filter (O(clicks of the user) per query;
   no per-query shuffle of the click log).
+* `user_exposure_lists`: the user's newest `recent_exposures` shown articles (the
+  `story_exposures` feature), in (time, impression scan order, position) order, newest first.
 * `article_statistics` (the trending statistics): each row's article's decayed and raw click
   and impression counts at t, events keyed by statistics key, histories counted as clicks at
   their `as_of` time. A running sum per article over the union of events and query rows,
@@ -58,6 +60,25 @@ def user_click_lists(log: SparkLog, queries: DataFrame, recent_clicks: int) -> D
            .select("qn", newest.alias("lst")))
     return out.select("qn", F.transform("lst", lambda c: c["art"]).alias("click_idx"),
                       F.transform("lst", lambda c: c["ts"]).alias("click_ts"))
+
+
+def user_exposure_lists(log: SparkLog, queries: DataFrame, recent_exposures: int
+                        ) -> DataFrame:
+    """queries (qn, user_id, us) -> (qn, exposure_idx array<long>): the user's newest shown
+    articles before the query, newest first, a slate's last position first (catalog index,
+    -1 outside it) -- `replay.user_exposure_lists`, shorter when the user saw fewer."""
+    from pyspark.sql import functions as F
+
+    shown = log.exposures.select(
+        "user_id", F.struct(F.col("us").alias("k"), F.col("iord").alias("o1"),
+                            F.col("pos").cast("long").alias("o2"),
+                            F.col("aidx").cast("long").alias("art")).alias("e"))
+    per_user = shown.groupBy("user_id").agg(F.array_sort(F.collect_list("e")).alias("shown"))
+    empty = F.array().cast(per_user.schema["shown"].dataType)
+    before = F.filter(F.coalesce(F.col("shown"), empty), lambda e: e["k"] < F.col("us"))
+    newest = F.slice(F.reverse(before), 1, recent_exposures)
+    return (queries.select("qn", "user_id", "us").join(per_user, on="user_id", how="left")
+            .select("qn", F.transform(newest, lambda e: e["art"]).alias("exposure_idx")))
 
 
 def article_statistics(log: SparkLog, rows: DataFrame, *, half_life_hours: float
