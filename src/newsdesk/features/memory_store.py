@@ -384,18 +384,17 @@ class MemoryOnlineStore(OnlineStore):
     # -- reads -----------------------------------------------------------------------------
 
     def user_clicks(self, user_id: str, limit: int | None = None) -> list[Click]:
-        with self._lock:
-            recent = self._users.get(user_id)
-            if recent is None:
-                return []
-            return list(recent if limit is None else islice(recent, max(limit, 0)))
+        return self._newest("_users", user_id, limit)
 
     def user_exposures(self, user_id: str, limit: int | None = None) -> list[Click]:
-        with self._lock:
-            shown = self._shown.get(user_id)
-            if shown is None:
+        return self._newest("_shown", user_id, limit)
+
+    def _newest(self, table: str, user_id: str, limit: int | None) -> list[Click]:
+        with self._lock:  # the table is looked up under the lock: clear() replaces it
+            items = getattr(self, table).get(user_id)
+            if items is None:
                 return []
-            return list(shown if limit is None else islice(shown, max(limit, 0)))
+            return list(items if limit is None else islice(items, max(limit, 0)))
 
     def _decayed(self, value: np.ndarray, ref: np.ndarray, now: float) -> np.ndarray:
         """value * decay_factor(now - ref) elementwise (same clamp as `decay_factor`)."""
