@@ -497,6 +497,8 @@ def main() -> None:
               "config": sim.to_dict(), "embedder": args.embedder,
               "store_step_s": args.store_step_s, "online_replay": args.online_replay,
               "train_config": cfg.model_dump(mode="json"),
+              "variant_config": (TrainConfig.from_yaml(args.variant_config).model_dump(
+                  mode="json", exclude_unset=True) if args.variant_config else None),
               **{k: v for k, v in figures.items() if k != "systems"},
               **{k: round(v, 2) for k, v in timings.items()},
               "systems": systems,
