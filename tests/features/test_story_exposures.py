@@ -48,6 +48,11 @@ def _contract(store: OnlineStore) -> None:
     assert store.user_exposures("v") == [Click("a", 150.0)]
     assert store.user_exposures("nobody") == []
     assert store.user_clicks("u") == [Click("b", 101.0)]  # clicks are still their own list
+    # the request's one round trip: clicks, markers and exposures together
+    store.write_marker("m:u", "x")
+    assert store.user_reads_with_exposures("u", 5, ["m:u", "m:none"], 2) == (
+        [Click("b", 101.0)], ["x", None], [Click("e", 200.0), Click("d", 200.0)])
+    assert store.user_reads_with_exposures("u", 5, [], 0)[2] == []
     # bulk merge by time, whatever the store holds
     store.merge_user_exposures([("v", [Click("x", 300.0), Click("y", 50.0)])])
     assert store.user_exposures("v") == [Click("x", 300.0), Click("a", 150.0),

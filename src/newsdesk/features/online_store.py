@@ -160,6 +160,14 @@ class OnlineStore(ABC):
         request reads about its reader, in one round trip where the backend has them."""
         return self.user_clicks(user_id, limit), [self.read_marker(m) for m in markers]
 
+    def user_reads_with_exposures(self, user_id: str, limit: int | None,
+                                  markers: Sequence[str], exposures: int
+                                  ) -> tuple[list[Click], list[str | None], list[Click]]:
+        """`user_reads` and the reader's `exposures` newest exposures, in one round trip
+        where the backend can (a bundle with the story_exposures feature)."""
+        clicks, values = self.user_reads(user_id, limit, markers)
+        return clicks, values, self.user_exposures(user_id, exposures)
+
     @abstractmethod
     def article_stats(self, article_ids: Sequence[str], now: float) -> list[ArticleStats]:
         """Statistics for each id, in the same order; zeros for unknown ids."""

@@ -620,15 +620,25 @@ class RedisOnlineStore(OnlineStore):
 
     def user_reads(self, user_id: str, limit: int | None, markers: Sequence[str]
                    ) -> tuple[list[Click], list[str | None]]:
+        clicks, values, _ = self.user_reads_with_exposures(user_id, limit, markers, 0)
+        return clicks, values
+
+    def user_reads_with_exposures(self, user_id: str, limit: int | None,
+                                  markers: Sequence[str], exposures: int
+                                  ) -> tuple[list[Click], list[str | None], list[Click]]:
         count = self.max_user_clicks if limit is None else min(limit, self.max_user_clicks)
+        shown = min(exposures, self.max_user_exposures)
         with self._errors("user_reads"):
             pipe = self._client.pipeline(transaction=False)
             pipe.lrange(self._ukey(user_id), 0, count - 1 if count > 0 else -1)
             if markers:
                 pipe.hmget(self._markers, list(markers))
+            if shown > 0:
+                pipe.lrange(self._xkey(user_id), 0, shown - 1)
             got = pipe.execute()
         values = [None if v is None else str(v) for v in got[1]] if markers else []
-        return _parse_clicks(got[0] if count > 0 else []), values
+        return (_parse_clicks(got[0] if count > 0 else []), values,
+                _parse_clicks(got[-1]) if shown > 0 else [])
 
     def article_stats(self, article_ids: Sequence[str], now: float) -> list[ArticleStats]:
         if not article_ids:

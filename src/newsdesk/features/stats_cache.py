@@ -233,6 +233,11 @@ class StatsCachingStore(DelegatedBulkLoads, OnlineStore):
                    ) -> tuple[list[Click], list[str | None]]:
         return self.inner.user_reads(user_id, limit, markers)
 
+    def user_reads_with_exposures(self, user_id: str, limit: int | None,
+                                  markers: Sequence[str], exposures: int
+                                  ) -> tuple[list[Click], list[str | None], list[Click]]:
+        return self.inner.user_reads_with_exposures(user_id, limit, markers, exposures)
+
     def article_stats(self, article_ids: Sequence[str], now: float) -> list[ArticleStats]:
         return self.inner.article_stats(article_ids, now)
 

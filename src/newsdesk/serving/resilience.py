@@ -230,6 +230,12 @@ class GuardedOnlineStore(DelegatedBulkLoads, OnlineStore):
                    ) -> tuple[list[Click], list[str | None]]:
         return self.breaker.call(self.inner.user_reads, user_id, limit, markers)
 
+    def user_reads_with_exposures(self, user_id: str, limit: int | None,
+                                  markers: Sequence[str], exposures: int
+                                  ) -> tuple[list[Click], list[str | None], list[Click]]:
+        return self.breaker.call(self.inner.user_reads_with_exposures, user_id, limit,
+                                 markers, exposures)
+
     def article_stats(self, article_ids: Sequence[str], now: float) -> list[ArticleStats]:
         return self.breaker.call(self.inner.article_stats, article_ids, now)
 

@@ -160,9 +160,23 @@ class Workspace:
         trip: the clicks, or for a cold reader with stated interests the seed's anchors
         (seeded=True). What `view` builds on, without the profiles (explanations need only
         this)."""
-        clicks, (dismiss_text, seed_text) = self.store.user_reads(
-            user_id, self.builder.recent_clicks,
-            [DISMISSALS_PREFIX + user_id, SEED_PREFIX + user_id])
+        idx, ts, seeded, dismiss_text, _ = self._history(user_id, with_exposures=False)
+        return idx, ts, seeded, dismiss_text
+
+    def _history(self, user_id: str, with_exposures: bool
+                 ) -> tuple[np.ndarray, np.ndarray, bool, str | None, np.ndarray | None]:
+        """`history` and, when asked for and the ranker uses them, the reader's exposures
+        (`_exposure_array`), all in the same round trip."""
+        markers = [DISMISSALS_PREFIX + user_id, SEED_PREFIX + user_id]
+        b = self.builder
+        exposures = None
+        if with_exposures and b.wants_exposures:
+            clicks, (dismiss_text, seed_text), shown = self.store.user_reads_with_exposures(
+                user_id, b.recent_clicks, markers, b.recent_exposures)
+            exposures = self._exposure_array(shown)
+        else:
+            clicks, (dismiss_text, seed_text) = self.store.user_reads(
+                user_id, b.recent_clicks, markers)
         idx, ts = self._click_arrays(clicks)
         if not (idx >= 0).any():  # a cold reader: stated interests seed the history
             seed = parse_seed(seed_text)
@@ -173,11 +187,11 @@ class Workspace:
                     ts = np.full(len(idx), np.nan)
                     idx[: len(anchors)] = anchors
                     ts[: len(anchors)] = seed.created_ts
-                    return idx, ts, True, dismiss_text
-        return idx, ts, False, dismiss_text
+                    return idx, ts, True, dismiss_text, exposures
+        return idx, ts, False, dismiss_text, exposures
 
     def view(self, user_id: str, now: float) -> UserView:
-        idx, ts, seeded, dismiss_text = self.history(user_id)
+        idx, ts, seeded, dismiss_text, exposures = self._history(user_id, with_exposures=True)
         profile, affinity = self.builder.user_profiles(self.catalog, idx[None, :])
         live = self.live_set(now)
         dismissed = parse_dismissals(dismiss_text)
@@ -186,18 +200,13 @@ class Workspace:
         return UserView(user_id, now, idx, ts, profile[0], affinity[0], live.indices, live,
                         seeded=seeded, dismissed_idx=np.asarray(d_idx, dtype=np.int64),
                         dismissed_ts=np.array([d.ts for d in dismissed], dtype=np.float64),
-                        exposure_idx=self.exposures(user_id))
+                        exposure_idx=exposures)
 
-    def exposures(self, user_id: str) -> np.ndarray | None:
-        """The reader's recent exposures as catalog indices (M,), newest first, -1 padded;
-        None when the ranker does not use them (no store read). A second round trip to the
-        store, only for bundles trained with story_exposures."""
-        b = self.builder
-        if not b.wants_exposures:
-            return None
-        m = b.recent_exposures
+    def _exposure_array(self, shown: list[Any]) -> np.ndarray:
+        """The reader's recent exposures as catalog indices (M,), newest first, -1 padded."""
+        m = self.builder.recent_exposures
         out = np.full(m, -1, dtype=np.int64)
-        shown = self.store.user_exposures(user_id, limit=m)[:m]
+        shown = shown[:m]
         if shown:
             out[: len(shown)] = self.catalog.lookup([c.article_id for c in shown])
         return out
