@@ -88,8 +88,9 @@ class FeatureConfig(BaseModel):
     # The story / entity / language features are off by default: on simulator world v2 they
     # gave no significant gain over the same ranker without them (nor over a category-only
     # ranker) while adding request cost (docs/simulator.md, "Ranking quality on v2").
-    # story_exposures gains on v2 but needs a store that keeps exposure lists (serving setting
-    # online_store_exposures; docs/simulator.md, "Exposure lists").
+    # story_exposures gains on the quick v2 worlds (little on the full one) and needs a store
+    # that keeps exposure lists (serving setting online_store_exposures; docs/simulator.md,
+    # "Exposure lists").
     # `disabled: []` turns them on
     disabled: list[str] = Field(default_factory=lambda: list(OPT_IN_FEATURES))
 
