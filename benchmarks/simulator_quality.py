@@ -129,7 +129,9 @@ def _ranker(bundle: Path, sim_dir: Path, cut: float, embedder_name: str,
         store = MemoryOnlineStore(half_life_hours=6.0,
                                   max_user_exposures=exposures_needed(read_manifest(bundle)))
         warm_store(store, log, until=cut)
-    rec = load_recommender(bundle, store, embedder=make_embedder(embedder_name))
+    # the bundle's own embedder (a variant may train with another than the run's)
+    name = str(read_manifest(bundle)["embedder"].get("short_name") or embedder_name)
+    rec = load_recommender(bundle, store, embedder=make_embedder(name))
     rec.upsert_articles([a for a in log.articles if a.article_id not in rec.ws.catalog.index])
     return rec, store, log
 

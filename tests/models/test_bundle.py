@@ -45,6 +45,10 @@ def test_manifest_has_schema_snapshot_and_metrics(bundle_dir: Path) -> None:
     assert m["data"]["rows"]["impressions"] == 12000 and len(m["data"]["hash"]) == 16
     assert m["code"]["newsdesk"]
     assert m["embedder"]["dim"] == 384
+    # the fixture passes a sentence-transformers embedder with a config naming none (the
+    # default, int8): the bundle records the one it was trained with, so serving rebuilds it
+    assert TrainConfig().embedder == "minilm-int8"
+    assert m["embedder"]["short_name"] == m["config"]["embedder"] == "minilm"
     assert 0.5 < m["metrics"]["valid"]["auc"] <= 1.0
     assert "ranker.txt" in m["files"] and "catalog/embeddings.npy" in m["files"]
     assert not any(p.suffix in (".pkl", ".pickle") for p in bundle_dir.rglob("*"))

@@ -70,6 +70,8 @@ def make_embedder(name: str = "minilm", cache_dir: Path | None = None) -> Embedd
     kind, _, model_path = name.partition(":")
     root = Path(cache_dir) if cache_dir is not None else None
     embedder = _build(kind.strip().lower(), model_path or None, root)
-    if root is None:
-        return embedder
-    return CachedEmbedder(embedder, SqliteEmbeddingCache(root / CACHE_FILE))
+    if root is not None:
+        embedder = CachedEmbedder(embedder, SqliteEmbeddingCache(root / CACHE_FILE))
+    # the name it was made by: a bundle trained with it records this, so serving builds the same
+    embedder.short_name = name  # type: ignore[attr-defined]
+    return embedder
