@@ -40,12 +40,11 @@ def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, embedd
     online store; (None, None, reason) when the pipeline is not installed. `config` is merged
     over the train config (one level deep), e.g. {"features": {"half_life_hours": 24}}."""
     try:
-        from newsdesk.models.bundle import exposures_needed, load_recommender, read_manifest
+        from newsdesk.models.bundle import load_recommender, offline_store
         from newsdesk.pipelines.train import TrainConfig, train
     except ImportError as exc:
         return None, None, f"pipeline not installed ({exc})"
     from newsdesk.data.dataset import Dataset, DatasetWriter
-    from newsdesk.features.memory_store import MemoryOnlineStore
 
     # a training dataset that holds only what was logged before the test day
     src = Dataset(dataset_dir)
@@ -68,10 +67,7 @@ def _newsdesk_pipeline(dataset_dir: Path, work: Path, train_until: float, embedd
     cfg = TrainConfig.from_dict(merged)
     version = train(train_dir, work / "bundles", cfg)
     bundle = work / "bundles" / version
-    manifest = read_manifest(bundle)
-    store = MemoryOnlineStore(half_life_hours=float(
-        manifest["config"]["features"]["half_life_hours"]),
-        max_user_exposures=exposures_needed(manifest))  # for bundles with story_exposures
+    store = offline_store(bundle)  # its half-life, and exposure lists if it reads them
     from newsdesk.content import make_embedder
 
     # the training run's embedding cache makes re-upserting known articles cheap

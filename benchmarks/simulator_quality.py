@@ -58,7 +58,7 @@ from newsdesk.features.memory_store import MemoryOnlineStore
 from newsdesk.features.training_log import load_log, warm_store
 from newsdesk.models.base import RequestContext
 from newsdesk.models.baselines import StreamingCTRRecommender
-from newsdesk.models.bundle import exposures_needed, load_recommender, read_manifest
+from newsdesk.models.bundle import load_recommender, offline_store, read_manifest
 from newsdesk.pipelines.train import TrainConfig
 from newsdesk.pipelines.train import train as train_bundle
 from newsdesk.simulation import SimulationConfig, World, simulate_to_dataset
@@ -125,9 +125,7 @@ def _ranker(bundle: Path, sim_dir: Path, cut: float, embedder_name: str,
 
     if store is None:
         log = load_log(sim_dir)
-        # the readers' exposure lists, for bundles trained with story_exposures
-        store = MemoryOnlineStore(half_life_hours=6.0,
-                                  max_user_exposures=exposures_needed(read_manifest(bundle)))
+        store = offline_store(bundle)  # its half-life, and exposure lists if it reads them
         warm_store(store, log, until=cut)
     # the bundle's own embedder (a variant may train with another than the run's)
     name = str(read_manifest(bundle)["embedder"].get("short_name") or embedder_name)

@@ -73,5 +73,5 @@ def make_embedder(name: str = "minilm", cache_dir: Path | None = None) -> Embedd
     if root is not None:
         embedder = CachedEmbedder(embedder, SqliteEmbeddingCache(root / CACHE_FILE))
     # the name it was made by: a bundle trained with it records this, so serving builds the same
-    embedder.short_name = name  # type: ignore[attr-defined]
+    embedder.short_name = name
     return embedder

@@ -17,6 +17,7 @@ import numpy as np
 class Embedder(ABC):
     name: str  # identifies model + version; stored in bundles and cache keys
     dim: int
+    short_name: str | None = None  # the make_embedder name it was built by (bundles record it)
 
     @abstractmethod
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -99,7 +99,7 @@ def replay_events(events: Iterable[Event], systems: dict[str, Recommender],
             for st in stores:
                 st.record_impressions(list(imp.article_ids), ev.ts)
                 # the reader's exposure list (stores that keep them; story_exposures)
-                st.record_exposures(imp.user_id, list(imp.article_ids), ev.ts)
+                st.record_exposures(imp.user_id, imp.article_ids, ev.ts)
                 if isinstance(st, ReaderExposures):  # stores that also learn who saw what
                     st.record_exposure(imp.user_id, imp.article_ids, ev.ts)
         else:

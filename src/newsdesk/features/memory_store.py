@@ -329,25 +329,22 @@ class MemoryOnlineStore(OnlineStore):
                     self._top.update(t.ids[r], self._scaled(r), r)
 
     def merge_user_clicks(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
-        cap = self.max_user_clicks
-        n = 0
-        with self._lock:
-            for user_id, clicks in users:
-                old = self._users.get(user_id)
-                merged = merge_click_lists(list(old) if old else [], clicks, cap)
-                self._users[user_id] = deque(merged, maxlen=cap)
-                n += 1
-        return n
+        return self._merge_lists("_users", users, self.max_user_clicks)
 
     def merge_user_exposures(self, users: Iterable[tuple[str, Sequence[Click]]]) -> int:
-        cap = self.max_user_exposures
+        return self._merge_lists("_shown", users, self.max_user_exposures)
+
+    def _merge_lists(self, table: str, users: Iterable[tuple[str, Sequence[Click]]],
+                     cap: int) -> int:
+        """Merge each user's list (newest first) into `table` by time; cap 0 keeps none."""
         n = 0
         with self._lock:
-            for user_id, shown in users:
+            lists: dict[str, deque[Click]] = getattr(self, table)
+            for user_id, items in users:
                 if cap > 0:
-                    old = self._shown.get(user_id)
-                    merged = merge_click_lists(list(old) if old else [], shown, cap)
-                    self._shown[user_id] = deque(merged, maxlen=cap)
+                    old = lists.get(user_id)
+                    merged = merge_click_lists(list(old) if old else [], items, cap)
+                    lists[user_id] = deque(merged, maxlen=cap)
                 n += 1
         return n
 
@@ -597,14 +594,12 @@ class MemoryOnlineStore(OnlineStore):
             (t.impressions[r], t.clicks[r], t.imp_value[r], t.imp_ref[r], t.clk_value[r],
              t.clk_ref[r]) = row[1:7]
             t.last_ts[r] = np.nan if row[7] is None else row[7]
-        for user_id, article_id, ts in clicks:
-            recent = self._users.setdefault(user_id, deque(maxlen=self.max_user_clicks))
-            if len(recent) < self.max_user_clicks:
-                recent.append(Click(article_id, ts))
-        for user_id, article_id, ts in shown if self.max_user_exposures > 0 else ():
-            seen = self._shown.setdefault(user_id, deque(maxlen=self.max_user_exposures))
-            if len(seen) < self.max_user_exposures:
-                seen.append(Click(article_id, ts))
+        for lists, rows, cap in ((self._users, clicks, self.max_user_clicks),
+                                 (self._shown, shown, self.max_user_exposures)):
+            for user_id, article_id, ts in rows if cap > 0 else ():
+                items = lists.setdefault(user_id, deque(maxlen=cap))
+                if len(items) < cap:
+                    items.append(Click(article_id, ts))
         self._markers = {k[len(_MARKER):]: v for k, v in meta.items() if k.startswith(_MARKER)}
         self.unclean = _OPEN_BY in meta
         epoch = meta.get("epoch", "None")

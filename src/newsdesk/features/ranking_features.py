@@ -165,9 +165,14 @@ class FeatureBuilder:
         self.recent_exposures = int(recent_exposures)
 
     @property
+    def exposures_read(self) -> int:
+        """Exposures per user build() uses from `RankingInputs.exposure_idx`: recent_exposures,
+        or 0 when story_exposures is disabled (callers then read none)."""
+        return 0 if "story_exposures" in self.disabled else self.recent_exposures
+
+    @property
     def wants_exposures(self) -> bool:
-        """Whether build() uses `RankingInputs.exposure_idx` (callers skip reading them)."""
-        return "story_exposures" not in self.disabled and self.recent_exposures > 0
+        return self.exposures_read > 0
 
     def params(self) -> dict[str, float | list[str]]:
         return {"recent_clicks": self.recent_clicks, "sim_clicks": self.sim_clicks,

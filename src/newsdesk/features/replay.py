@@ -101,6 +101,22 @@ class _TimeRanks:
         return len(self.values) + 2
 
 
+def _newest_before(user: np.ndarray, rank: np.ndarray, tie: np.ndarray, queries: QueryRows,
+                   n: int, ranks: _TimeRanks) -> np.ndarray:
+    """(Q, n) positions into the events of each query user's n newest events strictly before
+    the query's time, newest first (order: rank, then `tie`); -1 where there are fewer."""
+    order = np.lexsort((tie, rank, user))
+    key = user[order] * ranks.size + rank[order]
+    qu = queries.query_user.astype(np.int64)
+    end = np.searchsorted(key, qu * ranks.size + ranks(queries.query_ts), side="left")
+    start = np.searchsorted(key, qu * ranks.size, side="left")
+    take = end[:, None] - 1 - np.arange(n)[None, :]  # newest first
+    valid = take >= start[:, None]
+    if len(order) == 0:
+        return np.full(take.shape, -1, np.int64)
+    return np.where(valid, order[np.where(valid, take, 0)], -1)
+
+
 def user_click_lists(events: EventArrays, queries: QueryRows, recent_clicks: int,
                      ranks: _TimeRanks | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(click_idx (Q, L), click_ts (Q, L)): each query user's newest clicks before its time."""
@@ -112,20 +128,10 @@ def user_click_lists(events: EventArrays, queries: QueryRows, recent_clicks: int
     rank = np.concatenate([np.zeros(n_hist, np.int64), ranks(events.click_ts)])
     # history order (oldest first) breaks the tie of their shared rank 0
     tie = np.concatenate([np.arange(n_hist), np.zeros(len(events.click_user), np.int64)])
-    order = np.lexsort((tie, rank, user))
-    user, art, ts, rank = user[order], art[order], ts[order], rank[order]
-    key = user * ranks.size + rank
-    qu = queries.query_user.astype(np.int64)
-    end = np.searchsorted(key, qu * ranks.size + ranks(queries.query_ts), side="left")
-    start = np.searchsorted(key, qu * ranks.size, side="left")
-    take = end[:, None] - 1 - np.arange(recent_clicks)[None, :]  # newest first
-    valid = take >= start[:, None]
-    safe = np.where(valid, take, 0)
-    if len(art) == 0:
-        return (np.full(take.shape, -1, np.int64), np.full(take.shape, np.nan))
-    click_idx = np.where(valid, art[safe], -1)
-    click_ts = np.where(valid, ts[safe], np.nan)
-    return click_idx, click_ts
+    at = _newest_before(user, rank, tie, queries, recent_clicks, ranks)
+    valid = at >= 0
+    return (np.where(valid, art[np.maximum(at, 0)] if len(art) else -1, -1),
+            np.where(valid, ts[np.maximum(at, 0)] if len(ts) else np.nan, np.nan))
 
 
 def user_exposure_lists(events: EventArrays, queries: QueryRows, recent_exposures: int,
@@ -137,20 +143,11 @@ def user_exposure_lists(events: EventArrays, queries: QueryRows, recent_exposure
         raise ValueError("the event log has no exposure users (EventArrays.exp_user)")
     ranks = ranks or _TimeRanks(events.exp_ts, queries.query_ts)
     n = len(events.exp_user)
-    user = events.exp_user.astype(np.int64)
-    rank = ranks(events.exp_ts)
-    # stable sort: rows of one slate keep their (position) order at their shared rank
-    order = np.lexsort((np.arange(n), rank, user))
-    key = user[order] * ranks.size + rank[order]
-    art = events.exp_article[order].astype(np.int64)
-    qu = queries.query_user.astype(np.int64)
-    end = np.searchsorted(key, qu * ranks.size + ranks(queries.query_ts), side="left")
-    start = np.searchsorted(key, qu * ranks.size, side="left")
-    take = end[:, None] - 1 - np.arange(recent_exposures)[None, :]
-    valid = take >= start[:, None]
-    if n == 0:
-        return np.full(take.shape, -1, np.int64)
-    return np.where(valid, art[np.where(valid, take, 0)], -1)
+    # log order breaks ties: the rows of one slate keep their position order
+    at = _newest_before(events.exp_user.astype(np.int64), ranks(events.exp_ts), np.arange(n),
+                        queries, recent_exposures, ranks)
+    art = events.exp_article.astype(np.int64)
+    return np.where(at >= 0, art[np.maximum(at, 0)] if n else -1, -1)
 
 
 def _within_bucket(e_art: np.ndarray, e_rank: np.ndarray, e_w: np.ndarray,

@@ -30,10 +30,9 @@ import polars as pl
 from newsdesk.errors import ConfigError
 from newsdesk.features.covisit_replay import ReplayCoVisits
 from newsdesk.features.covisitation import CoVisitParams
-from newsdesk.features.memory_store import MemoryOnlineStore
 from newsdesk.features.replay import EventArrays, QueryRows, replay_inputs
 from newsdesk.features.training_log import LogArrays, load_log
-from newsdesk.models.bundle import load_recommender, read_manifest
+from newsdesk.models.bundle import load_recommender, offline_store, read_manifest
 from newsdesk.models.pipeline import NewsRecommender
 
 _CHUNK_QUERIES = 20_000  # (user, time) pairs per replay + build call: bounds memory
@@ -52,11 +51,8 @@ class BundleScorer:
         manifest = read_manifest(self.bundle)
         self.manifest = manifest
         self.feature_names: list[str] = list(manifest["feature_schema"])
-        hl = float(manifest["config"]["features"]["half_life_hours"])
-        self.half_life_hours = hl
-        exposures = int(manifest["config"]["features"].get("recent_exposures", 0))
-        rec = load_recommender(self.bundle, MemoryOnlineStore(
-            half_life_hours=hl, max_user_exposures=exposures), ranker="lightgbm")
+        self.half_life_hours = float(manifest["config"]["features"]["half_life_hours"])
+        rec = load_recommender(self.bundle, offline_store(self.bundle), ranker="lightgbm")
         assert isinstance(rec, NewsRecommender)
         self.recommender = rec
         self.bucket_seconds = 60.0 * float(
@@ -145,9 +141,7 @@ class BundleScorer:
                                    half_life_hours=self.half_life_hours,
                                    recent_clicks=rec.ws.builder.recent_clicks,
                                    bucket_seconds=self.bucket_seconds,
-                                   recent_exposures=(rec.ws.builder.recent_exposures
-                                                     if rec.ws.builder.wants_exposures
-                                                     else 0))
+                                   recent_exposures=rec.ws.builder.exposures_read)
             x[order[lo:hi]] = rec.ws.builder.build(inputs, cat, coclick=rec.coclick,
                                                    cf=rec.cf)
         return x

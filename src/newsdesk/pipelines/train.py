@@ -367,8 +367,7 @@ def local_training_data(dataset_dir: Path, cfg: TrainConfig, embedder: Embedder,
         inputs = replay_inputs(log.events, q.rows, catalog.size,
                                half_life_hours=f.half_life_hours, recent_clicks=f.recent_clicks,
                                bucket_seconds=f.bucket_minutes * 60.0,
-                               recent_exposures=(builder.recent_exposures
-                                                 if builder.wants_exposures else 0))
+                               recent_exposures=builder.exposures_read)
         sets[name] = (build_features(builder, inputs, catalog, co, cf), q.labels, q.groups)
         rows[name] = {"query_user": [log.events.user_ids[u] for u in q.rows.query_user],
                       "query_ts": q.rows.query_ts, "row_position": q.rows.row_position,
@@ -501,7 +500,7 @@ def _write_bundle(bundles_dir: Path, cfg: TrainConfig, dataset_dir: Path,
             ranker.save(staging / RANKER_FILE)
         t0, t1 = time_range
         # the embedder actually used (a caller may pass one): serving rebuilds it by this name
-        short = getattr(embedder, "short_name", None) or cfg.embedder
+        short = embedder.short_name or cfg.embedder
         if short != cfg.embedder:
             cfg = cfg.model_copy(update={"embedder": short})
         manifest = {

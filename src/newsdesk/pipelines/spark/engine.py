@@ -199,7 +199,7 @@ def spark_training_data(dataset_dir: Path, cfg: TrainConfig, embedder: Embedder,
                            "after the generator period; nothing to train the ranker on")
     out = assemble(spark, log, sel, models, half_life_hours=f.half_life_hours,
                    recent_clicks=f.recent_clicks,
-                   recent_exposures=builder.recent_exposures if builder.wants_exposures else 0)
+                   recent_exposures=builder.exposures_read)
     both, ident = collect_set(out)
     sets, rows = {}, {}
     r0 = 0  # the train queries come first, then the valid ones
